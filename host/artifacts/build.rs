@@ -1,0 +1,76 @@
+//! Builds every Wasm component of the repository from source, for `wasm32-wasip2`, with
+//! the workspace's `plugin` profile, in a target directory of its own (a nested cargo
+//! must not wait on the lock of the build that runs this script).
+//!
+//! Nothing is downloaded: the components come from the crates listed in `COMPONENTS`, built
+//! with the same Cargo.lock as the host.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (constant name, package) of each component to build.
+const COMPONENTS: &[(&str, &str)] = &[
+    ("TEST_DRIVER", "test-driver"),
+    ("TEST_POLICY", "test-policy"),
+    ("TEST_TRANSFORMER", "test-transformer"),
+    ("TEST_HOSTILE", "test-hostile"),
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir.join("../..").canonicalize().expect("workspace root exists");
+    for dir in ["sdk", "wit", "tests/plugins", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => root.join("target"),
+    }
+    .join("wasm-components");
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (_, package) in COMPONENTS {
+        cmd.args(["-p", package]);
+    }
+    // The outer build's settings are for the host, not for the guests: wrappers such as
+    // clippy-driver and host RUSTFLAGS must not leak into the nested build.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_LLVM_COV",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .status()
+        .expect("failed to run cargo to build the Wasm components");
+    if !status.success() {
+        panic!(
+            "building the Wasm components failed ({status}); is the wasm32-wasip2 target installed? \
+             (rustup target add wasm32-wasip2)"
+        );
+    }
+
+    let out_dir = target_dir.join("wasm32-wasip2/plugin");
+    let mut code = String::new();
+    for (name, package) in COMPONENTS {
+        let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(file.exists(), "{} was not built", file.display());
+        code.push_str(&format!(
+            "/// Path of the `{package}` component.\npub const {name}: &str = {:?};\n",
+            file.display().to_string()
+        ));
+    }
+    let out = Path::new(&std::env::var("OUT_DIR").expect("set by cargo")).join("components.rs");
+    std::fs::write(out, code).expect("failed to write components.rs");
+}

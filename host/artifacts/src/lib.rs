@@ -1,0 +1,12 @@
+//! The repository's Wasm components, built from source by this crate's build script.
+//!
+//! Tests, benchmarks and the host binary use these paths and bytes instead of checked-in
+//! binaries: every component is rebuilt from its crate when its source, the SDK or the
+//! WIT contract changes. This crate must not contain logic beyond naming the components.
+
+include!(concat!(env!("OUT_DIR"), "/components.rs"));
+
+/// Reads a component built by this crate.
+pub fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("component {path} was built but cannot be read: {e}"))
+}
