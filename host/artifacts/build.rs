@@ -18,7 +18,10 @@ const COMPONENTS: &[(&str, &str)] = &[
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.join("../..").canonicalize().expect("workspace root exists");
+    let root = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists");
     for dir in ["sdk", "wit", "tests/plugins", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

@@ -195,7 +195,9 @@ macro_rules! export_driver {
             use $crate::__private::wit::wharf::plugin::types as t;
             type D = $driver;
             struct Export;
-            fn request(r: p::Request) -> ::core::result::Result<$crate::driver::Request, t::PluginError> {
+            fn request(
+                r: p::Request,
+            ) -> ::core::result::Result<$crate::driver::Request, t::PluginError> {
                 let c = r.context;
                 let context = $crate::driver::Context {
                     app: c.app,
@@ -205,18 +207,37 @@ macro_rules! export_driver {
                     resource_type: c.resource_type,
                     class: c.class,
                 };
-                glue::request(context, &r.params, &r.config.values, &r.config.secrets, r.state.as_deref(), r.idempotency_key)
-                    .map_err(Into::into)
+                glue::request(
+                    context,
+                    &r.params,
+                    &r.config.values,
+                    &r.config.secrets,
+                    r.state.as_deref(),
+                    r.idempotency_key,
+                )
+                .map_err(Into::into)
             }
-            fn step(s: ::core::result::Result<$crate::driver::Step, $crate::PluginError>) -> ::core::result::Result<p::Step, t::PluginError> {
+            fn step(
+                s: ::core::result::Result<$crate::driver::Step, $crate::PluginError>,
+            ) -> ::core::result::Result<p::Step, t::PluginError> {
                 Ok(match glue::step(s?) {
-                    glue::StepParts::Done { values, secrets, state } => p::Step::Done(p::Outputs {
+                    glue::StepParts::Done {
+                        values,
+                        secrets,
+                        state,
+                    } => p::Step::Done(p::Outputs {
                         outputs: p::Values { values, secrets },
                         state,
                     }),
-                    glue::StepParts::InProgress { state, message, retry_after_ms } => {
-                        p::Step::InProgress(p::Progress { state, message, retry_after_ms })
-                    }
+                    glue::StepParts::InProgress {
+                        state,
+                        message,
+                        retry_after_ms,
+                    } => p::Step::InProgress(p::Progress {
+                        state,
+                        message,
+                        retry_after_ms,
+                    }),
                 })
             }
             impl p::Guest for Export {
@@ -235,8 +256,11 @@ macro_rules! export_driver {
                             .collect(),
                     }
                 }
-                fn validate_config(config: p::Values) -> ::core::result::Result<(), ::std::vec::Vec<t::Issue>> {
-                    let config = glue::values(&config.values, &config.secrets).map_err(glue::issues)?;
+                fn validate_config(
+                    config: p::Values,
+                ) -> ::core::result::Result<(), ::std::vec::Vec<t::Issue>> {
+                    let config =
+                        glue::values(&config.values, &config.secrets).map_err(glue::issues)?;
                     <D as $crate::driver::Driver>::validate_config(&config).map_err(glue::issues)
                 }
                 fn provision(r: p::Request) -> ::core::result::Result<p::Step, t::PluginError> {

@@ -86,7 +86,9 @@ impl From<PluginError> for wit::PluginError {
         wit::PluginError {
             kind,
             message: e.message,
-            retry_after_ms: e.retry_after.map(|d| d.as_millis().min(u64::MAX as u128) as u64),
+            retry_after_ms: e
+                .retry_after
+                .map(|d| d.as_millis().min(u64::MAX as u128) as u64),
         }
     }
 }

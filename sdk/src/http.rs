@@ -83,8 +83,13 @@ pub enum HttpError {
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::InvalidUrl(u) => write!(f, "invalid URL {u:?}: expected http(s)://host[:port]/path"),
-            Self::Denied(u) => write!(f, "request to {u} denied: its origin is not granted to this plugin"),
+            Self::InvalidUrl(u) => {
+                write!(f, "invalid URL {u:?}: expected http(s)://host[:port]/path")
+            }
+            Self::Denied(u) => write!(
+                f,
+                "request to {u} denied: its origin is not granted to this plugin"
+            ),
             Self::Failed(e) => write!(f, "request failed: {e}"),
             Self::Body(e) => write!(f, "cannot read the response body: {e}"),
             Self::Unsupported => write!(f, "outbound HTTP works only inside the Wharf sandbox"),
@@ -168,14 +173,22 @@ mod imp {
             "OPTIONS" => Method::Options,
             other => Method::Other(other.to_string()),
         };
-        let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
-        out.set_method(&method).map_err(|()| failed("invalid method"))?;
-        out.set_scheme(Some(&scheme)).map_err(|()| failed("invalid scheme"))?;
+        let scheme = if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        out.set_method(&method)
+            .map_err(|()| failed("invalid method"))?;
+        out.set_scheme(Some(&scheme))
+            .map_err(|()| failed("invalid scheme"))?;
         out.set_authority(Some(authority))
             .map_err(|()| HttpError::InvalidUrl(request.url.clone()))?;
         out.set_path_with_query(Some(path))
             .map_err(|()| HttpError::InvalidUrl(request.url.clone()))?;
-        let body = out.body().map_err(|()| failed("request body already taken"))?;
+        let body = out
+            .body()
+            .map_err(|()| failed("request body already taken"))?;
         {
             let stream = body.write().map_err(|()| failed("request body stream"))?;
             for chunk in request.body.chunks(4096) {
@@ -201,8 +214,12 @@ mod imp {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let incoming = response.consume().map_err(|()| failed("response body already taken"))?;
-        let stream = incoming.stream().map_err(|()| failed("response body stream"))?;
+        let incoming = response
+            .consume()
+            .map_err(|()| failed("response body already taken"))?;
+        let stream = incoming
+            .stream()
+            .map_err(|()| failed("response body stream"))?;
         let mut body = Vec::new();
         loop {
             match stream.blocking_read(64 * 1024) {
@@ -238,8 +255,17 @@ mod tests {
             split_url("http://127.0.0.1:8080/a?b=1").unwrap(),
             ("http", "127.0.0.1:8080", "/a?b=1")
         );
-        assert_eq!(split_url("https://example.com").unwrap(), ("https", "example.com", "/"));
-        assert!(matches!(split_url("ftp://x/"), Err(HttpError::InvalidUrl(_))));
-        assert!(matches!(split_url("http:///x"), Err(HttpError::InvalidUrl(_))));
+        assert_eq!(
+            split_url("https://example.com").unwrap(),
+            ("https", "example.com", "/")
+        );
+        assert!(matches!(
+            split_url("ftp://x/"),
+            Err(HttpError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            split_url("http:///x"),
+            Err(HttpError::InvalidUrl(_))
+        ));
     }
 }

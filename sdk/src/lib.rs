@@ -141,7 +141,8 @@ pub mod __private {
     /// Parses a JSON argument from the host; a malformed one is the host's bug, reported
     /// as `invalid-input` naming the argument.
     pub fn parse_json(what: &str, text: &str) -> Result<serde_json::Value, crate::PluginError> {
-        serde_json::from_str(text)
-            .map_err(|e| crate::PluginError::invalid_input(format!("{what} is not valid JSON: {e}")))
+        serde_json::from_str(text).map_err(|e| {
+            crate::PluginError::invalid_input(format!("{what} is not valid JSON: {e}"))
+        })
     }
 }

@@ -150,7 +150,9 @@ macro_rules! export_policy {
             use $crate::__private::wit::wharf::plugin::types as t;
             type P = $policy;
             struct Export;
-            fn request(r: a::Request) -> ::core::result::Result<$crate::policy::Request, t::PluginError> {
+            fn request(
+                r: a::Request,
+            ) -> ::core::result::Result<$crate::policy::Request, t::PluginError> {
                 use $crate::policy as sdk;
                 let principal = sdk::Principal {
                     id: r.principal.id,
@@ -190,7 +192,9 @@ macro_rules! export_policy {
                 fn describe() -> t::PluginInfo {
                     <P as $crate::policy::Policy>::describe().into()
                 }
-                fn validate_config(config: ::std::string::String) -> ::core::result::Result<(), ::std::vec::Vec<t::Issue>> {
+                fn validate_config(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::vec::Vec<t::Issue>> {
                     let config = glue::config(&config).map_err(glue::issues)?;
                     <P as $crate::policy::Policy>::validate_config(&config).map_err(glue::issues)
                 }

@@ -68,15 +68,19 @@ macro_rules! export_transformer {
                 fn describe() -> t::PluginInfo {
                     <X as $crate::transformer::Transformer>::describe().into()
                 }
-                fn validate_config(config: ::std::string::String) -> ::core::result::Result<(), ::std::vec::Vec<t::Issue>> {
+                fn validate_config(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::vec::Vec<t::Issue>> {
                     let config = glue::config(&config).map_err(glue::issues)?;
-                    <X as $crate::transformer::Transformer>::validate_config(&config).map_err(glue::issues)
+                    <X as $crate::transformer::Transformer>::validate_config(&config)
+                        .map_err(glue::issues)
                 }
                 fn transform(
                     context: x::Context,
                     config: ::std::string::String,
                     objects: ::std::vec::Vec<::std::string::String>,
-                ) -> ::core::result::Result<::std::vec::Vec<::std::string::String>, t::PluginError> {
+                ) -> ::core::result::Result<::std::vec::Vec<::std::string::String>, t::PluginError>
+                {
                     let context = $crate::transformer::Context {
                         app: context.app,
                         env: context.env,
@@ -86,9 +90,13 @@ macro_rules! export_transformer {
                     let objects = objects
                         .iter()
                         .enumerate()
-                        .map(|(i, o)| $crate::__private::parse_json(&::std::format!("objects[{i}]"), o))
+                        .map(|(i, o)| {
+                            $crate::__private::parse_json(&::std::format!("objects[{i}]"), o)
+                        })
                         .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?;
-                    let objects = <X as $crate::transformer::Transformer>::transform(&context, &config, objects)?;
+                    let objects = <X as $crate::transformer::Transformer>::transform(
+                        &context, &config, objects,
+                    )?;
                     Ok(objects.iter().map(|o| o.to_string()).collect())
                 }
             }

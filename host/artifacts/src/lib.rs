@@ -8,5 +8,6 @@ include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
 /// Reads a component built by this crate.
 pub fn read(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("component {path} was built but cannot be read: {e}"))
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("component {path} was built but cannot be read: {e}"))
 }

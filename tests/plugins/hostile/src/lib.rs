@@ -12,8 +12,7 @@ pub struct Hostile;
 
 #[expect(unconditional_recursion, reason = "overflowing the stack is the point")]
 fn recurse(depth: u64) -> u64 {
-    let local = black_box([depth; 16]);
-    black_box(recurse(depth + 1)) + local[3]
+    black_box(recurse(black_box(depth + 1))) + 1
 }
 
 impl Driver for Hostile {
@@ -48,7 +47,9 @@ impl Driver for Hostile {
             "http" => {
                 let url = request.params["url"].as_str().unwrap_or_default();
                 let response = http::send(&http::Request::get(url))?;
-                Ok(Step::Done(Outputs::values(json!({ "status": response.status }))))
+                Ok(Step::Done(Outputs::values(
+                    json!({ "status": response.status }),
+                )))
             }
             "socket" => {
                 let addr = request.params["addr"].as_str().unwrap_or_default();

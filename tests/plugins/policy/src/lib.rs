@@ -16,7 +16,10 @@ impl Policy for TestPolicy {
     fn validate_config(config: &Value) -> Result<(), Vec<Issue>> {
         match config.get("roles") {
             Some(Value::Object(_)) => Ok(()),
-            _ => Err(vec![Issue::new("/roles", "must be an object of action to role")]),
+            _ => Err(vec![Issue::new(
+                "/roles",
+                "must be an object of action to role",
+            )]),
         }
     }
 

@@ -1,0 +1,166 @@
+//! The typed API of authorization policies.
+
+use crate::bindings::policy::exports::wharf::plugin::authorizer as wit;
+use crate::bindings::policy::{Policy, PolicyPre};
+use crate::driver::info;
+use crate::error::PluginFailure;
+use crate::runtime::{CallFuture, Called, Loaded, WarmPool};
+use crate::sandbox::HostState;
+use crate::types::{AuthzRequest, Decision, Issue, PluginInfo, PrincipalKind, Scope};
+use std::sync::Arc;
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+/// An installed authorization policy. Cheap to clone; clones share warm instances.
+#[derive(Clone)]
+pub struct PolicyPlugin {
+    pub(crate) loaded: Arc<Loaded>,
+    pre: PolicyPre<HostState>,
+    warm: Arc<WarmPool<Policy>>,
+}
+
+impl PolicyPlugin {
+    pub(crate) fn new(loaded: Arc<Loaded>, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
+        Ok(Self {
+            loaded,
+            pre: PolicyPre::new(pre)?,
+            warm: Arc::default(),
+        })
+    }
+
+    /// The sha256 of the component, hex.
+    pub fn digest(&self) -> &str {
+        &self.loaded.digest
+    }
+
+    /// What the policy says it is.
+    pub async fn describe(&self) -> Result<PluginInfo, PluginFailure> {
+        let i = self
+            .call("", "describe", |b, store| {
+                Box::pin(async move { b.wharf_plugin_authorizer().call_describe(store).await })
+            })
+            .await?
+            .value;
+        info(i)
+    }
+
+    /// Checks a configuration; an empty list means it is valid.
+    pub async fn validate_config(
+        &self,
+        config: &serde_json::Value,
+    ) -> Result<Vec<Issue>, PluginFailure> {
+        let config = config.to_string();
+        let c = config.clone();
+        let result = self
+            .call(&config, "validate-config", move |b, store| {
+                Box::pin(async move {
+                    b.wharf_plugin_authorizer()
+                        .call_validate_config(store, &c)
+                        .await
+                })
+            })
+            .await?
+            .value;
+        Ok(result
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Decides a batch of requests under `config`: one decision per request, in order.
+    pub async fn authorize(
+        &self,
+        config: &serde_json::Value,
+        requests: &[AuthzRequest],
+    ) -> Result<Vec<Decision>, PluginFailure> {
+        let config = config.to_string();
+        let wit_requests: Vec<wit::Request> = requests.iter().map(wit_request).collect();
+        let c = config.clone();
+        let decisions = self
+            .call(&config, "authorize", move |b, store| {
+                Box::pin(async move {
+                    b.wharf_plugin_authorizer()
+                        .call_authorize(store, &c, &wit_requests)
+                        .await
+                })
+            })
+            .await?
+            .judge(self.loaded.sandbox.limits.output_bytes, |d| {
+                d.iter()
+                    .map(|d| match d {
+                        wit::Decision::Deny(reason) => reason.len() + 1,
+                        _ => 1,
+                    })
+                    .sum()
+            })?;
+        if decisions.len() != requests.len() {
+            return Err(PluginFailure::Contract(format!(
+                "authorize returned {} decisions for {} requests",
+                decisions.len(),
+                requests.len()
+            )));
+        }
+        Ok(decisions
+            .into_iter()
+            .map(|d| match d {
+                wit::Decision::Allow => Decision::Allow,
+                wit::Decision::Deny(reason) => Decision::Deny(reason),
+                wit::Decision::Abstain => Decision::Abstain,
+            })
+            .collect())
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        config: &str,
+        export: &'static str,
+        call: impl for<'a> FnOnce(&'a Policy, &'a mut Store<HostState>) -> CallFuture<'a, T> + Send,
+    ) -> Result<Called<T>, PluginFailure> {
+        let pre = self.pre.clone();
+        self.loaded
+            .warm(
+                &self.warm,
+                config,
+                export,
+                move |store| Box::pin(async move { pre.instantiate_async(store).await }),
+                call,
+            )
+            .await
+    }
+}
+
+fn wit_request(r: &AuthzRequest) -> wit::Request {
+    let p = &r.principal;
+    wit::Request {
+        principal: wit::Principal {
+            id: p.id.clone(),
+            kind: match p.kind {
+                PrincipalKind::User => wit::PrincipalKind::User,
+                PrincipalKind::ServiceAccount => wit::PrincipalKind::ServiceAccount,
+            },
+            groups: p.groups.clone(),
+            role_bindings: p
+                .role_bindings
+                .iter()
+                .map(|b| wit::RoleBinding {
+                    scope: match &b.scope {
+                        Scope::Org => wit::Scope::Org,
+                        Scope::App(a) => wit::Scope::App(a.clone()),
+                        Scope::EnvType(t) => wit::Scope::EnvType(t.clone()),
+                    },
+                    role: b.role.clone(),
+                })
+                .collect(),
+        },
+        action: r.action.clone(),
+        target: wit::Target {
+            app: r.target.app.clone(),
+            env: r.target.env.clone(),
+            env_type: r.target.env_type.clone(),
+            object: r.target.object.clone(),
+        },
+        attributes: r.attributes.to_string(),
+    }
+}
