@@ -136,10 +136,14 @@ pub enum Decision {
 
 /// Exports a [`Policy`] as the plugin's `wharf:plugin/policy` world.
 ///
-/// Call it once, at the root of a `cdylib` crate built for `wasm32-wasip2`.
+/// Call it once, at the root of a `cdylib` crate built for `wasm32-wasip2`. On other
+/// targets it expands to nothing, so the crate still builds and tests natively.
 #[macro_export]
 macro_rules! export_policy {
     ($policy:ty) => {
+        // Exports exist only in the component: natively (unit tests, clippy) the plugin
+        // is a plain library whose symbol names need not suit the native linker.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(missing_docs, unused_imports, clippy::all)]
         mod __wharf_export_policy {

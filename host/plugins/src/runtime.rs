@@ -443,16 +443,16 @@ impl Loaded {
             None => (inner.store(&self.sandbox), None, 0),
         };
         let (result, store, bindings) = self.run(export, store, bindings, instantiate, call).await;
-        if let (Ok(_), Some(bindings)) = (&result, bindings) {
-            if uses + 1 < MAX_USES {
-                let warm = Warm {
-                    store,
-                    bindings,
-                    key,
-                    uses: uses + 1,
-                };
-                pool.put(warm, inner.config.warm_instances);
-            }
+        if let (Ok(_), Some(bindings)) = (&result, bindings)
+            && uses + 1 < MAX_USES
+        {
+            let warm = Warm {
+                store,
+                bindings,
+                key,
+                uses: uses + 1,
+            };
+            pool.put(warm, inner.config.warm_instances);
         }
         result
     }

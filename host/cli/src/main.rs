@@ -1,0 +1,73 @@
+//! `wharf`: the command-line entry point of Wharf.
+//!
+//! For now it carries a plugin author's first tools, which need no server:
+//! `wharf plugin check` validates a component against the world of its kind and prints
+//! what it says about itself; `wharf plugin call` runs one call in the same sandbox the
+//! host uses. This file only parses arguments, sets up logging and prints errors; the
+//! commands live in [`plugin`].
+
+mod plugin;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Wharf, the internal developer platform.
+#[derive(Parser)]
+#[command(name = "wharf", version, about)]
+struct Cli {
+    /// Where Wharf keeps its data (the compile cache of plugins).
+    #[arg(long, env = "WHARF_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with plugins (Wasm components) locally, without a server.
+    #[command(subcommand)]
+    Plugin(plugin::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Plugin(command) => plugin::run(command, &data_dir).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/wharf`, else `~/.local/share/wharf`, else `./.wharf`.
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("wharf");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/wharf"),
+        None => PathBuf::from(".wharf"),
+    }
+}
