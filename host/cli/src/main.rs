@@ -4,7 +4,8 @@
 //! `wharf plugin check` validates a component against the world of its kind and prints
 //! what it says about itself; `wharf plugin call` runs one call in the same sandbox the
 //! host uses. This file only parses arguments, sets up logging and prints errors; the
-//! commands live in [`plugin`].
+//! commands live in [`plugin`]. The binary must stay a thin shell over the library crates:
+//! no plugin or platform logic of its own.
 
 mod plugin;
 

@@ -100,6 +100,27 @@ fn benches(c: &mut Criterion) {
         b.to_async(&tokio)
             .iter(|| async { policy.authorize(&config, &one).await.expect("authorize") })
     });
+    let cold_dir = tempfile::tempdir().expect("tempdir");
+    let mut cold_config = RuntimeConfig::new(cold_dir.path().join("cache"));
+    cold_config.warm_instances = 0;
+    let cold = tokio.block_on(async { Runtime::new(cold_config).expect("runtime") });
+    let Plugin::Policy(cold_policy) = tokio
+        .block_on(cold.install(
+            &wharf_artifacts::read(wharf_artifacts::TEST_POLICY),
+            Manifest::new("bench", Kind::Policy),
+        ))
+        .expect("install")
+    else {
+        unreachable!()
+    };
+    c.bench_function("policy: one decision (fresh instance)", |b| {
+        b.to_async(&tokio).iter(|| async {
+            cold_policy
+                .authorize(&config, &one)
+                .await
+                .expect("authorize")
+        })
+    });
     let hundred: Vec<AuthzRequest> = (0..100).map(|_| request(1)).collect();
     c.bench_function("policy: batch of 100 decisions (warm instance)", |b| {
         b.to_async(&tokio).iter(|| async {

@@ -370,6 +370,9 @@ impl<B> WarmPool<B> {
     }
 
     fn put(&self, warm: Warm<B>, max_idle: usize) {
+        if max_idle == 0 {
+            return;
+        }
         let mut idle = self.idle.lock().expect("warm pool lock is never poisoned");
         if idle.len() >= max_idle {
             // Make room by dropping the oldest instance (likely an old configuration).

@@ -211,3 +211,41 @@ async fn a_granted_socket_connects() {
     assert!(matches!(step, Step::Done { .. }), "{step:?}");
     assert_eq!(server.accepted(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_drivers_never_starve_authorization() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = wharf_plugins::RuntimeConfig::new(dir.path().join("cache"));
+    config.max_calls = 1;
+    let rt = Runtime::new(config).unwrap();
+    let limits = Limits {
+        cpu_ms: 1_000,
+        ..Limits::default()
+    };
+    let hostile = driver(&rt, wharf_artifacts::TEST_HOSTILE, manifest(limits)).await;
+    let policy = crate::policy(&rt).await;
+    let busy = async {
+        let started = Instant::now();
+        let result = hostile
+            .provision(&request(json!({ "behavior": "loop" })))
+            .await;
+        (result, started.elapsed())
+    };
+    let authorize = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let decisions = policy
+            .authorize(&json!({ "roles": {} }), &[])
+            .await
+            .expect("authorize");
+        (decisions, started.elapsed())
+    };
+    let ((busy, busy_for), (decisions, waited)) = tokio::join!(busy, authorize);
+    assert!(
+        matches!(busy, Err(PluginFailure::CpuBudgetExceeded { .. })),
+        "{busy:?}"
+    );
+    assert!(decisions.is_empty());
+    // The only driver slot was taken for a second; the policy call did not wait for it.
+    assert!(waited < busy_for / 2, "authorization waited {waited:?}");
+}

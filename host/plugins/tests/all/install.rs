@@ -158,3 +158,28 @@ async fn a_restart_loads_from_the_cache_and_a_tampered_cache_is_recompiled() {
         (1, 0)
     );
 }
+
+#[tokio::test]
+async fn without_room_for_the_pool_the_runtime_falls_back_to_on_demand_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig::new(dir.path().join("cache"));
+    // A pool this large cannot be reserved in a 47-bit address space.
+    config.max_calls = 1 << 20;
+    let rt = Runtime::new(config).unwrap();
+    assert!(!rt.pooling());
+    let policy = match rt
+        .install(
+            &wharf_artifacts::read(wharf_artifacts::TEST_POLICY),
+            Manifest::new("p", Kind::Policy),
+        )
+        .await
+        .unwrap()
+    {
+        Plugin::Policy(p) => p,
+        _ => panic!("not a policy"),
+    };
+    assert_eq!(policy.describe().await.unwrap().name, "test-policy");
+
+    let (pooled, _dir) = runtime();
+    assert!(pooled.pooling());
+}

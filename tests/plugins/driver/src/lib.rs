@@ -1,5 +1,7 @@
 //! A well-behaved driver for the runtime's tests: echoes its configuration as outputs, and
 //! with `params.url` set, fetches that URL through the host and returns what it got.
+//!
+//! It exists for tests and benchmarks only and must never be bundled into the host.
 
 use wharf_sdk::driver::{Description, Driver, Outputs, Request, ResourceType, Step, Values};
 use wharf_sdk::{Issue, PluginError, PluginInfo, http, json, log};

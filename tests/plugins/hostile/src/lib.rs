@@ -2,6 +2,8 @@
 //! `loop` (spins forever), `memory` (allocates until it fails), `recursion` (overflows
 //! the stack), `panic`, `big-output` (returns `params.mib` MiB, default 8), `http`
 //! (fetches `params.url`), `socket` (opens a TCP connection to `params.addr`).
+//!
+//! It exists for tests and benchmarks only and must never be bundled into the host.
 
 use std::hint::black_box;
 use wharf_sdk::driver::{Description, Driver, Outputs, Request, ResourceType, Step};

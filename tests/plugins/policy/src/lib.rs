@@ -1,6 +1,8 @@
 //! A well-behaved policy for the runtime's tests: allows an action when the principal
 //! holds the role that `config.roles[action]` names on the target's app, denies it when
 //! the principal holds none, and abstains on actions the configuration does not name.
+//!
+//! It exists for tests and benchmarks only and must never be bundled into the host.
 
 use wharf_sdk::policy::{Decision, Policy, Request, Scope};
 use wharf_sdk::{Issue, PluginInfo, Value};

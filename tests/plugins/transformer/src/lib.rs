@@ -1,5 +1,7 @@
 //! A well-behaved transformer for the runtime's tests: adds the labels of `config.labels`
 //! to every object and sets `spec.replicas` on Deployments that have none.
+//!
+//! It exists for tests and benchmarks only and must never be bundled into the host.
 
 use wharf_sdk::transformer::{Context, Transformer};
 use wharf_sdk::{PluginError, PluginInfo, Value, json};
