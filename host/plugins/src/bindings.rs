@@ -90,3 +90,13 @@ impl From<wit_types::Issue> for crate::types::Issue {
         }
     }
 }
+
+/// The issues of a `validate-config` result; none when the configuration is valid.
+pub fn issues(result: Result<(), Vec<wit_types::Issue>>) -> Vec<crate::types::Issue> {
+    result
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(Into::into)
+        .collect()
+}

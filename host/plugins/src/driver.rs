@@ -68,12 +68,7 @@ impl DriverPlugin {
             })
             .await?
             .value;
-        Ok(result
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(crate::bindings::issues(result))
     }
 
     /// Runs one provision step.

@@ -61,12 +61,7 @@ impl PolicyPlugin {
             })
             .await?
             .value;
-        Ok(result
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(crate::bindings::issues(result))
     }
 
     /// Decides a batch of requests under `config`: one decision per request, in order.

@@ -61,12 +61,7 @@ impl TransformerPlugin {
             })
             .await?
             .value;
-        Ok(result
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(crate::bindings::issues(result))
     }
 
     /// Transforms `objects` under `config`.
