@@ -10,6 +10,8 @@ use std::process::Command;
 
 /// (constant name, package) of each component to build.
 const COMPONENTS: &[(&str, &str)] = &[
+    ("ECHO", "wharf-plugin-echo"),
+    ("PASSWORD", "wharf-plugin-password"),
     ("TEST_DRIVER", "test-driver"),
     ("TEST_POLICY", "test-policy"),
     ("TEST_TRANSFORMER", "test-transformer"),
@@ -22,7 +24,7 @@ fn main() {
         .join("../..")
         .canonicalize()
         .expect("workspace root exists");
-    for dir in ["sdk", "wit", "tests/plugins", "Cargo.lock"] {
+    for dir in ["sdk", "wit", "plugins", "tests/plugins", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {

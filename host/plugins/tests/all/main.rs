@@ -1,6 +1,7 @@
 //! Integration tests of the plugin runtime, against components built from source in
 //! `tests/plugins/` (one test binary, to keep link time down).
 
+mod firstparty;
 mod hostile;
 mod install;
 mod kinds;
