@@ -5,13 +5,27 @@
 //! Nothing is downloaded: the components come from the crates listed in `COMPONENTS`, built
 //! with the same Cargo.lock as the host.
 
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// First-party plugins bundled into the host: (name, kind, package).
+const BUNDLED: &[(&str, &str, &str)] = &[
+    ("rbac", "policy", "wharf-plugin-rbac"),
+    ("echo", "driver", "wharf-plugin-echo"),
+    ("password", "driver", "wharf-plugin-password"),
+    ("template", "driver", "wharf-plugin-template"),
+    ("baseline", "transformer", "wharf-plugin-baseline"),
+];
+
 /// (constant name, package) of each component to build.
 const COMPONENTS: &[(&str, &str)] = &[
+    ("RBAC", "wharf-plugin-rbac"),
     ("ECHO", "wharf-plugin-echo"),
     ("PASSWORD", "wharf-plugin-password"),
+    ("TEMPLATE", "wharf-plugin-template"),
+    ("BASELINE", "wharf-plugin-baseline"),
+    ("FREEZE_WINDOW", "freeze-window"),
     ("TEST_DRIVER", "test-driver"),
     ("TEST_POLICY", "test-policy"),
     ("TEST_TRANSFORMER", "test-transformer"),
@@ -24,7 +38,14 @@ fn main() {
         .join("../..")
         .canonicalize()
         .expect("workspace root exists");
-    for dir in ["sdk", "wit", "plugins", "tests/plugins", "Cargo.lock"] {
+    for dir in [
+        "sdk",
+        "wit",
+        "plugins",
+        "examples/plugins",
+        "tests/plugins",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
@@ -76,6 +97,25 @@ fn main() {
             file.display().to_string()
         ));
     }
+    code.push_str(
+        "/// The first-party plugins embedded in the host, built from `plugins/`.\n\
+         pub const BUNDLED: &[Bundled] = &[\n",
+    );
+    let version = std::env::var("CARGO_PKG_VERSION").expect("set by cargo");
+    for (name, kind, package) in BUNDLED {
+        let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
+        let bytes = std::fs::read(&file).expect("bundled component was built");
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        code.push_str(&format!(
+            "    Bundled {{ name: {name:?}, kind: {kind:?}, version: {version:?}, \
+             sha256: {digest:?}, bytes: include_bytes!({:?}) }},\n",
+            file.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
     let out = Path::new(&std::env::var("OUT_DIR").expect("set by cargo")).join("components.rs");
     std::fs::write(out, code).expect("failed to write components.rs");
 }

@@ -4,6 +4,21 @@
 //! binaries: every component is rebuilt from its crate when its source, the SDK or the
 //! WIT contract changes. This crate must not contain logic beyond naming the components.
 
+/// A plugin embedded in the host binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Bundled {
+    /// Its name (`rbac`, `echo`).
+    pub name: &'static str,
+    /// Its kind: `driver`, `policy` or `transformer`.
+    pub kind: &'static str,
+    /// Its version, the host's version.
+    pub version: &'static str,
+    /// The sha256 of the component, hex.
+    pub sha256: &'static str,
+    /// The component.
+    pub bytes: &'static [u8],
+}
+
 include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
 /// Reads a component built by this crate.

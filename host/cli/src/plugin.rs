@@ -12,16 +12,22 @@ use wharf_plugins::{
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// List the plugins embedded in this binary, with their versions and digests.
+    ListBundled {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that FILE is a valid plugin of KIND and print what it says about itself.
     Check {
-        /// The component (.wasm).
+        /// The component (.wasm), or `bundled:NAME` for a plugin embedded in this binary.
         file: PathBuf,
         #[command(flatten)]
         plugin: PluginArgs,
     },
     /// Run one call of FILE's EXPORT in the sandbox and print the result as JSON.
     Call {
-        /// The component (.wasm).
+        /// The component (.wasm), or `bundled:NAME` for a plugin embedded in this binary.
         file: PathBuf,
         #[command(flatten)]
         plugin: PluginArgs,
@@ -61,6 +67,34 @@ pub struct PluginArgs {
 
 pub async fn run(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode> {
     match command {
+        Command::ListBundled { json: as_json } => {
+            if as_json {
+                let list: Vec<Value> = wharf_artifacts::BUNDLED
+                    .iter()
+                    .map(|b| {
+                        json!({ "name": b.name, "kind": b.kind, "version": b.version,
+                                "sha256": b.sha256, "bytes": b.bytes.len() })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<10} {:<12} {:<8} {:>9}  SHA256",
+                    "NAME", "KIND", "VERSION", "BYTES"
+                );
+                for b in wharf_artifacts::BUNDLED {
+                    println!(
+                        "{:<10} {:<12} {:<8} {:>9}  {}",
+                        b.name,
+                        b.kind,
+                        b.version,
+                        b.bytes.len(),
+                        b.sha256
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { file, plugin } => {
             let installed = install(&file, &plugin, data_dir).await?;
             let described = describe(&installed).await?;
@@ -86,13 +120,25 @@ pub async fn run(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode> 
 }
 
 async fn install(file: &Path, args: &PluginArgs, data_dir: &Path) -> anyhow::Result<Plugin> {
-    let bytes =
-        std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let bytes = match file.to_str().and_then(|f| f.strip_prefix("bundled:")) {
+        Some(name) => match wharf_artifacts::BUNDLED.iter().find(|b| b.name == name) {
+            Some(b) => b.bytes.to_vec(),
+            None => {
+                let names: Vec<&str> = wharf_artifacts::BUNDLED.iter().map(|b| b.name).collect();
+                bail!("no bundled plugin {name:?}; bundled: {}", names.join(", "))
+            }
+        },
+        None => {
+            std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?
+        }
+    };
     let runtime = Runtime::new(RuntimeConfig::new(data_dir.join("plugin-cache")))
         .context("failed to start the plugin runtime")?;
     let name = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
+        .to_str()
+        .and_then(|f| f.strip_prefix("bundled:"))
+        .map(str::to_string)
+        .or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "plugin".into());
     let mut manifest = Manifest::new(&name, args.kind);
     manifest.grants.http = args.grant_http.clone();

@@ -136,3 +136,83 @@ fn a_file_that_is_not_json_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("bad.json is not valid JSON"));
 }
+
+#[test]
+fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
+    let data = tempfile::tempdir().unwrap();
+    let out = wharf(data.path(), &["plugin", "list-bundled"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    for (name, kind) in [
+        ("rbac", "policy"),
+        ("echo", "driver"),
+        ("password", "driver"),
+        ("template", "driver"),
+        ("baseline", "transformer"),
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{table}"));
+        assert!(line.contains(kind), "{line}");
+        let digest = line.split_whitespace().last().unwrap();
+        assert_eq!(digest.len(), 64, "{line}");
+    }
+    let out = wharf(data.path(), &["plugin", "list-bundled", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 5);
+}
+
+#[test]
+fn a_bundled_plugin_can_be_called_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    let input = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/requests/provision.json"
+    );
+    let out = wharf(
+        data.path(),
+        &[
+            "plugin",
+            "call",
+            "bundled:echo",
+            "--kind",
+            "driver",
+            "--export",
+            "provision",
+            "--input",
+            input,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outputs"]["secrets"]["password"], "change-me");
+    let out = wharf(
+        data.path(),
+        &["plugin", "check", "bundled:nope", "--kind", "policy"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no bundled plugin \"nope\"; bundled: rbac, echo"));
+}
+
+#[test]
+fn the_freeze_window_example_passes_check() {
+    let data = tempfile::tempdir().unwrap();
+    let out = wharf(
+        data.path(),
+        &[
+            "plugin",
+            "check",
+            wharf_artifacts::FREEZE_WINDOW,
+            "--kind",
+            "policy",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["info"]["name"], "freeze-window");
+    assert_eq!(
+        json["info"]["config_schema"]["required"],
+        serde_json::json!(["env_types", "windows"])
+    );
+}

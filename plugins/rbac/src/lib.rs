@@ -1,0 +1,312 @@
+#![doc = include_str!("../README.md")]
+//!
+//! This crate is the policy's code; it must stay a pure function of its input (no I/O),
+//! and the table of actions in `README.md` must stay the same as [`ACTIONS`] (a test
+//! checks both ways).
+
+use wharf_sdk::policy::{Decision, Policy, Principal, Request, Scope};
+use wharf_sdk::{Issue, PluginInfo, Value, json};
+
+/// What an action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// An org role at least this high.
+    Org(OrgRole),
+    /// An app role at least this high on the target's app.
+    App(AppRole),
+    /// An app role at least this high, and `deployer` on the target's environment type.
+    Deploy(AppRole),
+    /// Org manager, or org admin when the binding concerns the `admin` role.
+    RoleBinding,
+}
+
+/// Org roles, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OrgRole {
+    /// `member`
+    Member,
+    /// `manager`
+    Manager,
+    /// `admin`
+    Admin,
+}
+
+/// App roles, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AppRole {
+    /// `viewer`
+    Viewer,
+    /// `developer`
+    Developer,
+    /// `owner`
+    Owner,
+}
+
+impl OrgRole {
+    fn parse(role: &str) -> Option<Self> {
+        match role {
+            "member" => Some(Self::Member),
+            "manager" => Some(Self::Manager),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Manager => "manager",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl AppRole {
+    fn parse(role: &str) -> Option<Self> {
+        match role {
+            "viewer" => Some(Self::Viewer),
+            "developer" => Some(Self::Developer),
+            "owner" => Some(Self::Owner),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Developer => "developer",
+            Self::Owner => "owner",
+        }
+    }
+}
+
+use AppRole::{Developer, Owner, Viewer};
+use OrgRole::{Admin, Manager, Member};
+
+/// Every action Wharf knows, with what it needs. Keep in step with README.md.
+pub const ACTIONS: &[(&str, Need)] = &[
+    ("org.update", Need::Org(Admin)),
+    ("apps.create", Need::Org(Manager)),
+    ("apps.list", Need::Org(Member)),
+    ("users.list", Need::Org(Manager)),
+    ("users.get", Need::Org(Manager)),
+    ("users.create", Need::Org(Manager)),
+    ("users.update", Need::Org(Manager)),
+    ("users.delete", Need::Org(Manager)),
+    ("service-accounts.list", Need::Org(Manager)),
+    ("service-accounts.get", Need::Org(Manager)),
+    ("service-accounts.create", Need::Org(Manager)),
+    ("service-accounts.delete", Need::Org(Manager)),
+    ("role-bindings.list", Need::Org(Manager)),
+    ("role-bindings.create", Need::RoleBinding),
+    ("role-bindings.delete", Need::RoleBinding),
+    ("audit.read", Need::Org(Manager)),
+    ("env-types.list", Need::Org(Member)),
+    ("env-types.get", Need::Org(Member)),
+    ("env-types.create", Need::Org(Admin)),
+    ("env-types.update", Need::Org(Admin)),
+    ("env-types.delete", Need::Org(Admin)),
+    ("resource-types.list", Need::Org(Member)),
+    ("resource-types.get", Need::Org(Member)),
+    ("resource-definitions.list", Need::Org(Member)),
+    ("resource-definitions.get", Need::Org(Member)),
+    ("resource-definitions.create", Need::Org(Admin)),
+    ("resource-definitions.update", Need::Org(Admin)),
+    ("resource-definitions.delete", Need::Org(Admin)),
+    ("plugins.list", Need::Org(Member)),
+    ("plugins.get", Need::Org(Member)),
+    ("plugins.install", Need::Org(Admin)),
+    ("plugins.update", Need::Org(Admin)),
+    ("plugins.delete", Need::Org(Admin)),
+    ("apps.get", Need::App(Viewer)),
+    ("apps.update", Need::App(Owner)),
+    ("apps.delete", Need::App(Owner)),
+    ("app-members.list", Need::App(Viewer)),
+    ("app-members.create", Need::App(Owner)),
+    ("app-members.delete", Need::App(Owner)),
+    ("workloads.list", Need::App(Viewer)),
+    ("workloads.get", Need::App(Viewer)),
+    ("workloads.create", Need::App(Developer)),
+    ("workloads.update", Need::App(Developer)),
+    ("workloads.delete", Need::App(Developer)),
+    ("environments.list", Need::App(Viewer)),
+    ("environments.get", Need::App(Viewer)),
+    ("environments.update", Need::App(Developer)),
+    ("environments.create", Need::Deploy(Developer)),
+    ("environments.clone", Need::Deploy(Developer)),
+    ("environments.delete", Need::Deploy(Developer)),
+    ("sets.list", Need::App(Viewer)),
+    ("sets.get", Need::App(Viewer)),
+    ("sets.create", Need::App(Developer)),
+    ("deployments.list", Need::App(Viewer)),
+    ("deployments.get", Need::App(Viewer)),
+    ("deployments.create", Need::Deploy(Developer)),
+    ("deployments.cancel", Need::Deploy(Developer)),
+    ("values.list", Need::App(Viewer)),
+    ("values.get", Need::App(Viewer)),
+    ("values.create", Need::App(Developer)),
+    ("values.update", Need::App(Developer)),
+    ("values.delete", Need::App(Developer)),
+    ("secrets.read", Need::App(Developer)),
+    ("resources.list", Need::App(Viewer)),
+    ("resources.get", Need::App(Viewer)),
+    ("resources.delete", Need::App(Owner)),
+    ("logs.read", Need::App(Viewer)),
+    ("automation-rules.list", Need::App(Viewer)),
+    ("automation-rules.get", Need::App(Viewer)),
+    ("automation-rules.create", Need::App(Developer)),
+    ("automation-rules.update", Need::App(Developer)),
+    ("automation-rules.delete", Need::App(Developer)),
+];
+
+/// What an action needs, or `None` for an unknown action.
+pub fn need(action: &str) -> Option<Need> {
+    ACTIONS.iter().find(|(a, _)| *a == action).map(|(_, n)| *n)
+}
+
+/// The highest org role of the principal.
+fn org_role(principal: &Principal) -> Option<OrgRole> {
+    principal
+        .role_bindings
+        .iter()
+        .filter(|b| b.scope == Scope::Org)
+        .filter_map(|b| OrgRole::parse(&b.role))
+        .max()
+}
+
+/// The highest role of the principal on `app`.
+fn app_role(principal: &Principal, app: &str) -> Option<AppRole> {
+    principal
+        .role_bindings
+        .iter()
+        .filter(|b| matches!(&b.scope, Scope::App(a) if a == app))
+        .filter_map(|b| AppRole::parse(&b.role))
+        .max()
+}
+
+fn deployer(principal: &Principal, env_type: &str) -> bool {
+    principal
+        .role_bindings
+        .iter()
+        .any(|b| b.role == "deployer" && matches!(&b.scope, Scope::EnvType(t) if t == env_type))
+}
+
+/// Decides one request.
+pub fn decide(request: &Request) -> Decision {
+    let action = request.action.as_str();
+    let Some(need) = need(action) else {
+        return Decision::Deny(format!("unknown action {action:?}"));
+    };
+    let principal = &request.principal;
+    let org = org_role(principal);
+    if org == Some(Admin) {
+        return Decision::Allow;
+    }
+    let deny_org = |role: OrgRole| {
+        Decision::Deny(format!(
+            "{action} needs the org role {} (or higher)",
+            role.name()
+        ))
+    };
+    match need {
+        Need::Org(role) => {
+            if org >= Some(role) {
+                Decision::Allow
+            } else {
+                deny_org(role)
+            }
+        }
+        Need::RoleBinding => {
+            if request.attributes["role"] == "admin" {
+                deny_org(Admin)
+            } else if org >= Some(Manager) {
+                Decision::Allow
+            } else {
+                deny_org(Manager)
+            }
+        }
+        Need::App(role) | Need::Deploy(role) => {
+            let Some(app) = request.target.app.as_deref() else {
+                return Decision::Deny(format!("{action} needs an app in its target"));
+            };
+            if app_role(principal, app) < Some(role) {
+                return Decision::Deny(format!(
+                    "{action} needs the role {} (or higher) on app {app}",
+                    role.name()
+                ));
+            }
+            if let Need::Deploy(_) = need {
+                let Some(env_type) = request.target.env_type.as_deref() else {
+                    return Decision::Deny(format!(
+                        "{action} needs an environment type in its target"
+                    ));
+                };
+                if !deployer(principal, env_type) {
+                    return Decision::Deny(format!(
+                        "{action} needs the role deployer on environment type {env_type}"
+                    ));
+                }
+            }
+            Decision::Allow
+        }
+    }
+}
+
+/// The rbac policy.
+pub struct Rbac;
+
+impl Policy for Rbac {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "rbac",
+            env!("CARGO_PKG_VERSION"),
+            "Role-based access control at org, app and environment-type scope",
+        )
+        .with_config_schema(json!({ "type": "object", "additionalProperties": false }))
+    }
+
+    fn validate_config(config: &Value) -> Result<(), Vec<Issue>> {
+        match config {
+            Value::Null => Ok(()),
+            Value::Object(map) if map.is_empty() => Ok(()),
+            Value::Object(map) => Err(map
+                .keys()
+                .map(|k| Issue::new(format!("/{k}"), "rbac takes no configuration"))
+                .collect()),
+            _ => Err(vec![Issue::new("", "must be an empty object")]),
+        }
+    }
+
+    fn decide(_config: &Value, request: &Request) -> Decision {
+        decide(request)
+    }
+}
+
+wharf_sdk::export_policy!(Rbac);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_lists_exactly_the_actions_of_the_table() {
+        let readme = include_str!("../README.md");
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(a, _)| a))
+            .filter(|a| a.contains('.'))
+            .collect();
+        let coded: Vec<&str> = ACTIONS.iter().map(|(a, _)| *a).collect();
+        assert_eq!(documented, coded);
+    }
+
+    #[test]
+    fn no_action_is_listed_twice() {
+        let mut names: Vec<&str> = ACTIONS.iter().map(|(a, _)| *a).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+}
