@@ -44,6 +44,7 @@ fn main() {
         "plugins",
         "examples/plugins",
         "tests/plugins",
+        "Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());

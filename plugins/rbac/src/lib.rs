@@ -161,7 +161,18 @@ pub const ACTIONS: &[(&str, Need)] = &[
 
 /// What an action needs, or `None` for an unknown action.
 pub fn need(action: &str) -> Option<Need> {
-    ACTIONS.iter().find(|(a, _)| *a == action).map(|(_, n)| *n)
+    // A sorted copy of the table, made once per instance (warm instances serve many
+    // decisions): a binary search instead of comparing with every action.
+    static SORTED: std::sync::OnceLock<Vec<(&str, Need)>> = std::sync::OnceLock::new();
+    let sorted = SORTED.get_or_init(|| {
+        let mut table = ACTIONS.to_vec();
+        table.sort_unstable_by_key(|(a, _)| *a);
+        table
+    });
+    sorted
+        .binary_search_by_key(&action, |(a, _)| *a)
+        .ok()
+        .map(|i| sorted[i].1)
 }
 
 /// The highest org role of the principal.
@@ -299,6 +310,15 @@ mod tests {
             .collect();
         let coded: Vec<&str> = ACTIONS.iter().map(|(a, _)| *a).collect();
         assert_eq!(documented, coded);
+    }
+
+    #[test]
+    fn every_action_is_found_and_unknown_ones_are_not() {
+        for (action, need_of) in ACTIONS {
+            assert_eq!(need(action), Some(*need_of), "{action}");
+        }
+        assert_eq!(need("apps.explode"), None);
+        assert_eq!(need(""), None);
     }
 
     #[test]
