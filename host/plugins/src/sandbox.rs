@@ -314,7 +314,12 @@ pub(crate) struct CappedPipe {
 
 impl CappedPipe {
     pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.buffer.lock().expect("pipe lock is never poisoned"))
+        let mut buffer = self.buffer.lock().expect("pipe lock is never poisoned");
+        if buffer.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut *buffer)
+        }
     }
 }
 
@@ -354,10 +359,15 @@ impl tokio::io::AsyncWrite for CappedPipe {
 /// Writes what the plugin printed to the host's logs, a line per event.
 pub(crate) fn drain_output(state: &HostState, plugin: &str) -> String {
     let stdout = state.stdout.take();
-    for line in String::from_utf8_lossy(&stdout).lines() {
-        tracing::info!(plugin, line, "plugin stdout");
+    if !stdout.is_empty() {
+        for line in String::from_utf8_lossy(&stdout).lines() {
+            tracing::info!(plugin, line, "plugin stdout");
+        }
     }
     let stderr = state.stderr.take();
+    if stderr.is_empty() {
+        return String::new();
+    }
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     for line in stderr.lines() {
         tracing::warn!(plugin, line, "plugin stderr");
