@@ -64,11 +64,19 @@ fn main() {
     for (_, package) in COMPONENTS {
         cmd.args(["-p", package]);
     }
+    // Paths of this checkout and of the cargo home would end up in the components (panic
+    // locations); remapping them makes a component's digest depend on its source only.
+    let cargo_home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+    let flags = [
+        format!("--remap-path-prefix={}=/wharf", root.display()),
+        format!("--remap-path-prefix={cargo_home}=/cargo"),
+    ];
     // The outer build's settings are for the host, not for the guests: wrappers such as
-    // clippy-driver and host RUSTFLAGS must not leak into the nested build.
+    // clippy-driver and host RUSTFLAGS must not leak into the nested build (the encoded
+    // flags are replaced by the remapping above).
     for var in [
         "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
         "RUSTC_WRAPPER",
         "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_BUILD_TARGET",
@@ -78,6 +86,7 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
     let status = cmd
         .status()
         .expect("failed to run cargo to build the Wasm components");
