@@ -129,22 +129,13 @@ pub struct Match<'a> {
 pub enum MatchError {
     /// No definition of the type has a matching criterion.
     #[error(
-        "no resource definition matches {res_type} {res_id:?} (class {class}) in app {app}, \
-         env {env} of type {env_type}; definitions of this type: {candidates}"
+        "no resource definition matches {} {:?} (class {}) in app {}, env {} of type {}; \
+         definitions of this type: {candidates}",
+        context.res_type, context.res_id, context.class, context.app, context.env, context.env_type
     )]
     NoMatch {
-        /// Resource type.
-        res_type: String,
-        /// Resource id.
-        res_id: String,
-        /// Class.
-        class: String,
-        /// App.
-        app: String,
-        /// Environment.
-        env: String,
-        /// Environment type.
-        env_type: String,
+        /// What was being provisioned, and where.
+        context: Box<Context>,
         /// The definitions of the type with their criteria, or "none".
         candidates: String,
     },
@@ -211,12 +202,7 @@ pub fn best<'a>(definitions: &[Candidate<'a>], ctx: &Context) -> Result<Match<'a
                     .join("; ")
             };
             Err(MatchError::NoMatch {
-                res_type: ctx.res_type.clone(),
-                res_id: ctx.res_id.clone(),
-                class: ctx.class.clone(),
-                app: ctx.app.clone(),
-                env: ctx.env.clone(),
-                env_type: ctx.env_type.clone(),
+                context: Box::new(ctx.clone()),
                 candidates,
             })
         }
