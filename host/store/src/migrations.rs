@@ -1,0 +1,50 @@
+//! Forward-only schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the schema one version forward and runs in its own
+//! transaction. A released migration is never edited: a change is a new entry.
+
+use crate::Error;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// The migrations, in order; migration `i` brings the schema to version `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: settings of this Wharf installation (its id, whether the bootstrap admin token
+    // was issued...).
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+     ) STRICT;",
+];
+
+pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Brings the schema of `conn` to the newest version.
+pub(crate) fn run(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    let known = MIGRATIONS.len() as i64;
+    let found = version(conn)?;
+    if found > known {
+        return Err(Error::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let target = i as i64 + 1;
+        let migrate = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", target)?;
+            tx.commit()
+        };
+        migrate(conn).map_err(|source| Error::Migration {
+            version: target,
+            source,
+        })?;
+        tracing::info!(version = target, "database migrated");
+    }
+    Ok(())
+}
