@@ -10,6 +10,8 @@
 //! This is the only crate that names rusqlite. It knows tables and rows, not HTTP, plugins
 //! or deployments, and must not hold a lock or a transaction across an await.
 
+pub mod apps;
+pub mod auth;
 mod migrations;
 
 use rusqlite::{Connection, Transaction};
@@ -54,6 +56,12 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// A row with the same key exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A value read from the database is not valid (it was written by something else).
+    #[error("invalid value in the database: {0}")]
+    Corrupt(String),
     /// A query failed.
     #[error("database query failed")]
     Query(#[from] rusqlite::Error),
@@ -206,6 +214,14 @@ impl Store {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
+}
+
+/// True when `e` is a uniqueness or primary-key violation.
+pub(crate) fn is_conflict(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    )
 }
 
 /// WAL for concurrent readers and crash safety; `synchronous = NORMAL` is durable across

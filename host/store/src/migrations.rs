@@ -15,6 +15,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL
      ) STRICT;",
+    // 2: principals, their API tokens (stored as sha256 of the secret) and role bindings;
+    // applications. Times are Unix seconds.
+    "CREATE TABLE principals (
+        id         TEXT PRIMARY KEY NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('user', 'service-account')),
+        created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE tokens (
+        id         TEXT PRIMARY KEY NOT NULL,
+        principal  TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+        hash       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER
+     ) STRICT;
+     CREATE TABLE role_bindings (
+        principal  TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+        scope_kind TEXT NOT NULL CHECK (scope_kind IN ('org', 'app', 'env-type')),
+        scope_id   TEXT NOT NULL DEFAULT '',
+        role       TEXT NOT NULL,
+        PRIMARY KEY (principal, scope_kind, scope_id, role)
+     ) STRICT;
+     CREATE TABLE apps (
+        id         TEXT PRIMARY KEY NOT NULL,
+        name       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL
+     ) STRICT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -7,7 +7,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wharf.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), 2);
     let mode: String = store
         .call(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
         .await
@@ -23,7 +23,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), 2);
     let id: String = store
         .call(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))?))
         .await
@@ -48,14 +48,14 @@ async fn a_database_from_a_newer_wharf_is_refused() {
             err,
             Error::TooNew {
                 found: 99,
-                known: 1,
+                known: 2,
                 ..
             }
         ),
         "{err}"
     );
     assert!(
-        err.to_string().contains("newer than this Wharf knows (1)"),
+        err.to_string().contains("newer than this Wharf knows (2)"),
         "{err}"
     );
 }
@@ -126,7 +126,7 @@ async fn an_online_backup_is_a_complete_database() {
         .await
         .unwrap();
     assert_eq!(value, "v");
-    assert_eq!(restored.schema_version().await.unwrap(), 1);
+    assert_eq!(restored.schema_version().await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -136,4 +136,94 @@ async fn a_closed_store_says_so() {
     store.close().await;
     let err = other.schema_version().await.unwrap_err();
     assert!(matches!(err, Error::Closed), "{err}");
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_hash_and_revocation_and_expiry_are_seen() {
+    use wharf_store::auth::{self, TokenStatus};
+    let store = Store::open_in_memory().await.unwrap();
+    let status = store
+        .transaction(|tx| {
+            auth::create_principal(tx, "alice@example.com", "user", 100)?;
+            auth::create_token(tx, "t1", "alice@example.com", "h1", 100, None)?;
+            auth::create_token(tx, "t2", "alice@example.com", "h2", 100, Some(200))?;
+            auth::create_token(tx, "t3", "alice@example.com", "h3", 100, None)?;
+            assert!(auth::revoke_token(tx, "t3", 150)?);
+            assert!(!auth::revoke_token(tx, "t3", 160)?);
+            Ok([
+                auth::token_status(tx, "h1", 300)?,
+                auth::token_status(tx, "h2", 199)?,
+                auth::token_status(tx, "h2", 200)?,
+                auth::token_status(tx, "h3", 300)?,
+                auth::token_status(tx, "nope", 300)?,
+            ])
+        })
+        .await
+        .unwrap();
+    let alice = TokenStatus::Valid {
+        principal: "alice@example.com".into(),
+        kind: "user".into(),
+    };
+    assert_eq!(
+        status,
+        [
+            alice.clone(),
+            alice,
+            TokenStatus::Expired,
+            TokenStatus::Revoked,
+            TokenStatus::Unknown
+        ]
+    );
+    let dup = store
+        .call(|c| auth::create_principal(c, "alice@example.com", "user", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dup.to_string(),
+        "principal alice@example.com already exists"
+    );
+}
+
+#[tokio::test]
+async fn apps_are_created_listed_and_deleted() {
+    use wharf_core::Id;
+    use wharf_store::apps::{self, App};
+    let store = Store::open_in_memory().await.unwrap();
+    let app = |id: &str| App {
+        id: Id::new(id).unwrap(),
+        name: id.to_uppercase(),
+        created_at: 1,
+        created_by: "alice".into(),
+    };
+    let (a, b) = (app("shop"), app("bank"));
+    store
+        .call(move |c| {
+            apps::create(c, &a)?;
+            apps::create(c, &b)
+        })
+        .await
+        .unwrap();
+    let err = store
+        .call(move |c| apps::create(c, &app("shop")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "app shop already exists");
+    let ids: Vec<String> = store
+        .call(|c| {
+            Ok(apps::list(c)?
+                .into_iter()
+                .map(|a| a.id.to_string())
+                .collect())
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids, ["bank", "shop"]);
+    assert!(store.call(|c| apps::delete(c, "shop")).await.unwrap());
+    assert!(
+        store
+            .call(|c| apps::get(c, "shop"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -1,0 +1,72 @@
+//! Applications.
+
+use crate::{Error, is_conflict};
+use rusqlite::{Connection, OptionalExtension, params};
+use wharf_core::Id;
+
+/// An application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Its id.
+    pub id: Id,
+    /// Its display name.
+    pub name: String,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn app((id, name, created_at, created_by): (String, String, i64, String)) -> Result<App, Error> {
+    Ok(App {
+        id: Id::new(id).map_err(|e| Error::Corrupt(e.to_string()))?,
+        name,
+        created_at,
+        created_by,
+    })
+}
+
+/// Creates an app; [`Error::Conflict`] when the id is taken.
+pub fn create(conn: &Connection, app: &App) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO apps (id, name, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
+        params![app.id.as_str(), app.name, app.created_at, app.created_by],
+    )
+    .map_err(|e| {
+        if is_conflict(&e) {
+            Error::Conflict(format!("app {}", app.id))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+/// The app with `id`, if any.
+pub fn get(conn: &Connection, id: &str) -> Result<Option<App>, Error> {
+    conn.query_row(
+        "SELECT id, name, created_at, created_by FROM apps WHERE id = ?1",
+        [id],
+        from_row,
+    )
+    .optional()?
+    .map(app)
+    .transpose()
+}
+
+/// Every app, by id.
+pub fn list(conn: &Connection) -> Result<Vec<App>, Error> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, name, created_at, created_by FROM apps ORDER BY id")?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.map(|r| app(r?)).collect()
+}
+
+/// Deletes an app; true when it existed.
+pub fn delete(conn: &Connection, id: &str) -> Result<bool, Error> {
+    Ok(conn.execute("DELETE FROM apps WHERE id = ?1", [id])? == 1)
+}

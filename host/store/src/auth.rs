@@ -1,0 +1,148 @@
+//! Principals, API tokens and role bindings.
+
+use crate::{Error, is_conflict};
+use rusqlite::{Connection, OptionalExtension, params};
+use wharf_core::Id;
+use wharf_core::roles::Scope;
+
+/// What a presented token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Valid: it belongs to this principal.
+    Valid {
+        /// The principal's id.
+        principal: String,
+        /// `user` or `service-account`.
+        kind: String,
+    },
+    /// It was revoked.
+    Revoked,
+    /// It expired.
+    Expired,
+    /// No such token.
+    Unknown,
+}
+
+/// How many principals exist (none means the store is new: time for the bootstrap token).
+pub fn count_principals(conn: &Connection) -> Result<i64, Error> {
+    Ok(conn.query_row("SELECT count(*) FROM principals", [], |r| r.get(0))?)
+}
+
+/// Creates a principal.
+pub fn create_principal(conn: &Connection, id: &str, kind: &str, now: i64) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO principals (id, kind, created_at) VALUES (?1, ?2, ?3)",
+        params![id, kind, now],
+    )
+    .map_err(|e| {
+        if is_conflict(&e) {
+            Error::Conflict(format!("principal {id}"))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+/// Stores a token by the sha256 of its secret; the secret itself is never stored.
+pub fn create_token(
+    conn: &Connection,
+    id: &str,
+    principal: &str,
+    hash: &str,
+    now: i64,
+    expires_at: Option<i64>,
+) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO tokens (id, principal, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, principal, hash, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// Revokes a token; true when it existed and was not revoked yet.
+pub fn revoke_token(conn: &Connection, id: &str, now: i64) -> Result<bool, Error> {
+    let changed = conn.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Looks up a token by the sha256 of its secret.
+pub fn token_status(conn: &Connection, hash: &str, now: i64) -> Result<TokenStatus, Error> {
+    let row = conn
+        .query_row(
+            "SELECT t.principal, p.kind, t.expires_at, t.revoked_at
+               FROM tokens t JOIN principals p ON p.id = t.principal
+              WHERE t.hash = ?1",
+            [hash],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    Ok(match row {
+        None => TokenStatus::Unknown,
+        Some((_, _, _, Some(_))) => TokenStatus::Revoked,
+        Some((_, _, Some(expires), None)) if expires <= now => TokenStatus::Expired,
+        Some((principal, kind, _, None)) => TokenStatus::Valid { principal, kind },
+    })
+}
+
+/// Grants `role` at `scope` to a principal (granting it twice is not an error).
+pub fn bind_role(
+    conn: &Connection,
+    principal: &str,
+    scope: &Scope,
+    role: &str,
+) -> Result<(), Error> {
+    let (kind, id) = scope_columns(scope);
+    conn.execute(
+        "INSERT OR IGNORE INTO role_bindings (principal, scope_kind, scope_id, role)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![principal, kind, id, role],
+    )?;
+    Ok(())
+}
+
+/// Every role binding of a principal.
+pub fn role_bindings(conn: &Connection, principal: &str) -> Result<Vec<(Scope, String)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT scope_kind, scope_id, role FROM role_bindings WHERE principal = ?1
+         ORDER BY scope_kind, scope_id, role",
+    )?;
+    let rows = stmt.query_map([principal], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kind, id, role) = row?;
+        let id = || Id::new(id.clone()).map_err(|e| Error::Corrupt(e.to_string()));
+        let scope = match kind.as_str() {
+            "org" => Scope::Org,
+            "app" => Scope::App(id()?),
+            "env-type" => Scope::EnvType(id()?),
+            other => return Err(Error::Corrupt(format!("unknown scope kind {other:?}"))),
+        };
+        out.push((scope, role));
+    }
+    Ok(out)
+}
+
+fn scope_columns(scope: &Scope) -> (&'static str, &str) {
+    match scope {
+        Scope::Org => ("org", ""),
+        Scope::App(id) => ("app", id.as_str()),
+        Scope::EnvType(id) => ("env-type", id.as_str()),
+    }
+}
