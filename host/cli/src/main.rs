@@ -8,6 +8,7 @@
 //! no plugin or platform logic of its own.
 
 mod plugin;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +27,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the Wharf server: the API on LISTEN, state in the data directory.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "WHARF_LISTEN")]
+        listen: std::net::SocketAddr,
+    },
     /// Work with plugins (Wasm components) locally, without a server.
     #[command(subcommand)]
     Plugin(plugin::Command),
@@ -50,6 +57,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve { listen } => serve::run(&data_dir, listen)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Plugin(command) => plugin::run(command, &data_dir).await,
         }
     });

@@ -66,7 +66,12 @@ pub fn list(conn: &Connection) -> Result<Vec<App>, Error> {
     rows.map(|r| app(r?)).collect()
 }
 
-/// Deletes an app; true when it existed.
+/// Deletes an app and the role bindings on it; true when it existed. Run it in a
+/// transaction.
 pub fn delete(conn: &Connection, id: &str) -> Result<bool, Error> {
+    conn.execute(
+        "DELETE FROM role_bindings WHERE scope_kind = 'app' AND scope_id = ?1",
+        [id],
+    )?;
     Ok(conn.execute("DELETE FROM apps WHERE id = ?1", [id])? == 1)
 }

@@ -1,0 +1,123 @@
+//! Authentication: bearer tokens.
+//!
+//! A token is `wharf_` followed by 32 random bytes in hex. The store keeps only its
+//! sha256, so a leaked database does not leak usable tokens; the token itself is shown
+//! once, when it is created.
+
+use crate::{ApiError, AppState, now};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use wharf_core::roles::Scope;
+use wharf_store::auth::{self, TokenStatus};
+
+/// The prefix of every token, so that secret scanners can recognize one.
+pub const TOKEN_PREFIX: &str = "wharf_";
+
+/// A new token: its public id, its secret (shown once) and the hash to store.
+pub struct NewToken {
+    /// The token's id (used to list and revoke it).
+    pub id: String,
+    /// The secret the client presents.
+    pub secret: String,
+    /// What the store keeps.
+    pub hash: String,
+}
+
+/// Makes a new random token.
+pub fn new_token() -> NewToken {
+    let bytes: [u8; 32] = rand::random();
+    let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    NewToken {
+        id: hex::encode(&bytes[..6]),
+        hash: hash(&secret),
+        secret,
+    }
+}
+
+/// The sha256 of a token's secret, hex.
+pub fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The authenticated caller, with every role binding it holds.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Its id.
+    pub id: String,
+    /// `user` or `service-account`.
+    pub kind: String,
+    /// Its role bindings.
+    pub bindings: Vec<(Scope, String)>,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "no credentials: send `Authorization: Bearer <token>`".into(),
+                )
+            })?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                )
+            })?;
+        let hash = hash(secret);
+        let now = now();
+        let (status, bindings) = state
+            .store
+            .call(move |conn| {
+                let status = auth::token_status(conn, &hash, now)?;
+                let bindings = match &status {
+                    TokenStatus::Valid { principal, .. } => auth::role_bindings(conn, principal)?,
+                    _ => Vec::new(),
+                };
+                Ok((status, bindings))
+            })
+            .await?;
+        match status {
+            TokenStatus::Valid { principal, kind } => Ok(Caller {
+                id: principal,
+                kind,
+                bindings,
+            }),
+            TokenStatus::Revoked => Err(ApiError::Unauthenticated("the token was revoked".into())),
+            TokenStatus::Expired => Err(ApiError::Unauthenticated("the token has expired".into())),
+            TokenStatus::Unknown => Err(ApiError::Unauthenticated("the token is not valid".into())),
+        }
+    }
+}
+
+/// The principal created on first start, with the org `admin` role.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// On a store with no principal, creates the bootstrap admin and a token for it, and
+/// returns the token's secret (to be shown once). On any other store, does nothing.
+pub async fn bootstrap(store: &wharf_store::Store) -> Result<Option<String>, ApiError> {
+    let token = new_token();
+    let now = now();
+    let created = store
+        .transaction(move |tx| {
+            if auth::count_principals(tx)? > 0 {
+                return Ok(false);
+            }
+            auth::create_principal(tx, BOOTSTRAP_ADMIN, "user", now)?;
+            auth::bind_role(tx, BOOTSTRAP_ADMIN, &Scope::Org, "admin")?;
+            auth::create_token(tx, &token.id, BOOTSTRAP_ADMIN, &token.hash, now, None)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(created.then_some(token.secret))
+}

@@ -1,0 +1,97 @@
+//! Errors as RFC 9457 problem documents.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error the API returns. A 4xx says exactly what to fix; a 5xx logs its cause once and
+/// tells the client only that the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials, or credentials that are not valid.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The policy chain denied the action.
+    #[error("{action} denied by policy {policy}: {reason}")]
+    Forbidden {
+        /// The action.
+        action: String,
+        /// The policy that denied it.
+        policy: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// The request is malformed or invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The server failed.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<wharf_store::Error> for ApiError {
+    fn from(e: wharf_store::Error) -> Self {
+        match e {
+            wharf_store::Error::Conflict(what) => Self::Conflict(
+                what.strip_suffix(" already exists")
+                    .unwrap_or(&what)
+                    .to_string(),
+            ),
+            other => Self::Internal(format!("{:#}", anyhow_chain(&other))),
+        }
+    }
+}
+
+fn anyhow_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = match &self {
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let detail = match &self {
+            Self::Internal(_) => "the server failed; the cause is in its log".to_string(),
+            other => other.to_string(),
+        };
+        let body = json!({
+            "type": format!("https://wharf.dev/problems/{kind}"),
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        let mut response = (status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

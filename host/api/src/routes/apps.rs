@@ -1,0 +1,155 @@
+//! `/apps`: applications.
+
+use crate::auth::Caller;
+use crate::authz::{Target, Verdict};
+use crate::{ApiError, AppState, now};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use wharf_core::Id;
+use wharf_core::roles::Scope;
+use wharf_store::apps::{self, App};
+use wharf_store::auth;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/apps", get(list).post(create))
+        .route("/apps/{app}", get(show).delete(remove))
+}
+
+/// An application as the API shows it.
+#[derive(Debug, Serialize)]
+struct AppView {
+    id: String,
+    name: String,
+    created_at: i64,
+    created_by: String,
+}
+
+impl From<App> for AppView {
+    fn from(a: App) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.name,
+            created_at: a.created_at,
+            created_by: a.created_by,
+        }
+    }
+}
+
+/// The body of `POST /apps`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApp {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn app_target(app: &str) -> Target {
+    Target {
+        app: Some(app.to_string()),
+        ..Target::default()
+    }
+}
+
+fn id(text: &str, what: &str) -> Result<Id, ApiError> {
+    Id::new(text).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))
+}
+
+/// Lists the apps the caller may see (one batch decision for all of them).
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<AppView>>, ApiError> {
+    state
+        .policies
+        .authorize(&caller, "apps.list", Target::default())
+        .await?;
+    let all = state.store.call(|conn| apps::list(conn)).await?;
+    let requests: Vec<(&str, Target)> = all
+        .iter()
+        .map(|a| ("apps.get", app_target(a.id.as_str())))
+        .collect();
+    let verdicts = state.policies.decide(&caller, &requests).await?;
+    Ok(Json(
+        all.into_iter()
+            .zip(verdicts)
+            .filter(|(_, v)| *v == Verdict::Allow)
+            .map(|(a, _)| a.into())
+            .collect(),
+    ))
+}
+
+/// Creates an app; its creator becomes its owner.
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewApp>, JsonRejection>,
+) -> Result<(StatusCode, Json<AppView>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let app_id = id(&body.id, "id")?;
+    state
+        .policies
+        .authorize(&caller, "apps.create", app_target(app_id.as_str()))
+        .await?;
+    let app = App {
+        name: body.name.unwrap_or_else(|| app_id.to_string()),
+        id: app_id,
+        created_at: now(),
+        created_by: caller.id.clone(),
+    };
+    let stored = app.clone();
+    let owner = caller.id.clone();
+    state
+        .store
+        .transaction(move |tx| {
+            apps::create(tx, &stored)?;
+            auth::bind_role(tx, &owner, &Scope::App(stored.id.clone()), "owner")
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+) -> Result<Json<AppView>, ApiError> {
+    let app_id = id(&app, "app")?;
+    state
+        .policies
+        .authorize(&caller, "apps.get", app_target(&app))
+        .await?;
+    let found = state
+        .store
+        .call(move |conn| apps::get(conn, app_id.as_str()))
+        .await?;
+    found
+        .map(|a| Json(a.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("app {app}")))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let app_id = id(&app, "app")?;
+    state
+        .policies
+        .authorize(&caller, "apps.delete", app_target(&app))
+        .await?;
+    let deleted = state
+        .store
+        .transaction(move |tx| apps::delete(tx, app_id.as_str()))
+        .await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("app {app}")))
+    }
+}

@@ -1,0 +1,287 @@
+//! The API through its router, as a client sees it: status codes and problem documents.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+use wharf_api::auth::{self, bootstrap};
+use wharf_api::authz::Policy;
+use wharf_api::{AppState, PolicyChain, router};
+use wharf_core::Id;
+use wharf_core::roles::Scope;
+use wharf_plugins::{Kind, Manifest, Plugin, Runtime, RuntimeConfig};
+use wharf_store::Store;
+
+struct Api {
+    state: AppState,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("wharf.db")).await.unwrap();
+    let runtime = Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).unwrap();
+    let rbac = wharf_artifacts::BUNDLED
+        .iter()
+        .find(|b| b.name == "rbac")
+        .unwrap();
+    let Plugin::Policy(plugin) = runtime
+        .install(rbac.bytes, Manifest::new("rbac", Kind::Policy))
+        .await
+        .unwrap()
+    else {
+        panic!("rbac is a policy")
+    };
+    let policies = Arc::new(PolicyChain::default());
+    policies.set(vec![Policy {
+        name: "rbac".into(),
+        plugin,
+        config: json!({}),
+    }]);
+    let admin = bootstrap(&store)
+        .await
+        .unwrap()
+        .expect("a new store bootstraps");
+    assert!(
+        bootstrap(&store).await.unwrap().is_none(),
+        "bootstrap happens once"
+    );
+    Api {
+        state: AppState { store, policies },
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if status.is_client_error() || status.is_server_error() {
+            assert!(problem, "{status} without a problem document: {value}");
+        }
+        (status, value)
+    }
+
+    /// A user with the given bindings and a token for it.
+    async fn user(&self, id: &str, bindings: &[(Scope, &str)]) -> String {
+        let token = auth::new_token();
+        let (id, hash, token_id) = (id.to_string(), token.hash.clone(), token.id.clone());
+        let bindings: Vec<(Scope, String)> = bindings
+            .iter()
+            .map(|(s, r)| (s.clone(), r.to_string()))
+            .collect();
+        self.state
+            .store
+            .transaction(move |tx| {
+                wharf_store::auth::create_principal(tx, &id, "user", 1)?;
+                for (scope, role) in &bindings {
+                    wharf_store::auth::bind_role(tx, &id, scope, role)?;
+                }
+                wharf_store::auth::create_token(tx, &token_id, &id, &hash, 1, None)
+            })
+            .await
+            .unwrap();
+        token.secret
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness_need_no_token() {
+    let api = api().await;
+    assert_eq!(
+        api.send("GET", "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.send("GET", "/readyz", None, None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_401_with_the_reason() {
+    let api = api().await;
+    let (status, body) = api.send("GET", "/api/v1/apps", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"),
+        "{body}"
+    );
+    let (status, body) = api
+        .send("GET", "/api/v1/apps", Some("wharf_nope"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"], "the token is not valid");
+}
+
+#[tokio::test]
+async fn the_admin_creates_shows_lists_and_deletes_an_app() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/apps",
+            admin,
+            Some(json!({ "id": "shop", "name": "Shop" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["id"], "shop");
+    assert_eq!(body["created_by"], "admin");
+    let (status, body) = api.send("GET", "/api/v1/apps/shop", admin, None).await;
+    assert_eq!(
+        (status, body["name"].clone()),
+        (StatusCode::OK, json!("Shop"))
+    );
+    let (status, body) = api
+        .send("POST", "/api/v1/apps", admin, Some(json!({ "id": "shop" })))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["detail"], "app shop already exists");
+    assert_eq!(
+        api.send("DELETE", "/api/v1/apps/shop", admin, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = api.send("GET", "/api/v1/apps/shop", admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["detail"], "app shop not found");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_that_names_the_problem() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/apps",
+            admin,
+            Some(json!({ "id": "Shop!" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("id: id \"Shop!\" contains 'S'"),
+        "{body}"
+    );
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/apps",
+            admin,
+            Some(json!({ "id": "shop", "colour": "red" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{body}"
+    );
+    let (status, _) = api.send("GET", "/api/v1/apps/NOPE", admin, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn roles_decide_through_the_policy_chain() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    for id in ["shop", "bank", "mail"] {
+        api.send("POST", "/api/v1/apps", admin, Some(json!({ "id": id })))
+            .await;
+    }
+    let shop = Scope::App(Id::new("shop").unwrap());
+    let dev = api
+        .user(
+            "dev@example.com",
+            &[(Scope::Org, "member"), (shop, "developer")],
+        )
+        .await;
+    let (status, body) = api.send("GET", "/api/v1/apps", Some(&dev), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["shop"],
+        "a member sees only the apps it has a role on"
+    );
+    let (status, body) = api
+        .send("DELETE", "/api/v1/apps/shop", Some(&dev), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["detail"],
+        "apps.delete denied by policy rbac: apps.delete needs the role owner (or higher) on app shop"
+    );
+    let (status, _) = api
+        .send(
+            "POST",
+            "/api/v1/apps",
+            Some(&dev),
+            Some(json!({ "id": "new" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let manager = api
+        .user("boss@example.com", &[(Scope::Org, "manager")])
+        .await;
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/apps",
+            Some(&manager),
+            Some(json!({ "id": "new" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The creator owns the app it created.
+    assert_eq!(
+        api.send("DELETE", "/api/v1/apps/new", Some(&manager), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+}

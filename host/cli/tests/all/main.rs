@@ -1,0 +1,4 @@
+//! End-to-end tests of the `wharf` binary (one test binary, to keep link time down).
+
+mod plugin;
+mod serve;

@@ -1,0 +1,92 @@
+//! `wharf serve`, run as an operator runs it: first start, a few requests over real HTTP,
+//! SIGTERM, and a restart on the same data directory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    addr: String,
+    token: Option<String>,
+}
+
+fn start(data: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wharf serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut token = None;
+    let addr = loop {
+        let line = lines.next().expect("wharf serve exited early").unwrap();
+        if let Some(t) = line.trim().strip_prefix("wharf_") {
+            token.get_or_insert(format!("wharf_{t}"));
+        }
+        if let Some(addr) = line.strip_prefix("Wharf is serving on http://") {
+            break addr.to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr, token }
+}
+
+impl Server {
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        let auth = token
+            .map(|t| format!("authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\n{auth}content-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+#[test]
+fn first_start_bootstraps_an_admin_and_state_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let token = server
+        .token
+        .clone()
+        .expect("the first start prints the admin token");
+    assert_eq!(server.request("GET", "/healthz", None, "").0, 200);
+    assert_eq!(server.request("GET", "/api/v1/apps", None, "").0, 401);
+    let (status, body) = server.request("POST", "/api/v1/apps", Some(&token), r#"{"id":"shop"}"#);
+    assert_eq!(status, 201, "{body}");
+    assert!(server.stop().success(), "SIGTERM is a clean shutdown");
+
+    let server = start(data.path());
+    assert!(
+        server.token.is_none(),
+        "the token is shown only on the first start"
+    );
+    let (status, body) = server.request("GET", "/api/v1/apps/shop", Some(&token), "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"created_by\":\"admin\""), "{body}");
+    assert!(server.stop().success());
+}
