@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The thing to create exists already.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The thing to delete is still in use.
+    #[error("{0}")]
+    InUse(String),
     /// The server failed.
     #[error("internal error")]
     Internal(String),
@@ -43,12 +46,13 @@ impl From<wharf_store::Error> for ApiError {
                     .unwrap_or(&what)
                     .to_string(),
             ),
-            other => Self::Internal(format!("{:#}", anyhow_chain(&other))),
+            e @ wharf_store::Error::InUse { .. } => Self::InUse(e.to_string()),
+            other => Self::Internal(error_chain(&other)),
         }
     }
 }
 
-fn anyhow_chain(e: &dyn std::error::Error) -> String {
+fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -67,6 +71,7 @@ impl IntoResponse for ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::InUse(_) => (StatusCode::CONFLICT, "in-use"),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

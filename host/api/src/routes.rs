@@ -1,6 +1,8 @@
 //! The routes.
 
 mod apps;
+mod env_types;
+mod envs;
 
 use crate::AppState;
 use axum::Router;
@@ -10,7 +12,12 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/api/v1", apps::router())
+        .nest(
+            "/api/v1",
+            apps::router()
+                .merge(env_types::router())
+                .merge(envs::router()),
+        )
 }
 
 /// The process is up.
@@ -24,4 +31,18 @@ async fn readyz(
 ) -> Result<&'static str, crate::ApiError> {
     state.store.schema_version().await?;
     Ok("ready")
+}
+
+/// The JSON body of a request, or a 400 that says what is wrong with it.
+pub(crate) fn body<T>(
+    request: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, crate::ApiError> {
+    request
+        .map(|axum::Json(body)| body)
+        .map_err(|e| crate::ApiError::BadRequest(e.body_text()))
+}
+
+/// A validated id, or a 400 naming the field.
+pub(crate) fn id(text: &str, what: &str) -> Result<wharf_core::Id, crate::ApiError> {
+    wharf_core::Id::new(text).map_err(|e| crate::ApiError::BadRequest(format!("{what}: {e}")))
 }

@@ -12,6 +12,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod envs;
 mod migrations;
 
 use rusqlite::{Connection, Transaction};
@@ -59,6 +60,14 @@ pub enum Error {
     /// A row with the same key exists.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The row is still used by others and cannot be deleted.
+    #[error("{what} is in use by {by}")]
+    InUse {
+        /// What was to be deleted.
+        what: String,
+        /// What uses it.
+        by: String,
+    },
     /// A value read from the database is not valid (it was written by something else).
     #[error("invalid value in the database: {0}")]
     Corrupt(String),

@@ -43,6 +43,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         created_by TEXT NOT NULL
      ) STRICT;",
+    // 3: environment types (with their target, as JSON) and environments.
+    "CREATE TABLE env_types (
+        id          TEXT PRIMARY KEY NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        target      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE environments (
+        app        TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+        id         TEXT NOT NULL,
+        env_type   TEXT NOT NULL REFERENCES env_types (id),
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (app, id)
+     ) STRICT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

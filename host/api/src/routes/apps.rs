@@ -2,6 +2,7 @@
 
 use crate::auth::Caller;
 use crate::authz::{Target, Verdict};
+use crate::routes::id;
 use crate::{ApiError, AppState, now};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -9,7 +10,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use wharf_core::Id;
 use wharf_core::roles::Scope;
 use wharf_store::apps::{self, App};
 use wharf_store::auth;
@@ -56,10 +56,6 @@ fn app_target(app: &str) -> Target {
     }
 }
 
-fn id(text: &str, what: &str) -> Result<Id, ApiError> {
-    Id::new(text).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))
-}
-
 /// Lists the apps the caller may see (one batch decision for all of them).
 async fn list(
     State(state): State<AppState>,
@@ -90,7 +86,7 @@ async fn create(
     caller: Caller,
     body: Result<Json<NewApp>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let body = crate::routes::body(body)?;
     let app_id = id(&body.id, "id")?;
     state
         .policies

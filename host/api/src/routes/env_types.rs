@@ -1,0 +1,152 @@
+//! `/env-types`: environment types, defined by ops.
+
+use crate::auth::Caller;
+use crate::authz::Target;
+use crate::routes::{body, id};
+use crate::{ApiError, AppState, now};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use wharf_store::envs::{self, EnvType};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/env-types", get(list).post(create))
+        .route("/env-types/{env_type}", get(show).delete(remove))
+}
+
+/// An environment type as the API shows it.
+#[derive(Debug, Serialize)]
+struct EnvTypeView {
+    id: String,
+    description: String,
+    target: Value,
+    created_at: i64,
+}
+
+impl From<EnvType> for EnvTypeView {
+    fn from(t: EnvType) -> Self {
+        Self {
+            id: t.id.to_string(),
+            description: t.description,
+            target: t.target,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// The body of `POST /env-types`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEnvType {
+    id: String,
+    #[serde(default)]
+    description: String,
+    /// Where environments of this type run; the local process target by default.
+    #[serde(default)]
+    target: Option<Value>,
+}
+
+/// Checks a target: the process target is the one this version runs.
+fn target(target: Option<Value>) -> Result<Value, ApiError> {
+    let target = target.unwrap_or_else(|| json!({ "kind": "process" }));
+    match target.get("kind").and_then(Value::as_str) {
+        Some("process") if target.as_object().is_some_and(|o| o.len() == 1) => Ok(target),
+        Some("process") => Err(ApiError::BadRequest(
+            "target: the process target takes no settings besides \"kind\"".into(),
+        )),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "target.kind: unknown target {other:?}; expected \"process\""
+        ))),
+        None => Err(ApiError::BadRequest(
+            "target: expected an object with \"kind\", like {\"kind\": \"process\"}".into(),
+        )),
+    }
+}
+
+fn type_target(env_type: &str) -> Target {
+    Target {
+        env_type: Some(env_type.to_string()),
+        ..Target::default()
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<EnvTypeView>>, ApiError> {
+    state
+        .policies
+        .authorize(&caller, "env-types.list", Target::default())
+        .await?;
+    let all = state.store.call(|conn| envs::list_types(conn)).await?;
+    Ok(Json(all.into_iter().map(Into::into).collect()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Result<Json<NewEnvType>, JsonRejection>,
+) -> Result<(StatusCode, Json<EnvTypeView>), ApiError> {
+    let new = body(request)?;
+    let type_id = id(&new.id, "id")?;
+    state
+        .policies
+        .authorize(&caller, "env-types.create", type_target(type_id.as_str()))
+        .await?;
+    let env_type = EnvType {
+        id: type_id,
+        description: new.description,
+        target: target(new.target)?,
+        created_at: now(),
+    };
+    let stored = env_type.clone();
+    state
+        .store
+        .call(move |conn| envs::create_type(conn, &stored))
+        .await?;
+    Ok((StatusCode::CREATED, Json(env_type.into())))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env_type): Path<String>,
+) -> Result<Json<EnvTypeView>, ApiError> {
+    let type_id = id(&env_type, "env-type")?;
+    state
+        .policies
+        .authorize(&caller, "env-types.get", type_target(&env_type))
+        .await?;
+    state
+        .store
+        .call(move |conn| envs::get_type(conn, type_id.as_str()))
+        .await?
+        .map(|t| Json(t.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("environment type {env_type}")))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env_type): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let type_id = id(&env_type, "env-type")?;
+    state
+        .policies
+        .authorize(&caller, "env-types.delete", type_target(&env_type))
+        .await?;
+    let deleted = state
+        .store
+        .transaction(move |tx| envs::delete_type(tx, type_id.as_str()))
+        .await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("environment type {env_type}")))
+    }
+}

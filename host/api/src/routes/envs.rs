@@ -1,0 +1,178 @@
+//! `/apps/{app}/envs`: environments of an application.
+
+use crate::auth::Caller;
+use crate::authz::Target;
+use crate::routes::{body, id};
+use crate::{ApiError, AppState, now};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use wharf_store::{apps, envs};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/apps/{app}/envs", get(list).post(create))
+        .route("/apps/{app}/envs/{env}", get(show).delete(remove))
+}
+
+/// An environment as the API shows it.
+#[derive(Debug, Serialize)]
+struct EnvView {
+    app: String,
+    id: String,
+    env_type: String,
+    created_at: i64,
+    created_by: String,
+}
+
+impl From<envs::Environment> for EnvView {
+    fn from(e: envs::Environment) -> Self {
+        Self {
+            app: e.app.to_string(),
+            id: e.id.to_string(),
+            env_type: e.env_type.to_string(),
+            created_at: e.created_at,
+            created_by: e.created_by,
+        }
+    }
+}
+
+/// The body of `POST /apps/{app}/envs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEnv {
+    id: String,
+    env_type: String,
+}
+
+fn target(app: &str, env: Option<&str>, env_type: Option<&str>) -> Target {
+    Target {
+        app: Some(app.to_string()),
+        env: env.map(str::to_string),
+        env_type: env_type.map(str::to_string),
+        object: None,
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<EnvView>>, ApiError> {
+    let app_id = id(&app, "app")?;
+    state
+        .policies
+        .authorize(&caller, "environments.list", target(&app, None, None))
+        .await?;
+    let found = state
+        .store
+        .call(move |conn| {
+            Ok(match apps::get(conn, app_id.as_str())? {
+                Some(_) => Some(envs::list(conn, app_id.as_str())?),
+                None => None,
+            })
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("app {app}")))?;
+    Ok(Json(found.into_iter().map(Into::into).collect()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    request: Result<Json<NewEnv>, JsonRejection>,
+) -> Result<(StatusCode, Json<EnvView>), ApiError> {
+    let app_id = id(&app, "app")?;
+    let new = body(request)?;
+    let env_id = id(&new.id, "id")?;
+    let type_id = id(&new.env_type, "env_type")?;
+    state
+        .policies
+        .authorize(
+            &caller,
+            "environments.create",
+            target(&app, Some(env_id.as_str()), Some(type_id.as_str())),
+        )
+        .await?;
+    let env = envs::Environment {
+        app: app_id,
+        id: env_id,
+        env_type: type_id,
+        created_at: now(),
+        created_by: caller.id.clone(),
+    };
+    let stored = env.clone();
+    state
+        .store
+        .transaction(move |tx| {
+            if apps::get(tx, stored.app.as_str())?.is_none() {
+                return Ok(Err(ApiError::NotFound(format!("app {}", stored.app))));
+            }
+            if envs::get_type(tx, stored.env_type.as_str())?.is_none() {
+                return Ok(Err(ApiError::BadRequest(format!(
+                    "env_type: there is no environment type {}",
+                    stored.env_type
+                ))));
+            }
+            envs::create(tx, &stored)?;
+            Ok(Ok(()))
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(env.into())))
+}
+
+/// Loads `app/env`, or a 404 that names which of the two is missing.
+async fn load(state: &AppState, app: &str, env: &str) -> Result<envs::Environment, ApiError> {
+    let (app_id, env_id) = (id(app, "app")?, id(env, "env")?);
+    let found = state
+        .store
+        .call(move |conn| envs::get(conn, app_id.as_str(), env_id.as_str()))
+        .await?;
+    found.ok_or_else(|| ApiError::NotFound(format!("environment {app}/{env}")))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env)): Path<(String, String)>,
+) -> Result<Json<EnvView>, ApiError> {
+    id(&app, "app")?;
+    state
+        .policies
+        .authorize(&caller, "environments.get", target(&app, Some(&env), None))
+        .await?;
+    Ok(Json(load(&state, &app, &env).await?.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    // Deleting needs `deployer` on the environment's type, so it is read first; a
+    // principal without access to the app is refused before learning whether it exists.
+    id(&app, "app")?;
+    state
+        .policies
+        .authorize(&caller, "environments.get", target(&app, Some(&env), None))
+        .await?;
+    let found = load(&state, &app, &env).await?;
+    state
+        .policies
+        .authorize(
+            &caller,
+            "environments.delete",
+            target(&app, Some(&env), Some(found.env_type.as_str())),
+        )
+        .await?;
+    let (app_id, env_id) = (found.app.clone(), found.id.clone());
+    state
+        .store
+        .call(move |conn| envs::delete(conn, app_id.as_str(), env_id.as_str()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,182 @@
+//! Environment types and environments.
+
+use crate::{Error, is_conflict};
+use rusqlite::{Connection, OptionalExtension, params};
+use wharf_core::Id;
+
+/// An environment type: a class of environments, with the target they deploy to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvType {
+    /// Its id (`development`, `production`).
+    pub id: Id,
+    /// What it is for.
+    pub description: String,
+    /// Where its environments run, as JSON (`{"kind": "process"}`).
+    pub target: serde_json::Value,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+}
+
+/// An environment of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// The app.
+    pub app: Id,
+    /// Its id within the app (`pr-42`).
+    pub id: Id,
+    /// Its type.
+    pub env_type: Id,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+fn id(text: String) -> Result<Id, Error> {
+    Id::new(text).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn conflict(what: String) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |e| {
+        if is_conflict(&e) {
+            Error::Conflict(what)
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// Creates an environment type; [`Error::Conflict`] when the id is taken.
+pub fn create_type(conn: &Connection, t: &EnvType) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO env_types (id, description, target, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            t.id.as_str(),
+            t.description,
+            t.target.to_string(),
+            t.created_at
+        ],
+    )
+    .map_err(conflict(format!("environment type {}", t.id)))?;
+    Ok(())
+}
+
+type TypeRow = (String, String, String, i64);
+
+fn type_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TypeRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn env_type((id_text, description, target, created_at): TypeRow) -> Result<EnvType, Error> {
+    Ok(EnvType {
+        id: id(id_text)?,
+        description,
+        target: serde_json::from_str(&target).map_err(|e| Error::Corrupt(e.to_string()))?,
+        created_at,
+    })
+}
+
+/// The environment type with `id`, if any.
+pub fn get_type(conn: &Connection, id: &str) -> Result<Option<EnvType>, Error> {
+    conn.query_row(
+        "SELECT id, description, target, created_at FROM env_types WHERE id = ?1",
+        [id],
+        type_row,
+    )
+    .optional()?
+    .map(env_type)
+    .transpose()
+}
+
+/// Every environment type, by id.
+pub fn list_types(conn: &Connection) -> Result<Vec<EnvType>, Error> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, description, target, created_at FROM env_types ORDER BY id")?;
+    let rows = stmt.query_map([], type_row)?;
+    rows.map(|r| env_type(r?)).collect()
+}
+
+/// Deletes an environment type; true when it existed. [`Error::Conflict`] while
+/// environments of the type exist.
+pub fn delete_type(conn: &Connection, id: &str) -> Result<bool, Error> {
+    let in_use: i64 = conn.query_row(
+        "SELECT count(*) FROM environments WHERE env_type = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    if in_use > 0 {
+        return Err(Error::InUse {
+            what: format!("environment type {id}"),
+            by: format!("{in_use} environment(s); delete them first"),
+        });
+    }
+    conn.execute(
+        "DELETE FROM role_bindings WHERE scope_kind = 'env-type' AND scope_id = ?1",
+        [id],
+    )?;
+    Ok(conn.execute("DELETE FROM env_types WHERE id = ?1", [id])? == 1)
+}
+
+/// Creates an environment; [`Error::Conflict`] when the app has one with that id.
+pub fn create(conn: &Connection, e: &Environment) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO environments (app, id, env_type, created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            e.app.as_str(),
+            e.id.as_str(),
+            e.env_type.as_str(),
+            e.created_at,
+            e.created_by
+        ],
+    )
+    .map_err(conflict(format!("environment {}/{}", e.app, e.id)))?;
+    Ok(())
+}
+
+type EnvRow = (String, String, String, i64, String);
+
+fn env_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnvRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn environment((app, env, env_type, created_at, created_by): EnvRow) -> Result<Environment, Error> {
+    Ok(Environment {
+        app: id(app)?,
+        id: id(env)?,
+        env_type: id(env_type)?,
+        created_at,
+        created_by,
+    })
+}
+
+/// The environment `app/id`, if any.
+pub fn get(conn: &Connection, app: &str, env: &str) -> Result<Option<Environment>, Error> {
+    conn.query_row(
+        "SELECT app, id, env_type, created_at, created_by FROM environments
+          WHERE app = ?1 AND id = ?2",
+        [app, env],
+        env_row,
+    )
+    .optional()?
+    .map(environment)
+    .transpose()
+}
+
+/// The environments of `app`, by id.
+pub fn list(conn: &Connection, app: &str) -> Result<Vec<Environment>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT app, id, env_type, created_at, created_by FROM environments
+          WHERE app = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([app], env_row)?;
+    rows.map(|r| environment(r?)).collect()
+}
+
+/// Deletes the environment `app/id`; true when it existed.
+pub fn delete(conn: &Connection, app: &str, env: &str) -> Result<bool, Error> {
+    Ok(conn.execute(
+        "DELETE FROM environments WHERE app = ?1 AND id = ?2",
+        [app, env],
+    )? == 1)
+}
