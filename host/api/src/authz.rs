@@ -55,6 +55,8 @@ pub struct Target {
     pub env_type: Option<String>,
     /// Object within the collection.
     pub object: Option<String>,
+    /// More about the request, for policies (a JSON object; null is sent as `{}`).
+    pub attributes: Value,
 }
 
 impl PolicyChain {
@@ -92,7 +94,11 @@ impl PolicyChain {
                     env_type: target.env_type.clone(),
                     object: target.object.clone(),
                 },
-                attributes: serde_json::json!({}),
+                attributes: if target.attributes.is_null() {
+                    serde_json::json!({})
+                } else {
+                    target.attributes.clone()
+                },
             })
             .collect();
         let mut verdicts: Vec<Option<Verdict>> = vec![None; requests.len()];

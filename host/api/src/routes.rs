@@ -3,6 +3,7 @@
 mod apps;
 mod env_types;
 mod envs;
+mod principals;
 
 use crate::AppState;
 use axum::Router;
@@ -16,7 +17,8 @@ pub(crate) fn router() -> Router<AppState> {
             "/api/v1",
             apps::router()
                 .merge(env_types::router())
-                .merge(envs::router()),
+                .merge(envs::router())
+                .merge(principals::router()),
         )
 }
 

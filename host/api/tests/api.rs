@@ -441,3 +441,136 @@ async fn environments_need_an_app_role_and_deployer_on_their_type() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn users_and_role_bindings_follow_the_role_model() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    api.send("POST", "/api/v1/apps", admin, Some(json!({ "id": "shop" })))
+        .await;
+    let manager = api
+        .user("boss@example.com", &[(Scope::Org, "manager")])
+        .await;
+    let manager = Some(manager.as_str());
+
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/users",
+            manager,
+            Some(json!({ "id": "carol@example.com" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/users",
+            manager,
+            Some(json!({ "id": "has space" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // A manager grants org roles below admin, but not admin.
+    let member =
+        json!({ "principal": "carol@example.com", "scope": { "kind": "org" }, "role": "member" });
+    assert_eq!(
+        api.send("POST", "/api/v1/role-bindings", manager, Some(member))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let make_admin =
+        json!({ "principal": "carol@example.com", "scope": { "kind": "org" }, "role": "admin" });
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/role-bindings",
+            manager,
+            Some(make_admin.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs the org role admin"),
+        "{body}"
+    );
+    assert_eq!(
+        api.send("POST", "/api/v1/role-bindings", admin, Some(make_admin))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+
+    // App roles are the app owner's to grant; a role that does not exist is refused.
+    let dev = json!({ "principal": "carol@example.com", "scope": { "kind": "app", "id": "shop" }, "role": "developer" });
+    let (status, _) = api
+        .send("POST", "/api/v1/role-bindings", manager, Some(dev.clone()))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a manager does not own the app"
+    );
+    assert_eq!(
+        api.send("POST", "/api/v1/role-bindings", admin, Some(dev))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let bad = json!({ "principal": "carol@example.com", "scope": { "kind": "app", "id": "shop" }, "role": "admin" });
+    let (status, body) = api
+        .send("POST", "/api/v1/role-bindings", admin, Some(bad))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["detail"],
+        "role: there is no role \"admin\" on an app; the roles are owner, developer, viewer"
+    );
+
+    let (status, body) = api
+        .send(
+            "GET",
+            "/api/v1/users/carol@example.com/role-bindings",
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 3, "{body}");
+    let (status, _) = api
+        .send(
+            "DELETE",
+            "/api/v1/role-bindings?principal=carol@example.com&scope=app:shop&role=developer",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = api
+        .send(
+            "DELETE",
+            "/api/v1/role-bindings?principal=carol@example.com&scope=app:shop&role=developer",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["detail"],
+        "role binding developer at app:shop for carol@example.com not found"
+    );
+    let (status, _) = api
+        .send(
+            "DELETE",
+            "/api/v1/role-bindings?principal=x&scope=galaxy&role=y",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -146,3 +146,61 @@ fn scope_columns(scope: &Scope) -> (&'static str, &str) {
         Scope::EnvType(id) => ("env-type", id.as_str()),
     }
 }
+
+/// A principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRow {
+    /// Its id.
+    pub id: String,
+    /// `user` or `service-account`.
+    pub kind: String,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+}
+
+/// The principals of `kind`, by id.
+pub fn list_principals(conn: &Connection, kind: &str) -> Result<Vec<PrincipalRow>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, created_at FROM principals WHERE kind = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([kind], |r| {
+        Ok(PrincipalRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            created_at: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The principal with `id`, if any.
+pub fn get_principal(conn: &Connection, id: &str) -> Result<Option<PrincipalRow>, Error> {
+    Ok(conn
+        .query_row(
+            "SELECT id, kind, created_at FROM principals WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(PrincipalRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Revokes `role` at `scope` from a principal; true when it was held.
+pub fn unbind_role(
+    conn: &Connection,
+    principal: &str,
+    scope: &Scope,
+    role: &str,
+) -> Result<bool, Error> {
+    let (kind, id) = scope_columns(scope);
+    Ok(conn.execute(
+        "DELETE FROM role_bindings
+          WHERE principal = ?1 AND scope_kind = ?2 AND scope_id = ?3 AND role = ?4",
+        params![principal, kind, id, role],
+    )? == 1)
+}

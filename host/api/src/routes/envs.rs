@@ -53,7 +53,7 @@ fn target(app: &str, env: Option<&str>, env_type: Option<&str>) -> Target {
         app: Some(app.to_string()),
         env: env.map(str::to_string),
         env_type: env_type.map(str::to_string),
-        object: None,
+        ..Target::default()
     }
 }
 
