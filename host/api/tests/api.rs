@@ -574,3 +574,102 @@ async fn users_and_role_bindings_follow_the_role_model() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn tokens_are_shown_once_revocable_and_guarded() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let manager = api
+        .user("boss@example.com", &[(Scope::Org, "manager")])
+        .await;
+    let manager = Some(manager.as_str());
+    let (status, _) = api
+        .send(
+            "POST",
+            "/api/v1/service-accounts",
+            manager,
+            Some(json!({ "id": "ci" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/principals/ci/tokens",
+            manager,
+            Some(json!({ "expires_in_days": 30 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ci = body["token"].as_str().unwrap().to_string();
+    assert!(ci.starts_with("wharf_"));
+    assert!(body["expires_at"].as_i64().unwrap() > 0);
+    // The new token works (the service account has no roles: it can still list its tokens).
+    let (status, body) = api
+        .send("GET", "/api/v1/principals/ci/tokens", Some(&ci), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body[0].get("token").is_none(),
+        "a listed token never shows its secret"
+    );
+    let token_id = body[0]["id"].as_str().unwrap().to_string();
+
+    // A manager may not touch the admin's tokens.
+    let (status, body) = api
+        .send("POST", "/api/v1/principals/admin/tokens", manager, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs the org role admin"),
+        "{body}"
+    );
+
+    let path = format!("/api/v1/principals/ci/tokens/{token_id}");
+    assert_eq!(
+        api.send("DELETE", &path, manager, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = api
+        .send("GET", "/api/v1/principals/ci/tokens", Some(&ci), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"], "the token was revoked");
+    assert_eq!(
+        api.send("DELETE", &path, admin, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) = api
+        .send("GET", "/api/v1/principals/nobody/tokens", admin, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/principals/ci/tokens",
+            admin,
+            Some(json!({ "expires_in_days": 0 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/principals/ci/tokens",
+            admin,
+            Some(json!({ "expires": "soon" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `expires`"),
+        "{body}"
+    );
+}

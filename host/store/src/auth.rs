@@ -60,13 +60,44 @@ pub fn create_token(
     Ok(())
 }
 
-/// Revokes a token; true when it existed and was not revoked yet.
-pub fn revoke_token(conn: &Connection, id: &str, now: i64) -> Result<bool, Error> {
+/// Revokes a token of `principal`; true when it existed and was not revoked yet.
+pub fn revoke_token(conn: &Connection, principal: &str, id: &str, now: i64) -> Result<bool, Error> {
     let changed = conn.execute(
-        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, now],
+        "UPDATE tokens SET revoked_at = ?3
+          WHERE principal = ?1 AND id = ?2 AND revoked_at IS NULL",
+        params![principal, id, now],
     )?;
     Ok(changed == 1)
+}
+
+/// A token, without its secret (which is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Its id.
+    pub id: String,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When it expires, if ever.
+    pub expires_at: Option<i64>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// The tokens of `principal`, newest first.
+pub fn list_tokens(conn: &Connection, principal: &str) -> Result<Vec<TokenRow>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, created_at, expires_at, revoked_at FROM tokens
+          WHERE principal = ?1 ORDER BY created_at DESC, id",
+    )?;
+    let rows = stmt.query_map([principal], |r| {
+        Ok(TokenRow {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            expires_at: r.get(2)?,
+            revoked_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Looks up a token by the sha256 of its secret.

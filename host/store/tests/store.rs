@@ -148,8 +148,10 @@ async fn tokens_are_found_by_hash_and_revocation_and_expiry_are_seen() {
             auth::create_token(tx, "t1", "alice@example.com", "h1", 100, None)?;
             auth::create_token(tx, "t2", "alice@example.com", "h2", 100, Some(200))?;
             auth::create_token(tx, "t3", "alice@example.com", "h3", 100, None)?;
-            assert!(auth::revoke_token(tx, "t3", 150)?);
-            assert!(!auth::revoke_token(tx, "t3", 160)?);
+            assert!(auth::revoke_token(tx, "alice@example.com", "t3", 150)?);
+            assert_eq!(auth::list_tokens(tx, "alice@example.com")?.len(), 3);
+            assert!(!auth::revoke_token(tx, "alice@example.com", "t3", 160)?);
+            assert!(!auth::revoke_token(tx, "bob", "t1", 160)?);
             Ok([
                 auth::token_status(tx, "h1", 300)?,
                 auth::token_status(tx, "h2", 199)?,

@@ -18,6 +18,8 @@ pub enum Need {
     Deploy(AppRole),
     /// Org manager, or org admin when the binding concerns the `admin` role.
     RoleBinding,
+    /// The principal's own tokens; else org manager, or org admin for an admin's tokens.
+    Token,
 }
 
 /// Org roles, lowest first.
@@ -101,6 +103,9 @@ pub const ACTIONS: &[(&str, Need)] = &[
     ("role-bindings.create", Need::RoleBinding),
     ("role-bindings.delete", Need::RoleBinding),
     ("audit.read", Need::Org(Manager)),
+    ("tokens.list", Need::Token),
+    ("tokens.create", Need::Token),
+    ("tokens.delete", Need::Token),
     ("env-types.list", Need::Org(Member)),
     ("env-types.get", Need::Org(Member)),
     ("env-types.create", Need::Org(Admin)),
@@ -229,6 +234,17 @@ pub fn decide(request: &Request) -> Decision {
         }
         Need::RoleBinding => {
             if request.attributes["role"] == "admin" {
+                deny_org(Admin)
+            } else if org >= Some(Manager) {
+                Decision::Allow
+            } else {
+                deny_org(Manager)
+            }
+        }
+        Need::Token => {
+            if request.target.object.as_deref() == Some(principal.id.as_str()) {
+                Decision::Allow
+            } else if request.attributes["target_is_admin"] == true {
                 deny_org(Admin)
             } else if org >= Some(Manager) {
                 Decision::Allow

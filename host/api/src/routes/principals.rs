@@ -22,6 +22,18 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/users/{user}", get(show_user))
         .route("/users/{user}/role-bindings", get(list_bindings))
         .route("/role-bindings", post(bind).delete(unbind))
+        .route(
+            "/service-accounts",
+            get(list_service_accounts).post(create_service_account),
+        )
+        .route(
+            "/principals/{principal}/tokens",
+            get(list_tokens).post(create_token),
+        )
+        .route(
+            "/principals/{principal}/tokens/{token}",
+            axum::routing::delete(revoke_token),
+        )
 }
 
 /// A principal id: an e-mail address or another name, without spaces or control
@@ -290,5 +302,190 @@ fn query_scope(scope: &Scope) -> String {
         Scope::Org => "org".into(),
         Scope::App(app) => format!("app:{app}"),
         Scope::EnvType(t) => format!("env-type:{t}"),
+    }
+}
+
+async fn list_service_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    state
+        .policies
+        .authorize(&caller, "service-accounts.list", Target::default())
+        .await?;
+    let accounts = state
+        .store
+        .call(|conn| auth::list_principals(conn, "service-account"))
+        .await?;
+    Ok(Json(
+        accounts
+            .into_iter()
+            .map(|a| UserView {
+                id: a.id,
+                created_at: a.created_at,
+            })
+            .collect(),
+    ))
+}
+
+async fn create_service_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let id = principal_id(&body(request)?.id)?;
+    let target = Target {
+        object: Some(id.clone()),
+        ..Target::default()
+    };
+    state
+        .policies
+        .authorize(&caller, "service-accounts.create", target)
+        .await?;
+    let created_at = now();
+    let stored = id.clone();
+    state
+        .store
+        .call(move |conn| auth::create_principal(conn, &stored, "service-account", created_at))
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserView { id, created_at })))
+}
+
+/// Authorizes `action` on the tokens of `principal` (which must exist): the target says
+/// whose tokens they are and whether that principal is an org admin.
+async fn authorize_tokens(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    principal: &str,
+) -> Result<(), ApiError> {
+    let id = principal.to_string();
+    let target_is_admin = state
+        .store
+        .call(move |conn| {
+            Ok(match auth::get_principal(conn, &id)? {
+                Some(_) => Some(
+                    auth::role_bindings(conn, &id)?
+                        .iter()
+                        .any(|(scope, role)| *scope == Scope::Org && role == "admin"),
+                ),
+                None => None,
+            })
+        })
+        .await?;
+    let target = Target {
+        object: Some(principal.to_string()),
+        attributes: json!({ "target_is_admin": target_is_admin.unwrap_or(false) }),
+        ..Target::default()
+    };
+    state.policies.authorize(caller, action, target).await?;
+    match target_is_admin {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!("principal {principal}"))),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct TokenView {
+    id: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(principal): Path<String>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    authorize_tokens(&state, &caller, "tokens.list", &principal).await?;
+    let tokens = state
+        .store
+        .call(move |conn| auth::list_tokens(conn, &principal))
+        .await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| TokenView {
+                id: t.id,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                revoked_at: t.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// The body of `POST /principals/{principal}/tokens`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    /// Days until the token expires; never when absent.
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+/// A new token: the only time its secret is shown.
+#[derive(Debug, Serialize)]
+struct CreatedToken {
+    id: String,
+    token: String,
+    expires_at: Option<i64>,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(principal): Path<String>,
+    request: Result<Option<Json<NewToken>>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let new = request
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?
+        .map(|Json(n)| n)
+        .unwrap_or_default();
+    if new.expires_in_days == Some(0) {
+        return Err(ApiError::BadRequest(
+            "expires_in_days: must be at least 1 (leave it out for a token that does not expire)"
+                .into(),
+        ));
+    }
+    authorize_tokens(&state, &caller, "tokens.create", &principal).await?;
+    let token = crate::auth::new_token();
+    let created_at = now();
+    let expires_at = new
+        .expires_in_days
+        .map(|days| created_at + i64::from(days) * 86_400);
+    let (id, hash) = (token.id.clone(), token.hash.clone());
+    state
+        .store
+        .call(move |conn| auth::create_token(conn, &id, &principal, &hash, created_at, expires_at))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            id: token.id,
+            token: token.secret,
+            expires_at,
+        }),
+    ))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((principal, token)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    authorize_tokens(&state, &caller, "tokens.delete", &principal).await?;
+    let (owner, id) = (principal.clone(), token.clone());
+    let revoked = state
+        .store
+        .call(move |conn| auth::revoke_token(conn, &owner, &id, now()))
+        .await?;
+    if revoked {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "active token {token} of {principal}"
+        )))
     }
 }

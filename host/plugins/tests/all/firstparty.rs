@@ -509,7 +509,7 @@ mod rbac_table {
                 ],
             ),
             "viewer" => principal(id, &[("app:shop", "viewer")]),
-            _ => Principal::default(),
+            _ => principal(id, &[]),
         }
     }
 
@@ -565,6 +565,51 @@ mod rbac_table {
                 .unwrap();
             assert_eq!(&single[0], decision);
         }
+    }
+
+    #[tokio::test]
+    async fn rbac_lets_principals_manage_their_own_tokens_and_guards_admins_tokens() {
+        let (rt, _dir) = runtime();
+        let rbac = installed_policy(&rt, bundled("rbac").bytes).await;
+        let ask = |who: &str, action: &str, object: &str, target_is_admin: bool| AuthzRequest {
+            principal: principals(who),
+            action: action.into(),
+            target: Target {
+                object: Some(object.into()),
+                ..Default::default()
+            },
+            attributes: json!({ "target_is_admin": target_is_admin }),
+        };
+        let decisions = rbac
+            .authorize(
+                &json!({}),
+                &[
+                    ask("viewer", "tokens.create", "viewer", false),
+                    ask("nobody", "tokens.list", "nobody", false),
+                    ask("viewer", "tokens.create", "developer", false),
+                    ask("manager", "tokens.create", "developer", false),
+                    ask("manager", "tokens.delete", "admin", true),
+                    ask("admin", "tokens.delete", "root", true),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(decisions[0], Decision::Allow, "own token");
+        assert_eq!(
+            decisions[1],
+            Decision::Allow,
+            "own tokens, even without roles"
+        );
+        assert_eq!(
+            decisions[2],
+            Decision::Deny("tokens.create needs the org role manager (or higher)".into())
+        );
+        assert_eq!(decisions[3], Decision::Allow);
+        assert_eq!(
+            decisions[4],
+            Decision::Deny("tokens.delete needs the org role admin (or higher)".into())
+        );
+        assert_eq!(decisions[5], Decision::Allow);
     }
 
     #[tokio::test]
