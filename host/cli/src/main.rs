@@ -36,6 +36,18 @@ enum Command {
     /// Work with plugins (Wasm components) locally, without a server.
     #[command(subcommand)]
     Plugin(plugin::Command),
+    /// Administer the data directory.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Write a consistent copy of the database to FILE (safe while the server runs).
+    Backup {
+        /// Where to write the copy; it must not exist.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +73,9 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Plugin(command) => plugin::run(command, &data_dir).await,
+            Command::Admin(AdminCommand::Backup { file }) => {
+                backup(&data_dir, &file).await.map(|()| ExitCode::SUCCESS)
+            }
         }
     });
     match result {
@@ -70,6 +85,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Copies the database with SQLite's online backup, through a connection of its own, so
+/// a running server is not disturbed.
+async fn backup(data_dir: &std::path::Path, file: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let db = data_dir.join("wharf.db");
+    if !db.exists() {
+        anyhow::bail!(
+            "there is no database at {}: is --data-dir right?",
+            db.display()
+        );
+    }
+    if file.exists() {
+        anyhow::bail!("{} exists already: choose a new file", file.display());
+    }
+    let store = wharf_store::Store::open(&db)
+        .await
+        .with_context(|| format!("failed to open {}", db.display()))?;
+    store
+        .backup(file)
+        .await
+        .with_context(|| format!("failed to write the backup to {}", file.display()))?;
+    store.close().await;
+    eprintln!("backed up {} to {}", db.display(), file.display());
+    Ok(())
 }
 
 /// `$XDG_DATA_HOME/wharf`, else `~/.local/share/wharf`, else `./.wharf`.
