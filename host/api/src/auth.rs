@@ -103,7 +103,8 @@ impl FromRequestParts<AppState> for Caller {
 /// The principal created on first start, with the org `admin` role.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
 
-/// On a store with no principal, creates the bootstrap admin and a token for it, and
+/// On a store with no principal (a new Wharf), creates the bootstrap admin and a token for
+/// it, and the default `development` environment type bound to the local process target;
 /// returns the token's secret (to be shown once). On any other store, does nothing.
 pub async fn bootstrap(store: &wharf_store::Store) -> Result<Option<String>, ApiError> {
     let token = new_token();
@@ -116,6 +117,17 @@ pub async fn bootstrap(store: &wharf_store::Store) -> Result<Option<String>, Api
             auth::create_principal(tx, BOOTSTRAP_ADMIN, "user", now)?;
             auth::bind_role(tx, BOOTSTRAP_ADMIN, &Scope::Org, "admin")?;
             auth::create_token(tx, &token.id, BOOTSTRAP_ADMIN, &token.hash, now, None)?;
+            if wharf_store::envs::get_type(tx, "development")?.is_none() {
+                wharf_store::envs::create_type(
+                    tx,
+                    &wharf_store::envs::EnvType {
+                        id: wharf_core::Id::new("development").expect("a valid id"),
+                        description: "Local processes on the Wharf host".into(),
+                        target: serde_json::json!({ "kind": "process" }),
+                        created_at: now,
+                    },
+                )?;
+            }
             Ok(true)
         })
         .await?;

@@ -295,7 +295,20 @@ async fn env_types_are_ops_territory() {
             "POST",
             "/api/v1/env-types",
             admin,
-            Some(json!({ "id": "development", "description": "dev" })),
+            Some(json!({ "id": "development" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "bootstrap made it: {body}");
+    assert_eq!(
+        body["detail"],
+        "environment type development already exists"
+    );
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/env-types",
+            admin,
+            Some(json!({ "id": "qa", "description": "qa" })),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -318,7 +331,17 @@ async fn env_types_are_ops_territory() {
         .send("GET", "/api/v1/env-types", Some(&member), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body.as_array().unwrap().len(), 1);
+    let ids: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["development", "qa"],
+        "the member's own attempts were refused"
+    );
     let (status, _) = api
         .send(
             "POST",

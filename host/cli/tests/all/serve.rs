@@ -78,6 +78,12 @@ fn first_start_bootstraps_an_admin_and_state_survives_a_restart() {
     assert_eq!(server.request("GET", "/api/v1/apps", None, "").0, 401);
     let (status, body) = server.request("POST", "/api/v1/apps", Some(&token), r#"{"id":"shop"}"#);
     assert_eq!(status, 201, "{body}");
+    let (status, body) = server.request("GET", "/api/v1/env-types/development", Some(&token), "");
+    assert_eq!(
+        status, 200,
+        "a new Wharf has the development environment type"
+    );
+    assert!(body.contains(r#""target":{"kind":"process"}"#), "{body}");
     assert!(server.stop().success(), "SIGTERM is a clean shutdown");
 
     let server = start(data.path());
