@@ -18,8 +18,12 @@ pub(crate) fn router() -> Router<AppState> {
             apps::router()
                 .merge(env_types::router())
                 .merge(envs::router())
-                .merge(principals::router()),
+                .merge(principals::router())
+                .method_not_allowed_fallback(method_not_allowed),
         )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(problem_for_plain_errors))
 }
 
 /// The process is up.
@@ -47,4 +51,56 @@ pub(crate) fn body<T>(
 /// A validated id, or a 400 naming the field.
 pub(crate) fn id(text: &str, what: &str) -> Result<wharf_core::Id, crate::ApiError> {
     wharf_core::Id::new(text).map_err(|e| crate::ApiError::BadRequest(format!("{what}: {e}")))
+}
+
+async fn unknown_route(
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> crate::ApiError {
+    crate::ApiError::NotFound(format!("route {}", uri.path()))
+}
+
+async fn method_not_allowed(
+    method: axum::http::Method,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response =
+        crate::ApiError::BadRequest(format!("{method} is not allowed on {}", uri.path()))
+            .into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Turns the plain-text errors that axum's extractors produce before a handler runs (a
+/// path that does not decode, a query that does not parse) into problem documents, so
+/// that every error a client sees has the same shape.
+async fn problem_for_plain_errors(response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/problem+json");
+    if !status.is_client_error() || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, 64 << 10).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut response =
+        axum::response::Response::from_parts(parts, axum::body::Body::from(body.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    response
 }

@@ -696,3 +696,27 @@ async fn tokens_are_shown_once_revocable_and_guarded() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn every_error_is_a_problem_document() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    // `send` asserts the problem content type on every 4xx.
+    let (status, body) = api.send("GET", "/api/v1/nothing-here", admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["detail"], "route /api/v1/nothing-here not found");
+    let (status, body) = api.send("PUT", "/api/v1/apps", admin, None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["detail"], "PUT is not allowed on /api/v1/apps");
+    let (status, body) = api.send("GET", "/api/v1/apps/%FF", admin, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().contains("UTF-8"), "{body}");
+    let (status, body) = api
+        .send("DELETE", "/api/v1/role-bindings?principal=x", admin, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"].as_str().unwrap().contains("missing field"),
+        "{body}"
+    );
+}
