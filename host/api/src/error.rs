@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The request is malformed or invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is larger than the server accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -69,6 +72,7 @@ impl IntoResponse for ApiError {
             Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::InUse(_) => (StatusCode::CONFLICT, "in-use"),

@@ -24,6 +24,8 @@ pub(crate) fn router() -> Router<AppState> {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(problem_for_plain_errors))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(request_span))
 }
 
 /// The process is up.
@@ -43,14 +45,56 @@ async fn readyz(
 pub(crate) fn body<T>(
     request: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> Result<T, crate::ApiError> {
-    request
-        .map(|axum::Json(body)| body)
-        .map_err(|e| crate::ApiError::BadRequest(e.body_text()))
+    request.map(|axum::Json(body)| body).map_err(rejection)
+}
+
+/// The error for a body that could not be read or parsed.
+pub(crate) fn rejection(e: axum::extract::rejection::JsonRejection) -> crate::ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        crate::ApiError::TooLarge(format!(
+            "the request body is larger than {} MiB",
+            MAX_BODY >> 20
+        ))
+    } else {
+        crate::ApiError::BadRequest(e.body_text())
+    }
 }
 
 /// A validated id, or a 400 naming the field.
 pub(crate) fn id(text: &str, what: &str) -> Result<wharf_core::Id, crate::ApiError> {
     wharf_core::Id::new(text).map_err(|e| crate::ApiError::BadRequest(format!("{what}: {e}")))
+}
+
+/// Largest request body accepted (plugin uploads included), in bytes.
+pub(crate) const MAX_BODY: usize = 32 << 20;
+
+/// Gives every request an id (the client's `x-request-id` when it sent a sane one), a
+/// tracing span, and the id back in the response.
+async fn request_span(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    use tracing::Instrument;
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+    let value = HeaderValue::from_str(&id).expect("checked to be visible ASCII");
+    request.headers_mut().insert("x-request-id", value.clone());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request finished"));
+    response.headers_mut().insert("x-request-id", value);
+    response
 }
 
 async fn unknown_route(

@@ -720,3 +720,35 @@ async fn every_error_is_a_problem_document() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_and_every_response_has_a_request_id() {
+    let api = api().await;
+    let big = "x".repeat(33 << 20);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/apps")
+        .header("authorization", format!("Bearer {}", api.admin))
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-42")
+        .body(Body::from(format!("{{\"id\":\"{big}\"}}")))
+        .unwrap();
+    let response = router(api.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+
+    let request = Request::builder()
+        .uri("/healthz")
+        .body(Body::empty())
+        .unwrap();
+    let response = router(api.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers()["x-request-id"].len(),
+        16,
+        "a generated id"
+    );
+}

@@ -440,7 +440,7 @@ async fn create_token(
     request: Result<Option<Json<NewToken>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let new = request
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?
+        .map_err(crate::routes::rejection)?
         .map(|Json(n)| n)
         .unwrap_or_default();
     if new.expires_in_days == Some(0) {
