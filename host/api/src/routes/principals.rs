@@ -62,27 +62,60 @@ struct NewUser {
     id: String,
 }
 
+/// Lists the principals of `kind` (`user`, `service-account`) if `action` is allowed.
+async fn list_principals(
+    state: &AppState,
+    caller: &Caller,
+    kind: &'static str,
+    action: &str,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    state
+        .policies
+        .authorize(caller, action, Target::default())
+        .await?;
+    let principals = state
+        .store
+        .call(move |conn| auth::list_principals(conn, kind))
+        .await?;
+    Ok(Json(
+        principals
+            .into_iter()
+            .map(|p| UserView {
+                id: p.id,
+                created_at: p.created_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Creates a principal of `kind` if `action` is allowed.
+async fn create_principal(
+    state: &AppState,
+    caller: &Caller,
+    request: Result<Json<NewUser>, JsonRejection>,
+    kind: &'static str,
+    action: &str,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let id = principal_id(&body(request)?.id)?;
+    let target = Target {
+        object: Some(id.clone()),
+        ..Target::default()
+    };
+    state.policies.authorize(caller, action, target).await?;
+    let created_at = now();
+    let stored = id.clone();
+    state
+        .store
+        .call(move |conn| auth::create_principal(conn, &stored, kind, created_at))
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserView { id, created_at })))
+}
+
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
-    state
-        .policies
-        .authorize(&caller, "users.list", Target::default())
-        .await?;
-    let users = state
-        .store
-        .call(|conn| auth::list_principals(conn, "user"))
-        .await?;
-    Ok(Json(
-        users
-            .into_iter()
-            .map(|u| UserView {
-                id: u.id,
-                created_at: u.created_at,
-            })
-            .collect(),
-    ))
+    list_principals(&state, &caller, "user", "users.list").await
 }
 
 async fn create_user(
@@ -90,22 +123,29 @@ async fn create_user(
     caller: Caller,
     request: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let id = principal_id(&body(request)?.id)?;
-    let target = Target {
-        object: Some(id.clone()),
-        ..Target::default()
-    };
-    state
-        .policies
-        .authorize(&caller, "users.create", target)
-        .await?;
-    let created_at = now();
-    let stored = id.clone();
-    state
-        .store
-        .call(move |conn| auth::create_principal(conn, &stored, "user", created_at))
-        .await?;
-    Ok((StatusCode::CREATED, Json(UserView { id, created_at })))
+    create_principal(&state, &caller, request, "user", "users.create").await
+}
+
+async fn list_service_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    list_principals(&state, &caller, "service-account", "service-accounts.list").await
+}
+
+async fn create_service_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    create_principal(
+        &state,
+        &caller,
+        request,
+        "service-account",
+        "service-accounts.create",
+    )
+    .await
 }
 
 async fn show_user(
@@ -303,52 +343,6 @@ fn query_scope(scope: &Scope) -> String {
         Scope::App(app) => format!("app:{app}"),
         Scope::EnvType(t) => format!("env-type:{t}"),
     }
-}
-
-async fn list_service_accounts(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<UserView>>, ApiError> {
-    state
-        .policies
-        .authorize(&caller, "service-accounts.list", Target::default())
-        .await?;
-    let accounts = state
-        .store
-        .call(|conn| auth::list_principals(conn, "service-account"))
-        .await?;
-    Ok(Json(
-        accounts
-            .into_iter()
-            .map(|a| UserView {
-                id: a.id,
-                created_at: a.created_at,
-            })
-            .collect(),
-    ))
-}
-
-async fn create_service_account(
-    State(state): State<AppState>,
-    caller: Caller,
-    request: Result<Json<NewUser>, JsonRejection>,
-) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let id = principal_id(&body(request)?.id)?;
-    let target = Target {
-        object: Some(id.clone()),
-        ..Target::default()
-    };
-    state
-        .policies
-        .authorize(&caller, "service-accounts.create", target)
-        .await?;
-    let created_at = now();
-    let stored = id.clone();
-    state
-        .store
-        .call(move |conn| auth::create_principal(conn, &stored, "service-account", created_at))
-        .await?;
-    Ok((StatusCode::CREATED, Json(UserView { id, created_at })))
 }
 
 /// Authorizes `action` on the tokens of `principal` (which must exist): the target says
