@@ -105,9 +105,23 @@ pub const BOOTSTRAP_ADMIN: &str = "admin";
 
 /// On a store with no principal (a new Wharf), creates the bootstrap admin and a token for
 /// it, and the default `development` environment type bound to the local process target;
-/// returns the token's secret (to be shown once). On any other store, does nothing.
-pub async fn bootstrap(store: &wharf_store::Store) -> Result<Option<String>, ApiError> {
-    let token = new_token();
+/// returns the token's secret (to be shown once). The token is `given` when there is one
+/// (automation provisions it from a file), else random. On any other store, does nothing.
+pub async fn bootstrap(
+    store: &wharf_store::Store,
+    given: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let mut token = new_token();
+    if let Some(secret) = given {
+        let secret = secret.trim();
+        if secret.len() < 32 || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ApiError::BadRequest(
+                "the bootstrap token must be at least 32 visible characters".into(),
+            ));
+        }
+        token.secret = secret.to_string();
+        token.hash = hash(secret);
+    }
     let now = now();
     let created = store
         .transaction(move |tx| {

@@ -33,9 +33,18 @@ pub enum ApiError {
     /// The thing to create exists already.
     #[error("{0} already exists")]
     Conflict(String),
+    /// Nothing matches what was asked for (the message says what and lists candidates).
+    #[error("{0}")]
+    NoMatch(String),
+    /// The request conflicts with what exists (the message says how).
+    #[error("{0}")]
+    Clash(String),
     /// The thing to delete is still in use.
     #[error("{0}")]
     InUse(String),
+    /// The client's `If-Match` does not name the current version.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The server failed.
     #[error("internal error")]
     Internal(String),
@@ -76,6 +85,9 @@ impl IntoResponse for ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::InUse(_) => (StatusCode::CONFLICT, "in-use"),
+            Self::NoMatch(_) => (StatusCode::NOT_FOUND, "no-match"),
+            Self::Clash(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

@@ -11,10 +11,13 @@
 pub mod auth;
 pub mod authz;
 mod error;
+mod openapi;
+pub mod registry;
 mod routes;
 
 pub use authz::PolicyChain;
 pub use error::ApiError;
+pub use registry::Registry;
 
 use axum::Router;
 use std::sync::Arc;
@@ -27,11 +30,18 @@ pub struct AppState {
     pub store: Store,
     /// The policies that decide every action.
     pub policies: Arc<PolicyChain>,
+    /// The installed plugins, loaded into the runtime.
+    pub registry: Arc<Registry>,
 }
 
 /// The whole API, ready to serve.
 pub fn router(state: AppState) -> Router {
     routes::router().with_state(state)
+}
+
+/// The OpenAPI 3.1 document of the API (what `GET /api/v1/openapi.json` serves).
+pub fn openapi() -> serde_json::Value {
+    routes::documented().1
 }
 
 /// Seconds since the Unix epoch.
@@ -40,4 +50,94 @@ pub(crate) fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
+}
+
+/// A component that ships inside the Wharf binary.
+#[derive(Debug, Clone, Copy)]
+pub struct BundledPlugin<'a> {
+    /// Its id (`rbac`).
+    pub id: &'a str,
+    /// `driver`, `policy` or `transformer`.
+    pub kind: &'a str,
+    /// The component.
+    pub bytes: &'a [u8],
+}
+
+/// The policy installed on a new Wharf, the one that decides by roles.
+pub const RBAC: &str = "rbac";
+
+/// Prepares the state the API serves: stores the bundled plugins (adding those that are
+/// new, replacing those that changed with this binary), installs the `rbac` policy on a
+/// new Wharf, and builds the policy chain from the enabled policy installations.
+pub async fn start(
+    store: Store,
+    runtime: wharf_plugins::Runtime,
+    bundled: &[BundledPlugin<'_>],
+) -> Result<AppState, ApiError> {
+    let registry = Arc::new(Registry::new(runtime));
+    for b in bundled {
+        let kind = registry::kind(b.kind)?;
+        let loaded = registry
+            .check(b.id, kind, &registry::Requested::default(), b.bytes)
+            .await
+            .map_err(|e| ApiError::Internal(format!("bundled plugin {}: {e}", b.id)))?;
+        let info = routes::describe_plugin(&loaded)
+            .await
+            .map_err(|e| ApiError::Internal(format!("bundled plugin {}: {e}", b.id)))?;
+        let row = wharf_store::plugins::Plugin {
+            id: b.id.to_string(),
+            kind: b.kind.to_string(),
+            version: info["version"].as_str().unwrap_or_default().to_string(),
+            digest: loaded.digest().to_string(),
+            manifest: serde_json::to_value(registry::Requested::default())
+                .expect("a manifest serializes"),
+            info,
+            bundled: true,
+            created_at: now(),
+            created_by: "wharf".into(),
+        };
+        let bytes = b.bytes.to_vec();
+        store
+            .transaction(move |tx| {
+                use wharf_store::plugins as stored;
+                match stored::get(tx, &row.id)? {
+                    None => {
+                        stored::create(tx, &row, &bytes)?;
+                        if row.id == RBAC && stored::installation_by_id(tx, RBAC)?.is_none() {
+                            stored::install(
+                                tx,
+                                &stored::Installation {
+                                    id: RBAC.into(),
+                                    plugin: RBAC.into(),
+                                    config: serde_json::json!({}),
+                                    grants: serde_json::json!({}),
+                                    enabled: true,
+                                    position: 0,
+                                    revision: 1,
+                                    created_at: row.created_at,
+                                    updated_at: row.created_at,
+                                    updated_by: "wharf".into(),
+                                },
+                            )?;
+                        }
+                    }
+                    Some(old) if old.bundled && old.digest != row.digest => {
+                        stored::replace_bundled(tx, &row, &bytes)?;
+                    }
+                    Some(_) => {}
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    let state = AppState {
+        store,
+        policies: Arc::new(PolicyChain::default()),
+        registry,
+    };
+    state
+        .registry
+        .rebuild_chain(&state.store, &state.policies)
+        .await?;
+    Ok(state)
 }

@@ -1,42 +1,93 @@
-//! The routes.
+//! The routes, their OpenAPI description, and what handlers share: bodies, ids, pages,
+//! versions (`ETag`/`If-Match`) and the audit log.
 
 mod apps;
+mod audit;
 mod env_types;
 mod envs;
+mod plugins;
 mod principals;
+mod resources;
 
-use crate::AppState;
+pub(crate) use plugins::describe as describe_plugin;
+
+use crate::{ApiError, AppState};
 use axum::Router;
-use axum::routing::get;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes under `/api/v1` and at the root, with their OpenAPI description.
+pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
+    let api = apps::router()
+        .merge(env_types::router())
+        .merge(envs::router())
+        .merge(principals::router())
+        .merge(plugins::router())
+        .merge(resources::router())
+        .merge(audit::router());
+    let (router, openapi) = OpenApiRouter::with_openapi(base_document())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .nest("/api/v1", api)
+        .split_for_parts();
+    (router, crate::openapi::complete(&openapi))
+}
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .nest(
-            "/api/v1",
-            apps::router()
-                .merge(env_types::router())
-                .merge(envs::router())
-                .merge(principals::router())
-                .method_not_allowed_fallback(method_not_allowed),
+    let (router, openapi) = documented();
+    let document = std::sync::Arc::new(openapi.to_string().into_bytes());
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.as_ref().clone(),
+                )
+            }),
         )
-        .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .fallback(unknown_route)
         .layer(axum::middleware::map_response(problem_for_plain_errors))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(request_span))
 }
 
+fn base_document() -> OpenApi {
+    use utoipa::openapi::{InfoBuilder, OpenApiBuilder};
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Wharf API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The REST API of Wharf, the internal developer platform. Every request \
+                     but the health checks carries `Authorization: Bearer <token>`; every \
+                     action is decided by the policy chain; every error is an RFC 9457 \
+                     problem document.",
+                ))
+                .build(),
+        )
+        .build()
+}
+
 /// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// The process can serve: the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "The store answers", body = String, content_type = "text/plain")))]
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<&'static str, crate::ApiError> {
+) -> Result<&'static str, ApiError> {
     state.store.schema_version().await?;
     Ok("ready")
 }
@@ -44,37 +95,195 @@ async fn readyz(
 /// The JSON body of a request, or a 400 that says what is wrong with it.
 pub(crate) fn body<T>(
     request: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
-) -> Result<T, crate::ApiError> {
+) -> Result<T, ApiError> {
     request.map(|axum::Json(body)| body).map_err(rejection)
 }
 
 /// The error for a body that could not be read or parsed.
-pub(crate) fn rejection(e: axum::extract::rejection::JsonRejection) -> crate::ApiError {
+pub(crate) fn rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        crate::ApiError::TooLarge(format!(
+        ApiError::TooLarge(format!(
             "the request body is larger than {} MiB",
             MAX_BODY >> 20
         ))
     } else {
-        crate::ApiError::BadRequest(e.body_text())
+        ApiError::BadRequest(e.body_text())
     }
 }
 
 /// A validated id, or a 400 naming the field.
-pub(crate) fn id(text: &str, what: &str) -> Result<wharf_core::Id, crate::ApiError> {
-    wharf_core::Id::new(text).map_err(|e| crate::ApiError::BadRequest(format!("{what}: {e}")))
+pub(crate) fn id(text: &str, what: &str) -> Result<wharf_core::Id, ApiError> {
+    wharf_core::Id::new(text).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))
 }
 
 /// Largest request body accepted (plugin uploads included), in bytes.
 pub(crate) const MAX_BODY: usize = 32 << 20;
+
+/// Which page of a list to return.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// How many items at most (1 to 1000; 100 when absent).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Return the items after this one (the last id of the previous page; the `next`
+    /// link in the `Link` header carries it).
+    pub after: Option<String>,
+}
+
+impl PageQuery {
+    /// The page size asked for, checked.
+    pub(crate) fn size(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=1000) => Ok(n as usize),
+            Some(n) => Err(ApiError::BadRequest(format!(
+                "limit: {n} is out of range; ask for 1 to 1000 items"
+            ))),
+        }
+    }
+}
+
+/// One page of a list: a JSON array, with a `Link: <...>; rel="next"` header when more
+/// items follow.
+pub(crate) struct Page<T> {
+    items: Vec<T>,
+    next: Option<String>,
+}
+
+/// Cuts the page `query` asks for out of `items` (ordered by `key`); `path` is the
+/// collection's path, for the link to the next page.
+pub(crate) fn page<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    query: &PageQuery,
+    path: &str,
+) -> Result<Page<T>, ApiError> {
+    let size = query.size()?;
+    if let Some(after) = &query.after {
+        items.retain(|item| key(item).as_str() > after.as_str());
+    }
+    let more = items.len() > size;
+    items.truncate(size);
+    let next = match items.last() {
+        Some(last) if more => Some(format!(
+            "<{path}?limit={size}&after={}>; rel=\"next\"",
+            query_escape(&key(last))
+        )),
+        _ => None,
+    };
+    Ok(Page { items, next })
+}
+
+/// Percent-encodes what is not unreserved in a query value.
+pub(crate) fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl<T: Serialize> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(self.items).into_response();
+        if let Some(next) = self.next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            response.headers_mut().insert(header::LINK, next);
+        }
+        response
+    }
+}
+
+/// The entity tag of version `n` of something.
+pub(crate) fn etag(n: i64) -> String {
+    format!("\"{n}\"")
+}
+
+/// A response with an `ETag` header.
+pub(crate) fn tagged(version: i64, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag(version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The versions an `If-Match` header accepts: `None` when there is none (or it is `*`).
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("If-Match: not visible ASCII".into()))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tags: Vec<String> = text
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/").to_string())
+        .collect();
+    if tags
+        .iter()
+        .any(|t| t.len() < 2 || !t.starts_with('"') || !t.ends_with('"'))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "If-Match: {text:?} is not a list of entity tags (like \"3\")"
+        )));
+    }
+    Ok(Some(tags))
+}
+
+/// A 412 unless `accepted` (from [`if_match`]) includes version `current` of `what`.
+pub(crate) fn check_version(
+    accepted: &Option<Vec<String>>,
+    current: i64,
+    what: &str,
+) -> Result<(), ApiError> {
+    match accepted {
+        Some(tags) if !tags.contains(&etag(current)) => Err(ApiError::PreconditionFailed(format!(
+            "If-Match: {what} is at version {}, not {}; fetch it again and reapply your change",
+            etag(current),
+            tags.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Appends an audit event; call it inside the transaction that makes the change.
+pub(crate) fn audit(
+    conn: &wharf_store::rusqlite::Connection,
+    principal: &str,
+    action: &str,
+    target: String,
+    detail: serde_json::Value,
+) -> Result<(), wharf_store::Error> {
+    wharf_store::audit::record(
+        conn,
+        &wharf_store::audit::Event {
+            seq: 0,
+            at: crate::now(),
+            principal: principal.to_string(),
+            action: action.to_string(),
+            target,
+            detail,
+        },
+    )
+    .map(|_| ())
+}
 
 /// Gives every request an id (the client's `x-request-id` when it sent a sane one), a
 /// tracing span, and the id back in the response.
 async fn request_span(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::HeaderValue;
+) -> Response {
     use tracing::Instrument;
     let id = request
         .headers()
@@ -97,20 +306,16 @@ async fn request_span(
     response
 }
 
-async fn unknown_route(
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-) -> crate::ApiError {
-    crate::ApiError::NotFound(format!("route {}", uri.path()))
+async fn unknown_route(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
+    ApiError::NotFound(format!("route {}", uri.path()))
 }
 
 async fn method_not_allowed(
     method: axum::http::Method,
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
+) -> Response {
     let mut response =
-        crate::ApiError::BadRequest(format!("{method} is not allowed on {}", uri.path()))
-            .into_response();
+        ApiError::BadRequest(format!("{method} is not allowed on {}", uri.path())).into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response
 }
@@ -118,8 +323,7 @@ async fn method_not_allowed(
 /// Turns the plain-text errors that axum's extractors produce before a handler runs (a
 /// path that does not decode, a query that does not parse) into problem documents, so
 /// that every error a client sees has the same shape.
-async fn problem_for_plain_errors(response: axum::response::Response) -> axum::response::Response {
-    use axum::http::{HeaderValue, header};
+async fn problem_for_plain_errors(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
@@ -139,8 +343,7 @@ async fn problem_for_plain_errors(response: axum::response::Response) -> axum::r
         "status": status.as_u16(),
         "detail": detail,
     });
-    let mut response =
-        axum::response::Response::from_parts(parts, axum::body::Body::from(body.to_string()));
+    let mut response = Response::from_parts(parts, axum::body::Body::from(body.to_string()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),

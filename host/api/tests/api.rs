@@ -4,14 +4,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use tower::ServiceExt;
 use wharf_api::auth::{self, bootstrap};
-use wharf_api::authz::Policy;
-use wharf_api::{AppState, PolicyChain, router};
+use wharf_api::{AppState, BundledPlugin, router};
 use wharf_core::Id;
 use wharf_core::roles::Scope;
-use wharf_plugins::{Kind, Manifest, Plugin, Runtime, RuntimeConfig};
+use wharf_plugins::{Runtime, RuntimeConfig};
 use wharf_store::Store;
 
 struct Api {
@@ -24,33 +22,27 @@ async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("wharf.db")).await.unwrap();
     let runtime = Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).unwrap();
-    let rbac = wharf_artifacts::BUNDLED
+    let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
         .iter()
-        .find(|b| b.name == "rbac")
-        .unwrap();
-    let Plugin::Policy(plugin) = runtime
-        .install(rbac.bytes, Manifest::new("rbac", Kind::Policy))
+        .map(|b| BundledPlugin {
+            id: b.name,
+            kind: b.kind,
+            bytes: b.bytes,
+        })
+        .collect();
+    let state = wharf_api::start(store.clone(), runtime, &bundled)
         .await
-        .unwrap()
-    else {
-        panic!("rbac is a policy")
-    };
-    let policies = Arc::new(PolicyChain::default());
-    policies.set(vec![Policy {
-        name: "rbac".into(),
-        plugin,
-        config: json!({}),
-    }]);
-    let admin = bootstrap(&store)
+        .unwrap();
+    let admin = bootstrap(&store, None)
         .await
         .unwrap()
         .expect("a new store bootstraps");
     assert!(
-        bootstrap(&store).await.unwrap().is_none(),
+        bootstrap(&store, None).await.unwrap().is_none(),
         "bootstrap happens once"
     );
     Api {
-        state: AppState { store, policies },
+        state,
         admin,
         _dir: dir,
     }

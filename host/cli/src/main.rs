@@ -32,6 +32,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "WHARF_LISTEN")]
         listen: std::net::SocketAddr,
+        /// On a new Wharf, use the token in this file as the admin's (for automation)
+        /// instead of printing a random one.
+        #[arg(long, env = "WHARF_BOOTSTRAP_TOKEN_FILE")]
+        bootstrap_token_file: Option<PathBuf>,
     },
     /// Work with plugins (Wasm components) locally, without a server.
     #[command(subcommand)]
@@ -69,7 +73,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { listen } => serve::run(&data_dir, listen)
+            Command::Serve {
+                listen,
+                bootstrap_token_file,
+            } => serve::run(&data_dir, listen, bootstrap_token_file.as_deref())
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Plugin(command) => plugin::run(command, &data_dir).await,

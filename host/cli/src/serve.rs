@@ -1,17 +1,19 @@
-//! `wharf serve`: the composition root. Opens the store, starts the plugin runtime with
-//! the bundled policy, bootstraps the first admin, and serves the API until interrupted.
+//! `wharf serve`: the composition root. Opens the store, starts the plugin runtime, stores
+//! the bundled plugins (installing the rbac policy on a new Wharf), bootstraps the first
+//! admin, and serves the API until interrupted.
 
 use anyhow::Context;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use wharf_api::authz::Policy;
-use wharf_api::{AppState, PolicyChain};
-use wharf_plugins::{Kind, Manifest, Plugin, Runtime, RuntimeConfig};
+use wharf_api::BundledPlugin;
+use wharf_plugins::{Runtime, RuntimeConfig};
 use wharf_store::Store;
 
-pub async fn run(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(
+    data_dir: &Path,
+    listen: SocketAddr,
+    bootstrap_token_file: Option<&Path>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
     let store = Store::open(&data_dir.join("wharf.db"))
@@ -19,32 +21,37 @@ pub async fn run(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
         .context("failed to open the store")?;
     let runtime = Runtime::new(RuntimeConfig::new(data_dir.join("plugin-cache")))
         .context("failed to start the plugin runtime")?;
-    let rbac = wharf_artifacts::BUNDLED
+    let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
         .iter()
-        .find(|b| b.name == "rbac")
-        .context("the rbac policy is not bundled in this binary")?;
-    let Plugin::Policy(plugin) = runtime
-        .install(rbac.bytes, Manifest::new("rbac", Kind::Policy))
+        .map(|b| BundledPlugin {
+            id: b.name,
+            kind: b.kind,
+            bytes: b.bytes,
+        })
+        .collect();
+    let state = wharf_api::start(store.clone(), runtime, &bundled)
         .await
-        .context("failed to install the bundled rbac policy")?
-    else {
-        anyhow::bail!("the bundled rbac plugin is not a policy");
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .context("failed to load the installed plugins")?;
+    let given = match bootstrap_token_file {
+        Some(file) => Some(std::fs::read_to_string(file).with_context(|| {
+            format!("failed to read the bootstrap token from {}", file.display())
+        })?),
+        None => None,
     };
-    let policies = Arc::new(PolicyChain::default());
-    policies.set(vec![Policy {
-        name: "rbac".into(),
-        plugin,
-        config: json!({}),
-    }]);
-    if let Some(token) = wharf_api::auth::bootstrap(&store)
+    if let Some(token) = wharf_api::auth::bootstrap(&store, given.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("failed to create the bootstrap admin")?
     {
-        eprintln!(
-            "A new Wharf: the admin's token is shown once, keep it:\n\n    {token}\n\n\
-             Try: curl -H 'Authorization: Bearer {token}' http://{listen}/api/v1/apps\n"
-        );
+        if given.is_some() {
+            eprintln!("A new Wharf: the admin's token is the one in the bootstrap token file.");
+        } else {
+            eprintln!(
+                "A new Wharf: the admin's token is shown once, keep it:\n\n    {token}\n\n\
+                 Log in with: wharf login --server http://{listen} --token {token}\n"
+            );
+        }
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -54,10 +61,7 @@ pub async fn run(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
         .context("failed to read the listen address")?;
     tracing::info!(address = %local, "serving");
     eprintln!("Wharf is serving on http://{local}");
-    let app = wharf_api::router(AppState {
-        store: store.clone(),
-        policies,
-    });
+    let app = wharf_api::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await

@@ -11,9 +11,12 @@
 //! or deployments, and must not hold a lock or a transaction across an await.
 
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod envs;
 mod migrations;
+pub mod plugins;
+pub mod resources;
 
 use rusqlite::{Connection, Transaction};
 use std::path::{Path, PathBuf};

@@ -58,6 +58,67 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_by TEXT NOT NULL,
         PRIMARY KEY (app, id)
      ) STRICT;",
+    // 4: plugins (the uploaded components, with their manifest), their installations
+    // (configuration, capability grants, order in the policy chain), resource types,
+    // resource definitions with every version kept, and the audit log.
+    "CREATE TABLE plugins (
+        id          TEXT PRIMARY KEY NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('driver', 'policy', 'transformer')),
+        version     TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        component   BLOB NOT NULL,
+        manifest    TEXT NOT NULL,
+        info        TEXT NOT NULL,
+        bundled     INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL
+     ) STRICT;
+     CREATE TABLE installations (
+        id          TEXT PRIMARY KEY NOT NULL,
+        plugin      TEXT NOT NULL REFERENCES plugins (id),
+        config      TEXT NOT NULL,
+        grants      TEXT NOT NULL,
+        enabled     INTEGER NOT NULL,
+        position    INTEGER NOT NULL,
+        revision    INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        updated_by  TEXT NOT NULL
+     ) STRICT;
+     CREATE TABLE resource_types (
+        id          TEXT PRIMARY KEY NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        outputs     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE resource_definitions (
+        id          TEXT PRIMARY KEY NOT NULL,
+        type        TEXT NOT NULL REFERENCES resource_types (id),
+        driver      TEXT NOT NULL REFERENCES installations (id),
+        body        TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        updated_by  TEXT NOT NULL
+     ) STRICT;
+     CREATE TABLE resource_definition_versions (
+        id          TEXT NOT NULL REFERENCES resource_definitions (id) ON DELETE CASCADE,
+        version     INTEGER NOT NULL,
+        body        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+     ) STRICT;
+     CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,
+        principal   TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        detail      TEXT NOT NULL
+     );
+     CREATE INDEX audit_principal ON audit (principal, seq);
+     CREATE INDEX audit_action ON audit (action, seq);",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

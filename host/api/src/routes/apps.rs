@@ -2,27 +2,29 @@
 
 use crate::auth::Caller;
 use crate::authz::{Target, Verdict};
-use crate::routes::id;
+use crate::routes::{Page, PageQuery, audit, id, page};
 use crate::{ApiError, AppState, now};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wharf_core::roles::Scope;
 use wharf_store::apps::{self, App};
 use wharf_store::auth;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/apps", get(list).post(create))
-        .route("/apps/{app}", get(show).delete(remove))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, remove))
 }
 
-/// An application as the API shows it.
-#[derive(Debug, Serialize)]
-struct AppView {
+/// An application.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AppView {
     id: String,
     name: String,
     created_at: i64,
@@ -41,9 +43,9 @@ impl From<App> for AppView {
 }
 
 /// The body of `POST /apps`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewApp {
+pub(crate) struct NewApp {
     id: String,
     #[serde(default)]
     name: Option<String>,
@@ -57,10 +59,13 @@ fn app_target(app: &str) -> Target {
 }
 
 /// Lists the apps the caller may see (one batch decision for all of them).
+#[utoipa::path(get, path = "/apps", tag = "apps", params(PageQuery),
+    responses((status = 200, description = "The apps the caller may see", body = [AppView])))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<AppView>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Page<AppView>, ApiError> {
     state
         .policies
         .authorize(&caller, "apps.list", Target::default())
@@ -71,16 +76,18 @@ async fn list(
         .map(|a| ("apps.get", app_target(a.id.as_str())))
         .collect();
     let verdicts = state.policies.decide(&caller, &requests).await?;
-    Ok(Json(
-        all.into_iter()
-            .zip(verdicts)
-            .filter(|(_, v)| *v == Verdict::Allow)
-            .map(|(a, _)| a.into())
-            .collect(),
-    ))
+    let visible: Vec<AppView> = all
+        .into_iter()
+        .zip(verdicts)
+        .filter(|(_, v)| *v == Verdict::Allow)
+        .map(|(a, _)| a.into())
+        .collect();
+    page(visible, |a| a.id.clone(), &query, "/api/v1/apps")
 }
 
 /// Creates an app; its creator becomes its owner.
+#[utoipa::path(post, path = "/apps", tag = "apps", request_body = NewApp,
+    responses((status = 201, description = "Created", body = AppView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -104,12 +111,23 @@ async fn create(
         .store
         .transaction(move |tx| {
             apps::create(tx, &stored)?;
-            auth::bind_role(tx, &owner, &Scope::App(stored.id.clone()), "owner")
+            auth::bind_role(tx, &owner, &Scope::App(stored.id.clone()), "owner")?;
+            audit(
+                tx,
+                &owner,
+                "apps.create",
+                format!("app:{}", stored.id),
+                serde_json::json!({ "name": stored.name }),
+            )
         })
         .await?;
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
+/// Shows an app.
+#[utoipa::path(get, path = "/apps/{app}", tag = "apps",
+    params(("app" = String, Path, description = "The app's id")),
+    responses((status = 200, description = "The app", body = AppView)))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +147,10 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("app {app}")))
 }
 
+/// Deletes an app with its environments.
+#[utoipa::path(delete, path = "/apps/{app}", tag = "apps",
+    params(("app" = String, Path, description = "The app's id")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,9 +161,22 @@ async fn remove(
         .policies
         .authorize(&caller, "apps.delete", app_target(&app))
         .await?;
+    let principal = caller.id.clone();
     let deleted = state
         .store
-        .transaction(move |tx| apps::delete(tx, app_id.as_str()))
+        .transaction(move |tx| {
+            let deleted = apps::delete(tx, app_id.as_str())?;
+            if deleted {
+                audit(
+                    tx,
+                    &principal,
+                    "apps.delete",
+                    format!("app:{app_id}"),
+                    serde_json::Value::Null,
+                )?;
+            }
+            Ok(deleted)
+        })
         .await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)

@@ -2,28 +2,31 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{body, id};
+use crate::routes::{Page, PageQuery, audit, body, id, page};
 use crate::{ApiError, AppState, now};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wharf_store::envs::{self, EnvType};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/env-types", get(list).post(create))
-        .route("/env-types/{env_type}", get(show).delete(remove))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, remove))
 }
 
-/// An environment type as the API shows it.
-#[derive(Debug, Serialize)]
-struct EnvTypeView {
+/// An environment type: a class of environments, with the target they run on.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EnvTypeView {
     id: String,
     description: String,
+    /// Where environments of this type run (`{"kind": "process"}`).
     target: Value,
     created_at: i64,
 }
@@ -40,9 +43,9 @@ impl From<EnvType> for EnvTypeView {
 }
 
 /// The body of `POST /env-types`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewEnvType {
+pub(crate) struct NewEnvType {
     id: String,
     #[serde(default)]
     description: String,
@@ -75,18 +78,30 @@ fn type_target(env_type: &str) -> Target {
     }
 }
 
+/// Lists the environment types.
+#[utoipa::path(get, path = "/env-types", tag = "env-types", params(PageQuery),
+    responses((status = 200, description = "The environment types", body = [EnvTypeView])))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<EnvTypeView>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Page<EnvTypeView>, ApiError> {
     state
         .policies
         .authorize(&caller, "env-types.list", Target::default())
         .await?;
     let all = state.store.call(|conn| envs::list_types(conn)).await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    page(
+        all.into_iter().map(Into::into).collect(),
+        |t: &EnvTypeView| t.id.clone(),
+        &query,
+        "/api/v1/env-types",
+    )
 }
 
+/// Creates an environment type.
+#[utoipa::path(post, path = "/env-types", tag = "env-types", request_body = NewEnvType,
+    responses((status = 201, description = "Created", body = EnvTypeView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,13 +120,27 @@ async fn create(
         created_at: now(),
     };
     let stored = env_type.clone();
+    let principal = caller.id.clone();
     state
         .store
-        .call(move |conn| envs::create_type(conn, &stored))
+        .transaction(move |tx| {
+            envs::create_type(tx, &stored)?;
+            audit(
+                tx,
+                &principal,
+                "env-types.create",
+                format!("env-type:{}", stored.id),
+                json!({ "target": stored.target }),
+            )
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(env_type.into())))
 }
 
+/// Shows an environment type.
+#[utoipa::path(get, path = "/env-types/{env_type}", tag = "env-types",
+    params(("env_type" = String, Path, description = "The environment type's id")),
+    responses((status = 200, description = "The environment type", body = EnvTypeView)))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,6 +159,10 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("environment type {env_type}")))
 }
 
+/// Deletes an environment type no environment uses.
+#[utoipa::path(delete, path = "/env-types/{env_type}", tag = "env-types",
+    params(("env_type" = String, Path, description = "The environment type's id")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,9 +173,22 @@ async fn remove(
         .policies
         .authorize(&caller, "env-types.delete", type_target(&env_type))
         .await?;
+    let principal = caller.id.clone();
     let deleted = state
         .store
-        .transaction(move |tx| envs::delete_type(tx, type_id.as_str()))
+        .transaction(move |tx| {
+            let deleted = envs::delete_type(tx, type_id.as_str())?;
+            if deleted {
+                audit(
+                    tx,
+                    &principal,
+                    "env-types.delete",
+                    format!("env-type:{type_id}"),
+                    Value::Null,
+                )?;
+            }
+            Ok(deleted)
+        })
         .await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)

@@ -2,25 +2,27 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{body, id};
+use crate::routes::{Page, PageQuery, audit, body, id, page};
 use crate::{ApiError, AppState, now};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wharf_store::{apps, envs};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/apps/{app}/envs", get(list).post(create))
-        .route("/apps/{app}/envs/{env}", get(show).delete(remove))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, remove))
 }
 
-/// An environment as the API shows it.
-#[derive(Debug, Serialize)]
-struct EnvView {
+/// An environment of an app.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EnvView {
     app: String,
     id: String,
     env_type: String,
@@ -41,9 +43,9 @@ impl From<envs::Environment> for EnvView {
 }
 
 /// The body of `POST /apps/{app}/envs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewEnv {
+pub(crate) struct NewEnv {
     id: String,
     env_type: String,
 }
@@ -57,11 +59,16 @@ fn target(app: &str, env: Option<&str>, env_type: Option<&str>) -> Target {
     }
 }
 
+/// Lists the environments of an app.
+#[utoipa::path(get, path = "/apps/{app}/envs", tag = "environments",
+    params(("app" = String, Path, description = "The app's id"), PageQuery),
+    responses((status = 200, description = "The app's environments", body = [EnvView])))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-) -> Result<Json<Vec<EnvView>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Page<EnvView>, ApiError> {
     let app_id = id(&app, "app")?;
     state
         .policies
@@ -77,9 +84,19 @@ async fn list(
         })
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("app {app}")))?;
-    Ok(Json(found.into_iter().map(Into::into).collect()))
+    let path = format!("/api/v1/apps/{app}/envs");
+    page(
+        found.into_iter().map(Into::into).collect(),
+        |e: &EnvView| e.id.clone(),
+        &query,
+        &path,
+    )
 }
 
+/// Creates an environment of an existing type.
+#[utoipa::path(post, path = "/apps/{app}/envs", tag = "environments", request_body = NewEnv,
+    params(("app" = String, Path, description = "The app's id")),
+    responses((status = 201, description = "Created", body = EnvView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,6 +136,13 @@ async fn create(
                 ))));
             }
             envs::create(tx, &stored)?;
+            audit(
+                tx,
+                &stored.created_by,
+                "environments.create",
+                format!("env:{}/{}", stored.app, stored.id),
+                serde_json::json!({ "env_type": stored.env_type.as_str() }),
+            )?;
             Ok(Ok(()))
         })
         .await??;
@@ -135,6 +159,11 @@ async fn load(state: &AppState, app: &str, env: &str) -> Result<envs::Environmen
     found.ok_or_else(|| ApiError::NotFound(format!("environment {app}/{env}")))
 }
 
+/// Shows an environment.
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}", tag = "environments",
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id")),
+    responses((status = 200, description = "The environment", body = EnvView)))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,6 +177,11 @@ async fn show(
     Ok(Json(load(&state, &app, &env).await?.into()))
 }
 
+/// Deletes an environment.
+#[utoipa::path(delete, path = "/apps/{app}/envs/{env}", tag = "environments",
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -170,9 +204,21 @@ async fn remove(
         )
         .await?;
     let (app_id, env_id) = (found.app.clone(), found.id.clone());
+    let principal = caller.id.clone();
     state
         .store
-        .call(move |conn| envs::delete(conn, app_id.as_str(), env_id.as_str()))
+        .transaction(move |tx| {
+            if envs::delete(tx, app_id.as_str(), env_id.as_str())? {
+                audit(
+                    tx,
+                    &principal,
+                    "environments.delete",
+                    format!("env:{app_id}/{env_id}"),
+                    serde_json::Value::Null,
+                )?;
+            }
+            Ok(())
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,38 +2,31 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::body;
+use crate::routes::{Page, PageQuery, audit, body, page};
 use crate::{ApiError, AppState, now};
+use axum::Json;
 use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wharf_core::roles::{self, Scope};
 use wharf_store::auth;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list_users).post(create_user))
-        .route("/users/{user}", get(show_user))
-        .route("/users/{user}/role-bindings", get(list_bindings))
-        .route("/role-bindings", post(bind).delete(unbind))
-        .route(
-            "/service-accounts",
-            get(list_service_accounts).post(create_service_account),
-        )
-        .route(
-            "/principals/{principal}/tokens",
-            get(list_tokens).post(create_token),
-        )
-        .route(
-            "/principals/{principal}/tokens/{token}",
-            axum::routing::delete(revoke_token),
-        )
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(show_user))
+        .routes(routes!(list_bindings))
+        .routes(routes!(bind, unbind))
+        .routes(routes!(list_service_accounts, create_service_account))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
 }
 
 /// A principal id: an e-mail address or another name, without spaces or control
@@ -50,15 +43,17 @@ fn principal_id(text: &str) -> Result<String, ApiError> {
     Ok(text.to_string())
 }
 
-#[derive(Debug, Serialize)]
-struct UserView {
+/// A user or a service account.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserView {
     id: String,
     created_at: i64,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /users` and `POST /service-accounts`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
     id: String,
 }
 
@@ -68,7 +63,9 @@ async fn list_principals(
     caller: &Caller,
     kind: &'static str,
     action: &str,
-) -> Result<Json<Vec<UserView>>, ApiError> {
+    query: &PageQuery,
+    path: &str,
+) -> Result<Page<UserView>, ApiError> {
     state
         .policies
         .authorize(caller, action, Target::default())
@@ -77,15 +74,14 @@ async fn list_principals(
         .store
         .call(move |conn| auth::list_principals(conn, kind))
         .await?;
-    Ok(Json(
-        principals
-            .into_iter()
-            .map(|p| UserView {
-                id: p.id,
-                created_at: p.created_at,
-            })
-            .collect(),
-    ))
+    let views = principals
+        .into_iter()
+        .map(|p| UserView {
+            id: p.id,
+            created_at: p.created_at,
+        })
+        .collect();
+    page(views, |u: &UserView| u.id.clone(), query, path)
 }
 
 /// Creates a principal of `kind` if `action` is allowed.
@@ -104,20 +100,45 @@ async fn create_principal(
     state.policies.authorize(caller, action, target).await?;
     let created_at = now();
     let stored = id.clone();
+    let (principal, action) = (caller.id.clone(), action.to_string());
     state
         .store
-        .call(move |conn| auth::create_principal(conn, &stored, kind, created_at))
+        .transaction(move |tx| {
+            auth::create_principal(tx, &stored, kind, created_at)?;
+            audit(
+                tx,
+                &principal,
+                &action,
+                format!("principal:{stored}"),
+                json!({ "kind": kind }),
+            )
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(UserView { id, created_at })))
 }
 
+/// Lists the users.
+#[utoipa::path(get, path = "/users", tag = "principals", params(PageQuery),
+    responses((status = 200, description = "The users", body = [UserView])))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<UserView>>, ApiError> {
-    list_principals(&state, &caller, "user", "users.list").await
+    Query(query): Query<PageQuery>,
+) -> Result<Page<UserView>, ApiError> {
+    list_principals(
+        &state,
+        &caller,
+        "user",
+        "users.list",
+        &query,
+        "/api/v1/users",
+    )
+    .await
 }
 
+/// Creates a user (with no roles; bind some next).
+#[utoipa::path(post, path = "/users", tag = "principals", request_body = NewUser,
+    responses((status = 201, description = "Created", body = UserView)))]
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,13 +147,28 @@ async fn create_user(
     create_principal(&state, &caller, request, "user", "users.create").await
 }
 
+/// Lists the service accounts.
+#[utoipa::path(get, path = "/service-accounts", tag = "principals", params(PageQuery),
+    responses((status = 200, description = "The service accounts", body = [UserView])))]
 async fn list_service_accounts(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<UserView>>, ApiError> {
-    list_principals(&state, &caller, "service-account", "service-accounts.list").await
+    Query(query): Query<PageQuery>,
+) -> Result<Page<UserView>, ApiError> {
+    list_principals(
+        &state,
+        &caller,
+        "service-account",
+        "service-accounts.list",
+        &query,
+        "/api/v1/service-accounts",
+    )
+    .await
 }
 
+/// Creates a service account (for CI jobs; give it a token and roles next).
+#[utoipa::path(post, path = "/service-accounts", tag = "principals", request_body = NewUser,
+    responses((status = 201, description = "Created", body = UserView)))]
 async fn create_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,6 +184,10 @@ async fn create_service_account(
     .await
 }
 
+/// Shows a user.
+#[utoipa::path(get, path = "/users/{user}", tag = "principals",
+    params(("user" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "The user", body = UserView)))]
 async fn show_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,13 +216,38 @@ async fn show_user(
         .ok_or_else(|| ApiError::NotFound(format!("user {user}")))
 }
 
-/// A role binding, in requests and responses.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A role binding: `principal` holds `role` at `scope`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Binding {
+pub(crate) struct Binding {
     principal: String,
+    /// `{"kind": "org"}`, `{"kind": "app", "id": "shop"}` or
+    /// `{"kind": "env-type", "id": "production"}`.
+    #[schema(value_type = ScopeSchema)]
     scope: Scope,
+    /// `admin`, `manager`, `member` (org); `owner`, `developer`, `viewer` (app);
+    /// `deployer` (env-type).
     role: String,
+}
+
+/// Where a role applies.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ScopeSchema {
+    /// `org`, `app` or `env-type`.
+    kind: ScopeKind,
+    /// The app or environment type (not for `org`).
+    id: Option<String>,
+}
+
+/// The kinds of scope.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "kebab-case")]
+pub(crate) enum ScopeKind {
+    Org,
+    App,
+    EnvType,
 }
 
 /// The action a change to `binding` is, and its target: role bindings on an app are the
@@ -219,6 +284,10 @@ fn action(binding: &Binding, verb: &str) -> (String, Target) {
     }
 }
 
+/// Lists the role bindings of a principal.
+#[utoipa::path(get, path = "/users/{user}/role-bindings", tag = "principals",
+    params(("user" = String, Path, description = "The principal's id (user or service account)")),
+    responses((status = 200, description = "Its role bindings", body = [Binding])))]
 async fn list_bindings(
     State(state): State<AppState>,
     caller: Caller,
@@ -255,6 +324,9 @@ async fn list_bindings(
     ))
 }
 
+/// Grants a role.
+#[utoipa::path(post, path = "/role-bindings", tag = "principals", request_body = Binding,
+    responses((status = 201, description = "Granted", body = Binding)))]
 async fn bind(
     State(state): State<AppState>,
     caller: Caller,
@@ -266,16 +338,24 @@ async fn bind(
     let (action, target) = action(&binding, "create");
     state.policies.authorize(&caller, &action, target).await?;
     let stored = binding.clone();
+    let by = caller.id.clone();
     state
         .store
-        .call(move |conn| {
-            if auth::get_principal(conn, &stored.principal)?.is_none() {
+        .transaction(move |tx| {
+            if auth::get_principal(tx, &stored.principal)?.is_none() {
                 return Ok(Err(ApiError::BadRequest(format!(
                     "principal: there is no principal {}",
                     stored.principal
                 ))));
             }
-            auth::bind_role(conn, &stored.principal, &stored.scope, &stored.role)?;
+            auth::bind_role(tx, &stored.principal, &stored.scope, &stored.role)?;
+            audit(
+                tx,
+                &by,
+                "role-bindings.create",
+                format!("principal:{}", stored.principal),
+                json!({ "scope": query_scope(&stored.scope), "role": stored.role }),
+            )?;
             Ok(Ok(()))
         })
         .await??;
@@ -284,11 +364,15 @@ async fn bind(
 
 /// The query of `DELETE /role-bindings`: `principal`, `scope` (`org`, `app:ID` or
 /// `env-type:ID`) and `role`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct BindingQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct BindingQuery {
+    /// The principal.
     principal: String,
+    /// `org`, `app:ID` or `env-type:ID`.
     scope: String,
+    /// The role.
     role: String,
 }
 
@@ -305,6 +389,9 @@ fn parse_scope(text: &str) -> Result<Scope, ApiError> {
     }
 }
 
+/// Revokes a role.
+#[utoipa::path(delete, path = "/role-bindings", tag = "principals", params(BindingQuery),
+    responses((status = 204, description = "Revoked")))]
 async fn unbind(
     State(state): State<AppState>,
     caller: Caller,
@@ -319,10 +406,21 @@ async fn unbind(
     let (action, target) = action(&binding, "delete");
     state.policies.authorize(&caller, &action, target).await?;
     let removed = binding.clone();
+    let by = caller.id.clone();
     let held = state
         .store
-        .call(move |conn| {
-            auth::unbind_role(conn, &removed.principal, &removed.scope, &removed.role)
+        .transaction(move |tx| {
+            let held = auth::unbind_role(tx, &removed.principal, &removed.scope, &removed.role)?;
+            if held {
+                audit(
+                    tx,
+                    &by,
+                    "role-bindings.delete",
+                    format!("principal:{}", removed.principal),
+                    json!({ "scope": query_scope(&removed.scope), "role": removed.role }),
+                )?;
+            }
+            Ok(held)
         })
         .await?;
     if held {
@@ -379,14 +477,19 @@ async fn authorize_tokens(
     }
 }
 
-#[derive(Debug, Serialize)]
-struct TokenView {
+/// An API token, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenView {
     id: String,
     created_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
 }
 
+/// Lists a principal's tokens.
+#[utoipa::path(get, path = "/principals/{principal}/tokens", tag = "principals",
+    params(("principal" = String, Path, description = "The principal's id")),
+    responses((status = 200, description = "Its tokens", body = [TokenView])))]
 async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -411,22 +514,27 @@ async fn list_tokens(
 }
 
 /// The body of `POST /principals/{principal}/tokens`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(crate) struct NewToken {
     /// Days until the token expires; never when absent.
     #[serde(default)]
     expires_in_days: Option<u32>,
 }
 
 /// A new token: the only time its secret is shown.
-#[derive(Debug, Serialize)]
-struct CreatedToken {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedToken {
     id: String,
     token: String,
     expires_at: Option<i64>,
 }
 
+/// Creates a token; its secret is in this response only.
+#[utoipa::path(post, path = "/principals/{principal}/tokens", tag = "principals",
+    params(("principal" = String, Path, description = "The principal's id")),
+    request_body(content = Option<NewToken>, description = "Leave it out for a token that does not expire"),
+    responses((status = 201, description = "Created", body = CreatedToken)))]
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -450,9 +558,19 @@ async fn create_token(
         .expires_in_days
         .map(|days| created_at + i64::from(days) * 86_400);
     let (id, hash) = (token.id.clone(), token.hash.clone());
+    let by = caller.id.clone();
     state
         .store
-        .call(move |conn| auth::create_token(conn, &id, &principal, &hash, created_at, expires_at))
+        .transaction(move |tx| {
+            auth::create_token(tx, &id, &principal, &hash, created_at, expires_at)?;
+            audit(
+                tx,
+                &by,
+                "tokens.create",
+                format!("principal:{principal}"),
+                json!({ "token": id, "expires_at": expires_at }),
+            )
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -464,6 +582,11 @@ async fn create_token(
     ))
 }
 
+/// Revokes a token.
+#[utoipa::path(delete, path = "/principals/{principal}/tokens/{token}", tag = "principals",
+    params(("principal" = String, Path, description = "The principal's id"),
+           ("token" = String, Path, description = "The token's id")),
+    responses((status = 204, description = "Revoked")))]
 async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -471,9 +594,22 @@ async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     authorize_tokens(&state, &caller, "tokens.delete", &principal).await?;
     let (owner, id) = (principal.clone(), token.clone());
+    let by = caller.id.clone();
     let revoked = state
         .store
-        .call(move |conn| auth::revoke_token(conn, &owner, &id, now()))
+        .transaction(move |tx| {
+            let revoked = auth::revoke_token(tx, &owner, &id, now())?;
+            if revoked {
+                audit(
+                    tx,
+                    &by,
+                    "tokens.delete",
+                    format!("principal:{owner}"),
+                    json!({ "token": id }),
+                )?;
+            }
+            Ok(revoked)
+        })
         .await?;
     if revoked {
         Ok(StatusCode::NO_CONTENT)

@@ -1,0 +1,163 @@
+//! The installed plugins, loaded into the runtime, and the policy chain built from them.
+//!
+//! The store is the truth: an installation's row says which component runs, with which
+//! configuration and grants. This module loads a component into the runtime once per
+//! installation revision and rebuilds the policy chain from the store after every change,
+//! so that a change takes effect on the next request.
+
+use crate::ApiError;
+use crate::authz::{Policy, PolicyChain};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use wharf_plugins::{Grants, Kind, Limits, Manifest, Plugin, Runtime};
+use wharf_store::Store;
+use wharf_store::plugins::{self as stored, Installation};
+
+/// The plugins loaded into the runtime, by installation.
+pub struct Registry {
+    runtime: Runtime,
+    /// `(installation, revision)` → the loaded plugin.
+    loaded: Mutex<HashMap<(String, i64), Plugin>>,
+    /// Serializes chain rebuilds, so that the last one to finish saw the newest state.
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+/// What an uploaded plugin's manifest asks for.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Requested {
+    /// Network capabilities an installation may be granted (drivers only).
+    pub grants: Grants,
+    /// Limits of every call.
+    pub limits: Limits,
+}
+
+impl Registry {
+    /// A registry over `runtime`.
+    pub fn new(runtime: Runtime) -> Self {
+        Self {
+            runtime,
+            loaded: Mutex::new(HashMap::new()),
+            rebuild: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Checks a component: that it is one, of `kind`, within `requested`'s limits. Returns
+    /// it loaded (with no grants), to ask it about itself.
+    pub async fn check(
+        &self,
+        id: &str,
+        kind: Kind,
+        requested: &Requested,
+        component: &[u8],
+    ) -> Result<Plugin, ApiError> {
+        let manifest = Manifest {
+            name: id.to_string(),
+            kind,
+            grants: requested.grants.clone(),
+            limits: requested.limits,
+        };
+        self.runtime
+            .install(component, manifest)
+            .await
+            .map_err(install_error)
+    }
+
+    /// The loaded plugin of `installation` (loading it on first use).
+    pub async fn load(
+        &self,
+        store: &Store,
+        installation: &Installation,
+    ) -> Result<Plugin, ApiError> {
+        let key = (installation.id.clone(), installation.revision);
+        if let Some(p) = self.loaded.lock().expect("never poisoned").get(&key) {
+            return Ok(p.clone());
+        }
+        let plugin_id = installation.plugin.clone();
+        let (plugin, component) = store
+            .call(move |conn| {
+                Ok(stored::get(conn, &plugin_id)?.zip(stored::component(conn, &plugin_id)?))
+            })
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "installation {} names plugin {}, which is gone",
+                    installation.id, installation.plugin
+                ))
+            })?;
+        let requested: Requested = serde_json::from_value(plugin.manifest.clone())
+            .map_err(|e| ApiError::Internal(format!("stored manifest of {}: {e}", plugin.id)))?;
+        let grants: Grants = serde_json::from_value(installation.grants.clone()).map_err(|e| {
+            ApiError::Internal(format!("stored grants of {}: {e}", installation.id))
+        })?;
+        let manifest = Manifest {
+            name: installation.id.clone(),
+            kind: kind(&plugin.kind)?,
+            grants,
+            limits: requested.limits,
+        };
+        let loaded = self
+            .runtime
+            .install(&component, manifest)
+            .await
+            .map_err(|e| ApiError::Internal(format!("loading {}: {e}", installation.id)))?;
+        let mut cache = self.loaded.lock().expect("never poisoned");
+        cache.retain(|(id, _), _| *id != installation.id);
+        cache.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Rebuilds `chain` from the enabled policy installations in the store.
+    pub async fn rebuild_chain(&self, store: &Store, chain: &PolicyChain) -> Result<(), ApiError> {
+        let _one_at_a_time = self.rebuild.lock().await;
+        let installations = store
+            .call(|conn| stored::enabled_of_kind(conn, "policy"))
+            .await?;
+        let mut policies = Vec::with_capacity(installations.len());
+        for installation in installations {
+            let Plugin::Policy(plugin) = self.load(store, &installation).await? else {
+                return Err(ApiError::Internal(format!(
+                    "installation {} is not a policy",
+                    installation.id
+                )));
+            };
+            policies.push(Policy {
+                name: installation.id.clone(),
+                plugin,
+                config: installation.config.clone(),
+            });
+        }
+        chain.set(policies);
+        Ok(())
+    }
+}
+
+/// The kind named `text`.
+pub fn kind(text: &str) -> Result<Kind, ApiError> {
+    serde_json::from_value(Value::String(text.to_string())).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "kind: {text:?} is not a plugin kind; expected driver, policy or transformer"
+        ))
+    })
+}
+
+/// A runtime error about a component or manifest the client sent is the client's to fix.
+fn install_error(e: wharf_plugins::Error) -> ApiError {
+    use wharf_plugins::Error as E;
+    match e {
+        E::Cache { .. } | E::Engine(_) => ApiError::Internal(e.to_string()),
+        other => ApiError::BadRequest(format!("component: {}", error_text(&other))),
+    }
+}
+
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

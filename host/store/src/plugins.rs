@@ -1,0 +1,342 @@
+//! Plugins (uploaded components with their manifest) and their installations.
+
+use crate::{Error, is_conflict};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+/// An uploaded component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plugin {
+    /// Its id.
+    pub id: String,
+    /// `driver`, `policy` or `transformer`.
+    pub kind: String,
+    /// The version it reports.
+    pub version: String,
+    /// The sha256 of the component, hex.
+    pub digest: String,
+    /// The manifest it was uploaded with (capabilities it requests, limits), as JSON.
+    pub manifest: Value,
+    /// What the component says about itself (`describe`), as JSON.
+    pub info: Value,
+    /// Whether it ships with Wharf.
+    pub bundled: bool,
+    /// When it was uploaded (Unix seconds).
+    pub created_at: i64,
+    /// Who uploaded it.
+    pub created_by: String,
+}
+
+/// An installation: a plugin with its configuration and the capabilities granted to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Installation {
+    /// Its id.
+    pub id: String,
+    /// The plugin it runs.
+    pub plugin: String,
+    /// The configuration, as the plugin validated it.
+    pub config: Value,
+    /// The capabilities granted (a subset of those the manifest requests), as JSON.
+    pub grants: Value,
+    /// Whether it takes part (in the policy chain, in matching, in transformations).
+    pub enabled: bool,
+    /// Its place in its chain: lower runs first.
+    pub position: i64,
+    /// Bumped by every change; the API's `ETag`.
+    pub revision: i64,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When it was last changed (Unix seconds).
+    pub updated_at: i64,
+    /// Who changed it last.
+    pub updated_by: String,
+}
+
+fn json(text: String) -> Result<Value, Error> {
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+const PLUGIN_COLUMNS: &str =
+    "id, kind, version, digest, manifest, info, bundled, created_at, created_by";
+
+type PluginRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    i64,
+    String,
+);
+
+fn plugin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PluginRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn plugin(row: PluginRow) -> Result<Plugin, Error> {
+    let (id, kind, version, digest, manifest, info, bundled, created_at, created_by) = row;
+    Ok(Plugin {
+        id,
+        kind,
+        version,
+        digest,
+        manifest: json(manifest)?,
+        info: json(info)?,
+        bundled,
+        created_at,
+        created_by,
+    })
+}
+
+/// Stores a plugin and its component; [`Error::Conflict`] when the id is taken.
+pub fn create(conn: &Connection, p: &Plugin, component: &[u8]) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO plugins (id, kind, version, digest, component, manifest, info, bundled,
+                              created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            p.id,
+            p.kind,
+            p.version,
+            p.digest,
+            component,
+            p.manifest.to_string(),
+            p.info.to_string(),
+            p.bundled,
+            p.created_at,
+            p.created_by
+        ],
+    )
+    .map_err(|e| {
+        if is_conflict(&e) {
+            Error::Conflict(format!("plugin {}", p.id))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+/// Replaces a bundled plugin's component (after an upgrade of Wharf).
+pub fn replace_bundled(conn: &Connection, p: &Plugin, component: &[u8]) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE plugins SET version = ?2, digest = ?3, component = ?4, manifest = ?5, info = ?6
+         WHERE id = ?1 AND bundled = 1",
+        params![
+            p.id,
+            p.version,
+            p.digest,
+            component,
+            p.manifest.to_string(),
+            p.info.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+/// The plugin with `id`, if any.
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Plugin>, Error> {
+    conn.query_row(
+        &format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE id = ?1"),
+        [id],
+        plugin_row,
+    )
+    .optional()?
+    .map(plugin)
+    .transpose()
+}
+
+/// The component of the plugin with `id`, if any.
+pub fn component(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>, Error> {
+    Ok(conn
+        .query_row("SELECT component FROM plugins WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Every plugin, by id.
+pub fn list(conn: &Connection) -> Result<Vec<Plugin>, Error> {
+    let mut stmt = conn.prepare(&format!("SELECT {PLUGIN_COLUMNS} FROM plugins ORDER BY id"))?;
+    let rows = stmt.query_map([], plugin_row)?;
+    rows.map(|r| plugin(r?)).collect()
+}
+
+/// Deletes a plugin; [`Error::InUse`] while an installation runs it. False when there was
+/// none.
+pub fn delete(conn: &Connection, id: &str) -> Result<bool, Error> {
+    let users: Vec<String> = {
+        let mut stmt =
+            conn.prepare("SELECT id FROM installations WHERE plugin = ?1 ORDER BY id")?;
+        stmt.query_map([id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    if !users.is_empty() {
+        return Err(Error::InUse {
+            what: format!("plugin {id}"),
+            by: format!("installation(s) {}", users.join(", ")),
+        });
+    }
+    Ok(conn.execute("DELETE FROM plugins WHERE id = ?1", [id])? > 0)
+}
+
+const INSTALLATION_COLUMNS: &str = "id, plugin, config, grants, enabled, position, revision, \
+                                    created_at, updated_at, updated_by";
+
+type InstallationRow = (
+    String,
+    String,
+    String,
+    String,
+    bool,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+);
+
+fn installation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstallationRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+fn installation(row: InstallationRow) -> Result<Installation, Error> {
+    let (id, plugin, config, grants, enabled, position, revision, created_at, updated_at, by) = row;
+    Ok(Installation {
+        id,
+        plugin,
+        config: json(config)?,
+        grants: json(grants)?,
+        enabled,
+        position,
+        revision,
+        created_at,
+        updated_at,
+        updated_by: by,
+    })
+}
+
+/// Stores an installation; [`Error::Conflict`] when the id is taken.
+pub fn install(conn: &Connection, i: &Installation) -> Result<(), Error> {
+    conn.execute(
+        &format!(
+            "INSERT INTO installations ({INSTALLATION_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ),
+        params![
+            i.id,
+            i.plugin,
+            i.config.to_string(),
+            i.grants.to_string(),
+            i.enabled,
+            i.position,
+            i.revision,
+            i.created_at,
+            i.updated_at,
+            i.updated_by
+        ],
+    )
+    .map_err(|e| {
+        if is_conflict(&e) {
+            Error::Conflict(format!("installation {}", i.id))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+/// Writes the changeable fields of an installation (config, grants, enabled, position),
+/// stamping the new revision.
+pub fn update(conn: &Connection, i: &Installation) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE installations SET config = ?2, grants = ?3, enabled = ?4, position = ?5,
+                revision = ?6, updated_at = ?7, updated_by = ?8
+         WHERE id = ?1",
+        params![
+            i.id,
+            i.config.to_string(),
+            i.grants.to_string(),
+            i.enabled,
+            i.position,
+            i.revision,
+            i.updated_at,
+            i.updated_by
+        ],
+    )?;
+    Ok(())
+}
+
+/// The installation with `id`, if any.
+pub fn installation_by_id(conn: &Connection, id: &str) -> Result<Option<Installation>, Error> {
+    conn.query_row(
+        &format!("SELECT {INSTALLATION_COLUMNS} FROM installations WHERE id = ?1"),
+        [id],
+        installation_row,
+    )
+    .optional()?
+    .map(installation)
+    .transpose()
+}
+
+/// Every installation, in chain order (position, then id).
+pub fn installations(conn: &Connection) -> Result<Vec<Installation>, Error> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {INSTALLATION_COLUMNS} FROM installations ORDER BY position, id"
+    ))?;
+    let rows = stmt.query_map([], installation_row)?;
+    rows.map(|r| installation(r?)).collect()
+}
+
+/// The enabled installations of plugins of `kind`, in chain order, with their plugin.
+pub fn enabled_of_kind(conn: &Connection, kind: &str) -> Result<Vec<Installation>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT i.id, i.plugin, i.config, i.grants, i.enabled, i.position, i.revision,
+                i.created_at, i.updated_at, i.updated_by
+         FROM installations i JOIN plugins p ON p.id = i.plugin
+         WHERE i.enabled = 1 AND p.kind = ?1 ORDER BY i.position, i.id",
+    )?;
+    let rows = stmt.query_map([kind], installation_row)?;
+    rows.map(|r| installation(r?)).collect()
+}
+
+/// Deletes an installation; [`Error::InUse`] while a resource definition names it as its
+/// driver. False when there was none.
+pub fn uninstall(conn: &Connection, id: &str) -> Result<bool, Error> {
+    let users: Vec<String> = {
+        let mut stmt =
+            conn.prepare("SELECT id FROM resource_definitions WHERE driver = ?1 ORDER BY id")?;
+        stmt.query_map([id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    if !users.is_empty() {
+        return Err(Error::InUse {
+            what: format!("installation {id}"),
+            by: format!("resource definition(s) {}", users.join(", ")),
+        });
+    }
+    Ok(conn.execute("DELETE FROM installations WHERE id = ?1", [id])? > 0)
+}

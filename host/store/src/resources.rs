@@ -1,0 +1,263 @@
+//! Resource types and resource definitions (every version kept).
+
+use crate::{Error, is_conflict};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+/// A resource type (`postgres`, `dns`, `s3`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceType {
+    /// Its id.
+    pub id: String,
+    /// What it is.
+    pub description: String,
+    /// The JSON Schema of the outputs a driver must produce for it.
+    pub outputs: Value,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+}
+
+/// A resource definition: which driver installation provisions a resource type, with what
+/// inputs, where (its criteria).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    /// Its id.
+    pub id: String,
+    /// The resource type it provisions.
+    pub res_type: String,
+    /// The driver installation that provisions it.
+    pub driver: String,
+    /// Everything else (description, driver inputs, criteria), as JSON.
+    pub body: Value,
+    /// Its version: 1 when created, bumped by every update.
+    pub version: i64,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When this version was written (Unix seconds).
+    pub updated_at: i64,
+    /// Who wrote this version.
+    pub updated_by: String,
+}
+
+fn json(text: String) -> Result<Value, Error> {
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+/// Creates a resource type; [`Error::Conflict`] when the id is taken.
+pub fn create_type(conn: &Connection, t: &ResourceType) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO resource_types (id, description, outputs, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![t.id, t.description, t.outputs.to_string(), t.created_at],
+    )
+    .map_err(|e| {
+        if is_conflict(&e) {
+            Error::Conflict(format!("resource type {}", t.id))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+type TypeRow = (String, String, String, i64);
+
+fn type_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TypeRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn res_type((id, description, outputs, created_at): TypeRow) -> Result<ResourceType, Error> {
+    Ok(ResourceType {
+        id,
+        description,
+        outputs: json(outputs)?,
+        created_at,
+    })
+}
+
+/// The resource type with `id`, if any.
+pub fn get_type(conn: &Connection, id: &str) -> Result<Option<ResourceType>, Error> {
+    conn.query_row(
+        "SELECT id, description, outputs, created_at FROM resource_types WHERE id = ?1",
+        [id],
+        type_row,
+    )
+    .optional()?
+    .map(res_type)
+    .transpose()
+}
+
+/// Every resource type, by id.
+pub fn list_types(conn: &Connection) -> Result<Vec<ResourceType>, Error> {
+    let mut stmt = conn
+        .prepare("SELECT id, description, outputs, created_at FROM resource_types ORDER BY id")?;
+    let rows = stmt.query_map([], type_row)?;
+    rows.map(|r| res_type(r?)).collect()
+}
+
+/// Deletes a resource type; [`Error::InUse`] while definitions provision it. False when
+/// there was none.
+pub fn delete_type(conn: &Connection, id: &str) -> Result<bool, Error> {
+    let users = ids(
+        conn,
+        "SELECT id FROM resource_definitions WHERE type = ?1 ORDER BY id",
+        id,
+    )?;
+    if !users.is_empty() {
+        return Err(Error::InUse {
+            what: format!("resource type {id}"),
+            by: format!("resource definition(s) {}", users.join(", ")),
+        });
+    }
+    Ok(conn.execute("DELETE FROM resource_types WHERE id = ?1", [id])? > 0)
+}
+
+fn ids(conn: &Connection, sql: &str, key: &str) -> Result<Vec<String>, Error> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([key], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const DEFINITION_COLUMNS: &str =
+    "id, type, driver, body, version, created_at, updated_at, updated_by";
+
+type DefinitionRow = (String, String, String, String, i64, i64, i64, String);
+
+fn definition_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DefinitionRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn definition(row: DefinitionRow) -> Result<Definition, Error> {
+    let (id, res_type, driver, body, version, created_at, updated_at, updated_by) = row;
+    Ok(Definition {
+        id,
+        res_type,
+        driver,
+        body: json(body)?,
+        version,
+        created_at,
+        updated_at,
+        updated_by,
+    })
+}
+
+/// Writes `d` as a new version: inserts it when `d.version` is 1, else replaces the current
+/// row. Every version is also kept in the history. [`Error::Conflict`] when a definition
+/// with the id exists and `d.version` is 1.
+pub fn put_definition(conn: &Connection, d: &Definition) -> Result<(), Error> {
+    let body = d.body.to_string();
+    if d.version == 1 {
+        conn.execute(
+            &format!(
+                "INSERT INTO resource_definitions ({DEFINITION_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
+            params![
+                d.id,
+                d.res_type,
+                d.driver,
+                body,
+                d.version,
+                d.created_at,
+                d.updated_at,
+                d.updated_by
+            ],
+        )
+        .map_err(|e| {
+            if is_conflict(&e) {
+                Error::Conflict(format!("resource definition {}", d.id))
+            } else {
+                e.into()
+            }
+        })?;
+    } else {
+        conn.execute(
+            "UPDATE resource_definitions SET driver = ?2, body = ?3, version = ?4,
+                    updated_at = ?5, updated_by = ?6
+             WHERE id = ?1",
+            params![d.id, d.driver, body, d.version, d.updated_at, d.updated_by],
+        )?;
+    }
+    let full = serde_json::json!({ "type": d.res_type, "driver": d.driver, "body": d.body });
+    conn.execute(
+        "INSERT INTO resource_definition_versions (id, version, body, created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            d.id,
+            d.version,
+            full.to_string(),
+            d.updated_at,
+            d.updated_by
+        ],
+    )?;
+    Ok(())
+}
+
+/// The current version of the definition with `id`, if any.
+pub fn get_definition(conn: &Connection, id: &str) -> Result<Option<Definition>, Error> {
+    conn.query_row(
+        &format!("SELECT {DEFINITION_COLUMNS} FROM resource_definitions WHERE id = ?1"),
+        [id],
+        definition_row,
+    )
+    .optional()?
+    .map(definition)
+    .transpose()
+}
+
+/// Every definition (current versions), by id.
+pub fn list_definitions(conn: &Connection) -> Result<Vec<Definition>, Error> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {DEFINITION_COLUMNS} FROM resource_definitions ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], definition_row)?;
+    rows.map(|r| definition(r?)).collect()
+}
+
+/// One past version of a definition, as written then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefinitionVersion {
+    /// The version.
+    pub version: i64,
+    /// `{"type", "driver", "body"}` as they were.
+    pub content: Value,
+    /// When it was written (Unix seconds).
+    pub created_at: i64,
+    /// Who wrote it.
+    pub created_by: String,
+}
+
+/// Every version of the definition with `id`, oldest first.
+pub fn definition_versions(conn: &Connection, id: &str) -> Result<Vec<DefinitionVersion>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT version, body, created_at, created_by FROM resource_definition_versions
+         WHERE id = ?1 ORDER BY version",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    rows.map(|r| {
+        let (version, body, created_at, created_by) = r?;
+        Ok(DefinitionVersion {
+            version,
+            content: json(body)?,
+            created_at,
+            created_by,
+        })
+    })
+    .collect()
+}
+
+/// Deletes a definition and its history. False when there was none.
+pub fn delete_definition(conn: &Connection, id: &str) -> Result<bool, Error> {
+    Ok(conn.execute("DELETE FROM resource_definitions WHERE id = ?1", [id])? > 0)
+}
