@@ -12,6 +12,11 @@ use wharf_core::roles::Scope;
 use wharf_plugins::{Runtime, RuntimeConfig};
 use wharf_store::Store;
 
+#[path = "api/matrix.rs"]
+mod matrix;
+#[path = "api/platform.rs"]
+mod platform;
+
 struct Api {
     state: AppState,
     admin: String,
@@ -79,6 +84,33 @@ impl Api {
         if status.is_client_error() || status.is_server_error() {
             assert!(problem, "{status} without a problem document: {value}");
         }
+        (status, value)
+    }
+
+    /// Sends `bytes` as the body, with `content_type`.
+    async fn send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = router(self.state.clone())
+            .oneshot(request.body(Body::from(bytes)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, value)
     }
 

@@ -1,13 +1,15 @@
 //! `freeze-window`: an example third-party policy for Wharf, built with `wharf-sdk` as
 //! any outsider would build one.
 //!
-//! It denies `deployments.create` to the configured environment types while a freeze
-//! window is open, with a reason that names the window, and abstains on everything else
-//! (so the rest of the policy chain decides). Configuration:
+//! It denies the frozen actions (`deployments.create` unless `actions` lists others, such
+//! as `environments.create`) on the configured environment types while a freeze window is
+//! open, with a reason that names the window, and abstains on everything else (so the
+//! rest of the policy chain decides). Configuration:
 //!
 //! ```json
 //! {
 //!   "env_types": ["production"],
+//!   "actions": ["deployments.create", "environments.create"],
 //!   "windows": [
 //!     { "name": "black-friday", "start": "2026-11-27T00:00:00Z", "end": "2026-12-01T00:00:00Z" }
 //!   ]
@@ -70,8 +72,30 @@ struct Window<'a> {
     end_text: &'a str,
 }
 
-fn windows(config: &Value) -> Result<(Vec<&str>, Vec<Window<'_>>), Vec<Issue>> {
+/// The actions a freeze applies to: `actions` in the configuration, else deployments.
+fn frozen_actions(config: &Value, issues: &mut Vec<Issue>) -> Vec<String> {
+    match &config["actions"] {
+        Value::Null => vec!["deployments.create".to_string()],
+        Value::Array(list) if !list.is_empty() && list.iter().all(Value::is_string) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => {
+            issues.push(Issue::new(
+                "/actions",
+                "must be a non-empty list of action names (like \"deployments.create\")",
+            ));
+            Vec::new()
+        }
+    }
+}
+
+type Parsed<'a> = (Vec<&'a str>, Vec<String>, Vec<Window<'a>>);
+
+fn windows(config: &Value) -> Result<Parsed<'_>, Vec<Issue>> {
     let mut issues = Vec::new();
+    let actions = frozen_actions(config, &mut issues);
     let env_types: Vec<&str> = match config["env_types"].as_array() {
         Some(list) => list.iter().filter_map(Value::as_str).collect(),
         None => {
@@ -127,7 +151,7 @@ fn windows(config: &Value) -> Result<(Vec<&str>, Vec<Window<'_>>), Vec<Issue>> {
         None => issues.push(Issue::new("/windows", "must be a list of windows")),
     }
     if issues.is_empty() {
-        Ok((env_types, out))
+        Ok((env_types, actions, out))
     } else {
         Err(issues)
     }
@@ -155,6 +179,8 @@ impl Policy for FreezeWindow {
             "required": ["env_types", "windows"],
             "properties": {
                 "env_types": { "type": "array", "items": { "type": "string" } },
+                "actions": { "type": "array", "items": { "type": "string" },
+                             "description": "The actions frozen; [\"deployments.create\"] when absent" },
                 "windows": { "type": "array", "items": {
                     "type": "object", "required": ["name", "start", "end"],
                     "properties": { "name": { "type": "string" }, "start": { "type": "string" }, "end": { "type": "string" } }
@@ -172,7 +198,7 @@ impl Policy for FreezeWindow {
     }
 
     fn authorize(config: &Value, requests: &[Request]) -> Result<Vec<Decision>, PluginError> {
-        let (env_types, windows) = windows(config).map_err(|issues| {
+        let (env_types, actions, windows) = windows(config).map_err(|issues| {
             PluginError::invalid_input(format!(
                 "invalid freeze-window configuration at {}: {}",
                 issues[0].path, issues[0].message
@@ -181,7 +207,7 @@ impl Policy for FreezeWindow {
         Ok(requests
             .iter()
             .map(|request| {
-                if request.action != "deployments.create" {
+                if !actions.contains(&request.action) {
                     return Decision::Abstain;
                 }
                 let Some(env_type) = request.target.env_type.as_deref() else {

@@ -709,10 +709,11 @@ async fn update_installation(
                 }
                 Some(_) => {}
             }
-            if is_policy && !row.enabled {
-                if let Err(e) = keep_a_policy(tx, &row.id)? {
-                    return Ok(Err(e));
-                }
+            if is_policy
+                && !row.enabled
+                && let Err(e) = keep_a_policy(tx, &row.id)?
+            {
+                return Ok(Err(e));
             }
             stored::update(tx, &row)?;
             audit(
@@ -761,10 +762,11 @@ async fn uninstall(
     state
         .store
         .transaction(move |tx| {
-            if is_policy && current.enabled {
-                if let Err(e) = keep_a_policy(tx, &current.id)? {
-                    return Ok(Err(e));
-                }
+            if is_policy
+                && current.enabled
+                && let Err(e) = keep_a_policy(tx, &current.id)?
+            {
+                return Ok(Err(e));
             }
             stored::uninstall(tx, &current.id)?;
             audit(

@@ -321,7 +321,7 @@ async fn list_definitions(
 /// request has none).
 fn check_definition(
     conn: &wharf_store::rusqlite::Connection,
-    request: DefinitionRequest,
+    mut request: DefinitionRequest,
     previous: Option<&Definition>,
     by: &str,
 ) -> Result<Result<Definition, ApiError>, wharf_store::Error> {
@@ -349,7 +349,7 @@ fn check_definition(
         .as_array()
         .map(|types| types.iter().filter_map(|t| t["name"].as_str()).collect())
         .unwrap_or_default();
-    if !served.is_empty() && !served.contains(&request.res_type.as_str()) {
+    if !served.is_empty() && !served.iter().any(|t| *t == "*" || *t == request.res_type) {
         return bad(format!(
             "driver: plugin {} provisions {}, not {}",
             plugin.id,
@@ -362,10 +362,10 @@ fn check_definition(
             return bad(format!("criteria[{i}].class: must not be empty"));
         }
         for (name, value) in [("env_type", &c.env_type), ("app", &c.app), ("env", &c.env)] {
-            if let Some(v) = value {
-                if let Err(e) = wharf_core::Id::new(v.as_str()) {
-                    return bad(format!("criteria[{i}].{name}: {e}"));
-                }
+            if let Some(v) = value
+                && let Err(e) = wharf_core::Id::new(v.as_str())
+            {
+                return bad(format!("criteria[{i}].{name}: {e}"));
             }
         }
         if request.criteria[..i].contains(c) {
@@ -389,6 +389,9 @@ fn check_definition(
         {
             return Ok(Err(ApiError::Clash(format!("criteria: {e}"))));
         }
+    }
+    if request.driver_inputs.values.is_null() {
+        request.driver_inputs.values = json!({});
     }
     if !request.driver_inputs.values.is_object() {
         return bad("driver_inputs.values: must be a JSON object".into());

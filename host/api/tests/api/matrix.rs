@@ -1,0 +1,699 @@
+//! The RBAC matrix: every route of the API, as every kind of caller. A caller the rbac
+//! plugin's documented grants allow gets a 2xx; any other gets a 403, and a caller without
+//! a valid token a 401. The route list is checked against the router's own (the OpenAPI
+//! document is generated from the same route registrations), so a new route that is not
+//! in this matrix fails the build's tests.
+
+use super::*;
+use std::collections::BTreeSet;
+
+/// Who calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Admin,
+    Manager,
+    Member,
+    Owner,
+    Developer,
+    Viewer,
+    /// App developer and `deployer` on the `development` environment type.
+    Deployer,
+    /// A user with no role.
+    Nobody,
+    NoToken,
+    Revoked,
+    Expired,
+}
+
+const EVERYONE: [Who; 11] = [
+    Who::Admin,
+    Who::Manager,
+    Who::Member,
+    Who::Owner,
+    Who::Developer,
+    Who::Viewer,
+    Who::Deployer,
+    Who::Nobody,
+    Who::NoToken,
+    Who::Revoked,
+    Who::Expired,
+];
+
+/// Every route: method, path as registered, the action the rbac table must allow (None:
+/// public).
+const ROUTES: &[(&str, &str, Option<&str>)] = &[
+    ("GET", "/healthz", None),
+    ("GET", "/readyz", None),
+    ("GET", "/api/v1/openapi.json", None),
+    ("GET", "/api/v1/apps", Some("apps.list")),
+    ("POST", "/api/v1/apps", Some("apps.create")),
+    ("GET", "/api/v1/apps/{app}", Some("apps.get")),
+    ("DELETE", "/api/v1/apps/{app}", Some("apps.delete")),
+    ("GET", "/api/v1/apps/{app}/envs", Some("environments.list")),
+    (
+        "POST",
+        "/api/v1/apps/{app}/envs",
+        Some("environments.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}",
+        Some("environments.get"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/apps/{app}/envs/{env}",
+        Some("environments.delete"),
+    ),
+    ("GET", "/api/v1/env-types", Some("env-types.list")),
+    ("POST", "/api/v1/env-types", Some("env-types.create")),
+    ("GET", "/api/v1/env-types/{env_type}", Some("env-types.get")),
+    (
+        "DELETE",
+        "/api/v1/env-types/{env_type}",
+        Some("env-types.delete"),
+    ),
+    ("GET", "/api/v1/users", Some("users.list")),
+    ("POST", "/api/v1/users", Some("users.create")),
+    ("GET", "/api/v1/users/{user}", Some("users.get")),
+    (
+        "GET",
+        "/api/v1/users/{user}/role-bindings",
+        Some("role-bindings.list"),
+    ),
+    (
+        "POST",
+        "/api/v1/role-bindings",
+        Some("role-bindings.create"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/role-bindings",
+        Some("role-bindings.delete"),
+    ),
+    (
+        "GET",
+        "/api/v1/service-accounts",
+        Some("service-accounts.list"),
+    ),
+    (
+        "POST",
+        "/api/v1/service-accounts",
+        Some("service-accounts.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/principals/{principal}/tokens",
+        Some("tokens.list"),
+    ),
+    (
+        "POST",
+        "/api/v1/principals/{principal}/tokens",
+        Some("tokens.create"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/principals/{principal}/tokens/{token}",
+        Some("tokens.delete"),
+    ),
+    ("GET", "/api/v1/plugins", Some("plugins.list")),
+    ("POST", "/api/v1/plugins", Some("plugins.upload")),
+    ("GET", "/api/v1/plugins/{plugin}", Some("plugins.get")),
+    ("DELETE", "/api/v1/plugins/{plugin}", Some("plugins.delete")),
+    ("GET", "/api/v1/plugin-installations", Some("plugins.list")),
+    (
+        "POST",
+        "/api/v1/plugin-installations",
+        Some("plugins.install"),
+    ),
+    (
+        "GET",
+        "/api/v1/plugin-installations/{installation}",
+        Some("plugins.get"),
+    ),
+    (
+        "PATCH",
+        "/api/v1/plugin-installations/{installation}",
+        Some("plugins.update"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/plugin-installations/{installation}",
+        Some("plugins.delete"),
+    ),
+    ("GET", "/api/v1/resource-types", Some("resource-types.list")),
+    (
+        "POST",
+        "/api/v1/resource-types",
+        Some("resource-types.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/resource-types/{resource_type}",
+        Some("resource-types.get"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/resource-types/{resource_type}",
+        Some("resource-types.delete"),
+    ),
+    (
+        "GET",
+        "/api/v1/resource-definitions",
+        Some("resource-definitions.list"),
+    ),
+    (
+        "POST",
+        "/api/v1/resource-definitions",
+        Some("resource-definitions.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/resource-definitions/{definition}",
+        Some("resource-definitions.get"),
+    ),
+    (
+        "PUT",
+        "/api/v1/resource-definitions/{definition}",
+        Some("resource-definitions.update"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/resource-definitions/{definition}",
+        Some("resource-definitions.delete"),
+    ),
+    (
+        "GET",
+        "/api/v1/resource-definitions/{definition}/versions",
+        Some("resource-definitions.get"),
+    ),
+    (
+        "POST",
+        "/api/v1/resource-definitions/match",
+        Some("resource-definitions.list"),
+    ),
+    ("GET", "/api/v1/audit", Some("audit.read")),
+];
+
+/// The rbac plugin's documented grants: action → what it needs, from its README.
+fn documented_needs() -> Vec<(String, String)> {
+    let readme = include_str!("../../../../plugins/rbac/README.md");
+    let actions = readme
+        .split("## Actions")
+        .nth(1)
+        .expect("the README has an Actions section");
+    actions
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let action = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((action.to_string(), cells.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+/// Whether the documented grant `need` allows `who` (on its own app, on a principal that
+/// is neither itself nor an admin, granting a role that is not admin).
+fn allows(need: &str, who: Who) -> bool {
+    let org = match who {
+        Who::Admin => 3,
+        Who::Manager => 2,
+        Who::Member => 1,
+        _ => 0,
+    };
+    let app = match who {
+        Who::Owner => 3,
+        Who::Developer | Who::Deployer => 2,
+        Who::Viewer => 1,
+        _ => 0,
+    };
+    if org == 3 {
+        return true;
+    }
+    if need.starts_with("the principal itself") {
+        return org >= 2;
+    }
+    let need = need.split(" (").next().unwrap();
+    let (base, deployer) = match need.split_once(" + ") {
+        Some((base, "env type deployer")) => (base, true),
+        Some((_, other)) => panic!("unknown need {other:?}"),
+        None => (need, false),
+    };
+    let level = |role: &str| match role {
+        "admin" | "owner" => 3,
+        "manager" | "developer" => 2,
+        "member" | "viewer" => 1,
+        other => panic!("unknown role {other:?}"),
+    };
+    let base_ok = match base.split_once(' ') {
+        Some(("org", role)) => org >= level(role),
+        Some(("app", role)) => app >= level(role),
+        _ => panic!("unknown need {base:?}"),
+    };
+    base_ok && (!deployer || who == Who::Deployer)
+}
+
+/// A request body.
+enum Body_ {
+    None,
+    Json(Value),
+    Wasm(Vec<u8>),
+}
+
+/// Prepares (as the admin) what case `n` acts on, and returns the request.
+async fn request(api: &Api, method: &str, route: &str, n: usize, app: &str) -> (String, Body_) {
+    let admin = Some(api.admin.as_str());
+    let ok = |(status, body): (StatusCode, Value)| {
+        assert!(status.is_success(), "setup failed: {status} {body}");
+    };
+    let freeze = std::fs::read(wharf_artifacts::FREEZE_WINDOW).unwrap();
+    let base = "/api/v1";
+    match (method, route) {
+        (_, "/healthz" | "/readyz" | "/api/v1/openapi.json") => (route.to_string(), Body_::None),
+        ("GET", "/api/v1/apps") => (format!("{base}/apps"), Body_::None),
+        ("POST", "/api/v1/apps") => (
+            format!("{base}/apps"),
+            Body_::Json(json!({ "id": format!("new-{n}") })),
+        ),
+        ("GET" | "DELETE", "/api/v1/apps/{app}") => (format!("{base}/apps/{app}"), Body_::None),
+        ("GET", "/api/v1/apps/{app}/envs") => (format!("{base}/apps/{app}/envs"), Body_::None),
+        ("POST", "/api/v1/apps/{app}/envs") => (
+            format!("{base}/apps/{app}/envs"),
+            Body_::Json(json!({ "id": "other", "env_type": "development" })),
+        ),
+        ("GET" | "DELETE", "/api/v1/apps/{app}/envs/{env}") => {
+            (format!("{base}/apps/{app}/envs/e"), Body_::None)
+        }
+        ("GET", "/api/v1/env-types") => (format!("{base}/env-types"), Body_::None),
+        ("POST", "/api/v1/env-types") => (
+            format!("{base}/env-types"),
+            Body_::Json(json!({ "id": format!("t-{n}") })),
+        ),
+        ("GET", "/api/v1/env-types/{env_type}") => {
+            (format!("{base}/env-types/development"), Body_::None)
+        }
+        ("DELETE", "/api/v1/env-types/{env_type}") => {
+            let id = format!("gone-{n}");
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/env-types"),
+                    admin,
+                    Some(json!({ "id": id })),
+                )
+                .await);
+            (format!("{base}/env-types/{id}"), Body_::None)
+        }
+        ("GET", "/api/v1/users") => (format!("{base}/users"), Body_::None),
+        ("POST", "/api/v1/users") => (
+            format!("{base}/users"),
+            Body_::Json(json!({ "id": format!("u-{n}@example.com") })),
+        ),
+        ("GET", "/api/v1/users/{user}") => (format!("{base}/users/target"), Body_::None),
+        ("GET", "/api/v1/users/{user}/role-bindings") => {
+            (format!("{base}/users/target/role-bindings"), Body_::None)
+        }
+        ("POST", "/api/v1/role-bindings") => {
+            let id = format!("b-{n}");
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/users"),
+                    admin,
+                    Some(json!({ "id": id })),
+                )
+                .await);
+            (
+                format!("{base}/role-bindings"),
+                Body_::Json(
+                    json!({ "principal": id, "scope": { "kind": "org" }, "role": "member" }),
+                ),
+            )
+        }
+        ("DELETE", "/api/v1/role-bindings") => {
+            let id = format!("b-{n}");
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/users"),
+                    admin,
+                    Some(json!({ "id": id })),
+                )
+                .await);
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/role-bindings"),
+                    admin,
+                    Some(json!({ "principal": id, "scope": { "kind": "org" }, "role": "member" })),
+                )
+                .await);
+            (
+                format!("{base}/role-bindings?principal={id}&scope=org&role=member"),
+                Body_::None,
+            )
+        }
+        ("GET", "/api/v1/service-accounts") => (format!("{base}/service-accounts"), Body_::None),
+        ("POST", "/api/v1/service-accounts") => (
+            format!("{base}/service-accounts"),
+            Body_::Json(json!({ "id": format!("ci-{n}") })),
+        ),
+        ("GET" | "POST", "/api/v1/principals/{principal}/tokens") => {
+            (format!("{base}/principals/target/tokens"), Body_::None)
+        }
+        ("DELETE", "/api/v1/principals/{principal}/tokens/{token}") => {
+            let (status, token) = api
+                .send(
+                    "POST",
+                    &format!("{base}/principals/target/tokens"),
+                    admin,
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+            (
+                format!(
+                    "{base}/principals/target/tokens/{}",
+                    token["id"].as_str().unwrap()
+                ),
+                Body_::None,
+            )
+        }
+        ("GET", "/api/v1/plugins") => (format!("{base}/plugins"), Body_::None),
+        ("POST", "/api/v1/plugins") => (
+            format!("{base}/plugins?id=up-{n}&kind=policy"),
+            Body_::Wasm(freeze),
+        ),
+        ("GET", "/api/v1/plugins/{plugin}") => (format!("{base}/plugins/rbac"), Body_::None),
+        ("DELETE", "/api/v1/plugins/{plugin}") => {
+            let (status, body) = api
+                .send_bytes(
+                    "POST",
+                    &format!("{base}/plugins?id=gone-{n}&kind=policy"),
+                    admin,
+                    "application/wasm",
+                    freeze,
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            (format!("{base}/plugins/gone-{n}"), Body_::None)
+        }
+        ("GET", "/api/v1/plugin-installations") => {
+            (format!("{base}/plugin-installations"), Body_::None)
+        }
+        ("POST", "/api/v1/plugin-installations") => (
+            format!("{base}/plugin-installations"),
+            Body_::Json(json!({ "id": format!("i-{n}"), "plugin": "echo" })),
+        ),
+        ("GET", "/api/v1/plugin-installations/{installation}") => {
+            (format!("{base}/plugin-installations/rbac"), Body_::None)
+        }
+        ("PATCH" | "DELETE", "/api/v1/plugin-installations/{installation}") => {
+            let id = format!("i-{n}");
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/plugin-installations"),
+                    admin,
+                    Some(json!({ "id": id, "plugin": "echo" })),
+                )
+                .await);
+            let body = if method == "PATCH" {
+                Body_::Json(json!({ "enabled": false }))
+            } else {
+                Body_::None
+            };
+            (format!("{base}/plugin-installations/{id}"), body)
+        }
+        ("GET", "/api/v1/resource-types") => (format!("{base}/resource-types"), Body_::None),
+        ("POST", "/api/v1/resource-types") => (
+            format!("{base}/resource-types"),
+            Body_::Json(json!({ "id": format!("rt-{n}") })),
+        ),
+        ("GET", "/api/v1/resource-types/{resource_type}") => {
+            (format!("{base}/resource-types/rt"), Body_::None)
+        }
+        ("DELETE", "/api/v1/resource-types/{resource_type}") => {
+            let id = format!("rt-{n}");
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/resource-types"),
+                    admin,
+                    Some(json!({ "id": id })),
+                )
+                .await);
+            (format!("{base}/resource-types/{id}"), Body_::None)
+        }
+        ("GET", "/api/v1/resource-definitions") => {
+            (format!("{base}/resource-definitions"), Body_::None)
+        }
+        ("POST", "/api/v1/resource-definitions") => (
+            format!("{base}/resource-definitions"),
+            Body_::Json(definition(&format!("def-{n}"), app)),
+        ),
+        ("GET", "/api/v1/resource-definitions/{definition}") => {
+            (format!("{base}/resource-definitions/def-base"), Body_::None)
+        }
+        ("GET", "/api/v1/resource-definitions/{definition}/versions") => (
+            format!("{base}/resource-definitions/def-base/versions"),
+            Body_::None,
+        ),
+        ("PUT" | "DELETE", "/api/v1/resource-definitions/{definition}") => {
+            let id = format!("def-{n}");
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/resource-definitions"),
+                    admin,
+                    Some(definition(&id, app)),
+                )
+                .await);
+            let body = if method == "PUT" {
+                Body_::Json(definition(&id, app))
+            } else {
+                Body_::None
+            };
+            (format!("{base}/resource-definitions/{id}"), body)
+        }
+        ("POST", "/api/v1/resource-definitions/match") => (
+            format!("{base}/resource-definitions/match"),
+            Body_::Json(json!({ "type": "rt", "app": app, "env": "e" })),
+        ),
+        ("GET", "/api/v1/audit") => (format!("{base}/audit"), Body_::None),
+        other => panic!("no request for route {other:?}: add it to the matrix"),
+    }
+}
+
+fn definition(id: &str, app: &str) -> Value {
+    json!({
+        "id": id, "type": "rt", "driver": "echo-i",
+        "criteria": [{ "app": app, "res_id": id }]
+    })
+}
+
+/// The routes the router serves, from the OpenAPI document generated with it.
+fn router_routes() -> BTreeSet<(String, String)> {
+    let doc = wharf_api::openapi();
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            routes.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_route_is_in_the_matrix() {
+    let served = router_routes();
+    let matrix: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = served.difference(&matrix).collect();
+    let stale: Vec<_> = matrix.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "routes not covered by the RBAC matrix: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "matrix rows for routes that do not exist: {stale:?}"
+    );
+    let needs = documented_needs();
+    for (_, _, action) in ROUTES {
+        if let Some(action) = action {
+            assert!(
+                needs.iter().any(|(a, _)| a == action),
+                "{action} is not in the rbac plugin's documented actions"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let v1 = "/api/v1";
+    // What every case can refer to.
+    for (path, body) in [
+        ("users", json!({ "id": "target" })),
+        ("resource-types", json!({ "id": "rt" })),
+        (
+            "plugin-installations",
+            json!({ "id": "echo-i", "plugin": "echo" }),
+        ),
+        (
+            "resource-definitions",
+            json!({ "id": "def-base", "type": "rt", "driver": "echo-i", "criteria": [{}] }),
+        ),
+    ] {
+        let (status, body) = api
+            .send("POST", &format!("{v1}/{path}"), admin, Some(body))
+            .await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+    }
+    let mut tokens = std::collections::HashMap::new();
+    for who in EVERYONE {
+        let id = format!("{who:?}").to_lowercase();
+        let token = match who {
+            Who::Admin => Some(api.admin.clone()),
+            Who::Manager => Some(api.user(&id, &[(Scope::Org, "manager")]).await),
+            Who::Member => Some(api.user(&id, &[(Scope::Org, "member")]).await),
+            Who::Owner | Who::Developer | Who::Viewer | Who::Nobody => {
+                Some(api.user(&id, &[]).await)
+            }
+            Who::Deployer => Some(
+                api.user(
+                    &id,
+                    &[(Scope::EnvType(Id::new("development").unwrap()), "deployer")],
+                )
+                .await,
+            ),
+            Who::NoToken => None,
+            Who::Revoked => {
+                let token = api.user(&id, &[(Scope::Org, "admin")]).await;
+                let hash = auth::hash(&token);
+                api.state
+                    .store
+                    .call(move |conn| {
+                        conn.execute("UPDATE tokens SET revoked_at = 5 WHERE hash = ?1", [&hash])?;
+                        Ok(())
+                    })
+                    .await
+                    .unwrap();
+                Some(token)
+            }
+            Who::Expired => {
+                let token = api.user(&id, &[(Scope::Org, "admin")]).await;
+                let hash = auth::hash(&token);
+                api.state
+                    .store
+                    .call(move |conn| {
+                        conn.execute("UPDATE tokens SET expires_at = 5 WHERE hash = ?1", [&hash])?;
+                        Ok(())
+                    })
+                    .await
+                    .unwrap();
+                Some(token)
+            }
+        };
+        tokens.insert(format!("{who:?}"), (id, token));
+    }
+    let needs = documented_needs();
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let all: Vec<(&str, &str, Option<&str>, Who)> = ROUTES
+        .iter()
+        .flat_map(|&(m, p, a)| EVERYONE.iter().map(move |&w| (m, p, a, w)))
+        .collect();
+    let (mut allowed, mut denied) = (0, 0);
+    for (n, (method, route, action, who)) in all.into_iter().enumerate() {
+        cases += 1;
+        // Each case has an app of its own, with an environment, where its caller holds
+        // its app role.
+        let app = format!("c{n}");
+        let (status, body) = api
+            .send(
+                "POST",
+                &format!("{v1}/apps"),
+                admin,
+                Some(json!({ "id": app })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = api
+            .send(
+                "POST",
+                &format!("{v1}/apps/{app}/envs"),
+                admin,
+                Some(json!({ "id": "e", "env_type": "development" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (principal, token) = tokens[&format!("{who:?}")].clone();
+        let app_role = match who {
+            Who::Owner => Some("owner"),
+            Who::Developer | Who::Deployer => Some("developer"),
+            Who::Viewer => Some("viewer"),
+            _ => None,
+        };
+        if let Some(role) = app_role {
+            let (status, body) = api
+                .send(
+                    "POST",
+                    &format!("{v1}/role-bindings"),
+                    admin,
+                    Some(json!({ "principal": principal, "scope": { "kind": "app", "id": app }, "role": role })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let (uri, body) = request(&api, method, route, n, &app).await;
+        let (status, response) = match body {
+            Body_::None => api.send(method, &uri, token.as_deref(), None).await,
+            Body_::Json(v) => api.send(method, &uri, token.as_deref(), Some(v)).await,
+            Body_::Wasm(bytes) => {
+                api.send_bytes(method, &uri, token.as_deref(), "application/wasm", bytes)
+                    .await
+            }
+        };
+        let expected = match (action, who) {
+            (None, _) => "2xx",
+            (Some(_), Who::NoToken | Who::Revoked | Who::Expired) => "401",
+            (Some(action), _) => {
+                let need = &needs.iter().find(|(a, _)| a == action).unwrap().1;
+                if allows(need, who) { "2xx" } else { "403" }
+            }
+        };
+        match expected {
+            "2xx" => allowed += 1,
+            "403" => denied += 1,
+            _ => {}
+        }
+        let good = match expected {
+            "2xx" => status.is_success(),
+            "401" => status == StatusCode::UNAUTHORIZED,
+            _ => status == StatusCode::FORBIDDEN,
+        };
+        if !good {
+            failures.push(format!(
+                "{method} {uri} as {who:?}: expected {expected}, got {status}: {response}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(cases, ROUTES.len() * EVERYONE.len());
+    // The grants are neither all-allow nor all-deny: both outcomes were exercised.
+    assert!(
+        allowed > 100 && denied > 100,
+        "{allowed} allowed, {denied} denied"
+    );
+}

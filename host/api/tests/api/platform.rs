@@ -1,0 +1,537 @@
+//! Plugins, resources, the audit log, pages and versions through the API.
+
+use super::*;
+
+const V1: &str = "/api/v1";
+
+async fn upload(api: &Api, id: &str, kind: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+    api.send_bytes(
+        "POST",
+        &format!("{V1}/plugins?id={id}&kind={kind}"),
+        Some(&api.admin),
+        "application/wasm",
+        bytes,
+    )
+    .await
+}
+
+/// Sends with an `If-Match` header; returns the status, the `ETag` and the body.
+async fn send_if_match(
+    api: &Api,
+    method: &str,
+    path: &str,
+    if_match: &str,
+    body: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {}", api.admin))
+        .header("content-type", "application/json")
+        .header("if-match", if_match)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router(api.state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, etag, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn detail(body: &Value) -> &str {
+    body["detail"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_policy_uploaded_and_installed_through_the_api_decides_the_next_request() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let freeze = std::fs::read(wharf_artifacts::FREEZE_WINDOW).unwrap();
+    let (status, plugin) = upload(&api, "freeze-window", "policy", freeze).await;
+    assert_eq!(status, StatusCode::CREATED, "{plugin}");
+    assert_eq!(plugin["world"], "wharf:plugin/policy@0.1.0");
+    assert_eq!(plugin["digest"].as_str().unwrap().len(), 64);
+    let (status, shown) = api
+        .send("GET", &format!("{V1}/plugins/freeze-window"), admin, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["description"], plugin["description"]);
+    assert!(
+        shown["config_schema"]["properties"]["windows"].is_object(),
+        "{shown}"
+    );
+
+    // A configuration the plugin rejects is a 400 naming the plugin's complaint.
+    let (status, problem) = api
+        .send(
+            "POST",
+            &format!("{V1}/plugin-installations"),
+            admin,
+            Some(json!({ "id": "freeze", "plugin": "freeze-window",
+                         "config": { "env_types": ["development"], "windows": "soon" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        detail(&problem).contains("/windows must be a list of windows"),
+        "{problem}"
+    );
+
+    let (status, body) = api
+        .send(
+            "POST",
+            &format!("{V1}/apps"),
+            admin,
+            Some(json!({ "id": "shop" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let config = json!({
+        "env_types": ["development"],
+        "actions": ["environments.create"],
+        "windows": [{ "name": "the-long-freeze", "start": "2000-01-01", "end": "2100-01-01" }]
+    });
+    let (status, installed) = api
+        .send(
+            "POST",
+            &format!("{V1}/plugin-installations"),
+            admin,
+            Some(json!({ "id": "freeze", "plugin": "freeze-window", "config": config })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{installed}");
+    assert_eq!(installed["revision"], 1);
+
+    // The very next request is decided by the new chain: even the admin is frozen.
+    let env = json!({ "id": "dev", "env_type": "development" });
+    let (status, problem) = api
+        .send(
+            "POST",
+            &format!("{V1}/apps/shop/envs"),
+            admin,
+            Some(env.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        detail(&problem).contains("denied by policy freeze"),
+        "{problem}"
+    );
+    assert!(
+        detail(&problem).contains("frozen during the-long-freeze"),
+        "{problem}"
+    );
+    // Other actions are not frozen.
+    let (status, _) = api
+        .send("GET", &format!("{V1}/apps/shop/envs"), admin, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Disabling needs the current version.
+    let path = format!("{V1}/plugin-installations/freeze");
+    let (status, _, problem) =
+        send_if_match(&api, "PATCH", &path, "\"7\"", json!({ "enabled": false })).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{problem}");
+    assert!(
+        detail(&problem).contains("is at version \"1\""),
+        "{problem}"
+    );
+    let (status, etag, changed) =
+        send_if_match(&api, "PATCH", &path, "\"1\"", json!({ "enabled": false })).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(etag.as_deref(), Some("\"2\""));
+    assert_eq!(changed["enabled"], false);
+
+    let (status, body) = api
+        .send("POST", &format!("{V1}/apps/shop/envs"), admin, Some(env))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The audit log tells the story, filtered by collection.
+    let (status, events) = api
+        .send(
+            "GET",
+            &format!("{V1}/audit?action=plugins.&principal=admin"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let story: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        story,
+        [
+            ("plugins.upload", "plugin:freeze-window"),
+            ("plugins.install", "installation:freeze"),
+            ("plugins.update", "installation:freeze"),
+        ]
+    );
+    let (_, envs) = api
+        .send("GET", &format!("{V1}/audit?target=env:shop/"), admin, None)
+        .await;
+    assert_eq!(envs.as_array().unwrap().len(), 1, "{envs}");
+    assert_eq!(envs[0]["action"], "environments.create");
+}
+
+#[tokio::test]
+async fn the_last_policy_cannot_be_disabled_or_uninstalled() {
+    let api = api().await;
+    let path = format!("{V1}/plugin-installations/rbac");
+    let (status, _, problem) =
+        send_if_match(&api, "PATCH", &path, "*", json!({ "enabled": false })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        detail(&problem).contains("last enabled policy"),
+        "{problem}"
+    );
+    let (status, problem) = api.send("DELETE", &path, Some(&api.admin), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, problem) = api
+        .send(
+            "DELETE",
+            &format!("{V1}/plugins/rbac"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    // Still in charge.
+    let (status, _) = api
+        .send("GET", &format!("{V1}/apps"), Some(&api.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_plugin_input_is_a_400_that_names_the_cause() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let (status, problem) = upload(&api, "junk", "policy", b"this is not wasm".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).contains("component:"), "{problem}");
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let (status, problem) = upload(&api, "core", "policy", core_module).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).contains("core"), "{problem}");
+    let freeze = std::fs::read(wharf_artifacts::FREEZE_WINDOW).unwrap();
+    let (status, problem) = upload(&api, "wrong-kind", "driver", freeze.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        detail(&problem).contains("install it as kind policy"),
+        "{problem}"
+    );
+    let (status, problem) = upload(&api, "Bad_Id", "policy", freeze.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).starts_with("id:"), "{problem}");
+    let (status, problem) = upload(&api, "fw", "gadget", freeze.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).starts_with("kind:"), "{problem}");
+    let (status, problem) = api
+        .send_bytes(
+            "POST",
+            &format!("{V1}/plugins?id=fw&kind=policy&http=https://example.com"),
+            admin,
+            "application/wasm",
+            freeze.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).contains("get no network"), "{problem}");
+    let (status, problem) = api
+        .send_bytes(
+            "POST",
+            &format!("{V1}/plugins?id=fw&kind=policy&colour=red"),
+            admin,
+            "application/wasm",
+            freeze.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).contains("colour"), "{problem}");
+    // The same id twice.
+    assert_eq!(
+        upload(&api, "fw", "policy", freeze.clone()).await.0,
+        StatusCode::CREATED
+    );
+    let (status, problem) = upload(&api, "fw", "policy", freeze).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        detail(&problem).contains("plugin fw already exists"),
+        "{problem}"
+    );
+
+    // Installations.
+    for (body, field) in [
+        (
+            json!({ "id": "x", "plugin": "nothing" }),
+            "plugin: there is no plugin nothing",
+        ),
+        (
+            json!({ "id": "x", "plugin": "fw", "colour": 1 }),
+            "unknown field `colour`",
+        ),
+        (
+            json!({ "id": "x", "plugin": "fw", "enabled": "yes" }),
+            "enabled: invalid type",
+        ),
+        (
+            json!({ "id": "x", "plugin": "fw", "config": [] }),
+            "config: must be a JSON object",
+        ),
+        (
+            json!({ "id": "x", "plugin": "echo", "grants": { "http": ["https://example.com"] } }),
+            "grants.http: plugin echo does not request",
+        ),
+    ] {
+        let (status, problem) = api
+            .send(
+                "POST",
+                &format!("{V1}/plugin-installations"),
+                admin,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        assert!(detail(&problem).contains(field), "{body}: {problem}");
+    }
+    let (status, _, problem) = send_if_match(
+        &api,
+        "PATCH",
+        &format!("{V1}/plugin-installations/rbac"),
+        "3",
+        json!({ "position": 1 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).starts_with("If-Match:"), "{problem}");
+}
+
+#[tokio::test]
+async fn resource_definitions_are_versioned_and_matching_explains_itself() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let post = |path: &str, body: Value| {
+        let path = format!("{V1}/{path}");
+        let api = &api;
+        async move { api.send("POST", &path, admin, Some(body)).await }
+    };
+    assert_eq!(
+        post("resource-types", json!({ "id": "postgres" })).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(
+            "plugin-installations",
+            json!({ "id": "existing-db", "plugin": "echo" })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("apps", json!({ "id": "shop" })).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(
+            "apps/shop/envs",
+            json!({ "id": "dev", "env_type": "development" })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let (status, problem) = post(
+        "resource-definitions",
+        json!({ "id": "pg", "type": "mysql", "driver": "existing-db" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        detail(&problem).contains("no resource type \"mysql\""),
+        "{problem}"
+    );
+    let (status, problem) = post(
+        "resource-definitions",
+        json!({ "id": "pg", "type": "postgres", "driver": "rbac" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        detail(&problem).contains("does not run a driver"),
+        "{problem}"
+    );
+
+    // No definition yet: the match says so.
+    let context = json!({ "type": "postgres", "app": "shop", "env": "dev" });
+    let (status, problem) = post("resource-definitions/match", context.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        detail(&problem).contains("definitions of this type: none"),
+        "{problem}"
+    );
+
+    let general = json!({
+        "id": "pg-any", "type": "postgres", "driver": "existing-db",
+        "driver_inputs": { "values": { "host": "db" }, "secrets": { "password": "s3cret" } },
+        "criteria": [{}]
+    });
+    let (status, created) = post("resource-definitions", general.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["driver_secret_keys"], json!(["password"]));
+    assert!(
+        !created.to_string().contains("s3cret"),
+        "secrets are never shown"
+    );
+    let specific = json!({
+        "id": "pg-shop", "type": "postgres", "driver": "existing-db",
+        "criteria": [{ "app": "shop" }]
+    });
+    assert_eq!(
+        post("resource-definitions", specific).await.0,
+        StatusCode::CREATED
+    );
+    let (status, matched) = post("resource-definitions/match", context.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{matched}");
+    assert_eq!(matched["definition"], "pg-shop");
+    assert!(
+        matched["reason"].as_str().unwrap().contains("names app"),
+        "{matched}"
+    );
+    assert_eq!(matched["context"]["env_type"], "development");
+
+    // A criterion another definition has is a conflict that names it.
+    let (status, problem) = post(
+        "resource-definitions",
+        json!({ "id": "pg-twin", "type": "postgres", "driver": "existing-db", "criteria": [{ "app": "shop" }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        detail(&problem).contains("already exists on definition pg-shop"),
+        "{problem}"
+    );
+
+    // Updates need the current version; every version is kept; secrets survive.
+    let path = format!("{V1}/resource-definitions/pg-any");
+    let mut update = general.clone();
+    update["driver_inputs"] = json!({ "values": { "host": "db2" } });
+    let (status, _, problem) = send_if_match(&api, "PUT", &path, "\"2\"", update.clone()).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{problem}");
+    let (status, etag, updated) = send_if_match(&api, "PUT", &path, "\"1\"", update).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(etag.as_deref(), Some("\"2\""));
+    assert_eq!(updated["driver_values"]["host"], "db2");
+    assert_eq!(updated["driver_secret_keys"], json!(["password"]));
+    let (_, versions) = api
+        .send("GET", &format!("{path}/versions"), admin, None)
+        .await;
+    let hosts: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["driver_values"]["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["db", "db2"]);
+
+    // What is in use cannot be deleted, and the answer says by what.
+    let (status, problem) = api
+        .send(
+            "DELETE",
+            &format!("{V1}/plugin-installations/existing-db"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        detail(&problem).contains("resource definition(s) pg-any, pg-shop"),
+        "{problem}"
+    );
+    let (status, problem) = api
+        .send(
+            "DELETE",
+            &format!("{V1}/resource-types/postgres"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, _) = api.send("DELETE", &path, admin, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn lists_come_in_pages_linked_by_the_link_header() {
+    let api = api().await;
+    for i in 0..5 {
+        let (status, _) = api
+            .send(
+                "POST",
+                &format!("{V1}/apps"),
+                Some(&api.admin),
+                Some(json!({ "id": format!("app-{i}") })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut next = Some(format!("{V1}/apps?limit=2"));
+    while let Some(uri) = next.take() {
+        let request = Request::builder()
+            .uri(&uri)
+            .header("authorization", format!("Bearer {}", api.admin))
+            .body(Body::empty())
+            .unwrap();
+        let response = router(api.state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        next = response.headers().get("link").map(|l| {
+            let l = l.to_str().unwrap();
+            l[1..l.find('>').unwrap()].to_string()
+        });
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let page: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|a| a["id"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(seen, ["app-0", "app-1", "app-2", "app-3", "app-4"]);
+    let (status, problem) = api
+        .send("GET", &format!("{V1}/apps?limit=0"), Some(&api.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail(&problem).starts_with("limit:"), "{problem}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_public_and_describes_errors_and_security() {
+    let api = api().await;
+    let (status, doc) = api
+        .send("GET", &format!("{V1}/openapi.json"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let op = &doc["paths"]["/api/v1/apps"]["post"];
+    for status in ["201", "400", "401", "403", "409", "413", "500"] {
+        assert!(
+            op["responses"][status].is_object(),
+            "POST /apps lacks {status}"
+        );
+    }
+    assert_eq!(
+        op["responses"]["403"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([]));
+}
