@@ -7,6 +7,7 @@
 //! commands live in [`plugin`]. The binary must stay a thin shell over the library crates:
 //! no plugin or platform logic of its own.
 
+mod client;
 mod plugin;
 mod serve;
 
@@ -21,6 +22,8 @@ struct Cli {
     /// Where Wharf keeps its data (the compile cache of plugins).
     #[arg(long, env = "WHARF_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    connection: client::Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +46,11 @@ enum Command {
     /// Administer the data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Save the server's URL and your API token for the other commands (in a file only
+    /// you can read).
+    Login(client::Login),
+    #[command(flatten)]
+    Remote(client::Command),
 }
 
 #[derive(Subcommand)]
@@ -64,6 +72,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
+    // The client commands block on the network; they need no async runtime.
+    match cli.command {
+        Command::Login(args) => return report(client::login(args).map(|()| ExitCode::SUCCESS)),
+        Command::Remote(command) => {
+            return report(
+                client::Client::connect(&cli.connection)
+                    .and_then(|c| client::run(command, &c))
+                    .map(|()| ExitCode::SUCCESS),
+            );
+        }
+        _ => {}
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -83,8 +103,13 @@ fn main() -> ExitCode {
             Command::Admin(AdminCommand::Backup { file }) => {
                 backup(&data_dir, &file).await.map(|()| ExitCode::SUCCESS)
             }
+            Command::Login(_) | Command::Remote(_) => unreachable!("handled above"),
         }
     });
+    report(result)
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
