@@ -1,4 +1,6 @@
 //! End-to-end tests of the `wharf` binary (one test binary, to keep link time down).
 
+mod client;
+mod durability;
 mod plugin;
 mod serve;
