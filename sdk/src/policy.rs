@@ -96,8 +96,8 @@ pub struct Target {
 /// May `principal` do `action` on `target`?
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
-    /// Who.
-    pub principal: Principal,
+    /// Who (shared by every request of a batch).
+    pub principal: std::sync::Arc<Principal>,
     /// `<collection>.<verb>`.
     pub action: String,
     /// On what.
@@ -110,12 +110,12 @@ impl Request {
     /// A request by user `principal` with no role bindings, for tests.
     pub fn test(principal: &str, action: &str) -> Self {
         Self {
-            principal: Principal {
+            principal: std::sync::Arc::new(Principal {
                 id: principal.into(),
                 kind: PrincipalKind::User,
                 groups: Vec::new(),
                 role_bindings: Vec::new(),
-            },
+            }),
             action: action.into(),
             target: Target::default(),
             attributes: serde_json::json!({}),
@@ -154,19 +154,16 @@ macro_rules! export_policy {
             use $crate::__private::wit::wharf::plugin::types as t;
             type P = $policy;
             struct Export;
-            fn request(
-                r: a::Request,
-            ) -> ::core::result::Result<$crate::policy::Request, t::PluginError> {
+            fn principal(p: a::Principal) -> $crate::policy::Principal {
                 use $crate::policy as sdk;
-                let principal = sdk::Principal {
-                    id: r.principal.id,
-                    kind: match r.principal.kind {
+                sdk::Principal {
+                    id: p.id,
+                    kind: match p.kind {
                         a::PrincipalKind::User => sdk::PrincipalKind::User,
                         a::PrincipalKind::ServiceAccount => sdk::PrincipalKind::ServiceAccount,
                     },
-                    groups: r.principal.groups,
-                    role_bindings: r
-                        .principal
+                    groups: p.groups,
+                    role_bindings: p
                         .role_bindings
                         .into_iter()
                         .map(|b| sdk::RoleBinding {
@@ -178,7 +175,14 @@ macro_rules! export_policy {
                             role: b.role,
                         })
                         .collect(),
-                };
+                }
+            }
+            fn request(
+                principal: &::std::sync::Arc<$crate::policy::Principal>,
+                r: a::Request,
+            ) -> ::core::result::Result<$crate::policy::Request, t::PluginError> {
+                use $crate::policy as sdk;
+                let principal = principal.clone();
                 let target = sdk::Target {
                     app: r.target.app,
                     env: r.target.env,
@@ -204,12 +208,14 @@ macro_rules! export_policy {
                 }
                 fn authorize(
                     config: ::std::string::String,
+                    who: a::Principal,
                     requests: ::std::vec::Vec<a::Request>,
                 ) -> ::core::result::Result<::std::vec::Vec<a::Decision>, t::PluginError> {
                     let config = $crate::__private::parse_json("config", &config)?;
+                    let who = ::std::sync::Arc::new(principal(who));
                     let requests = requests
                         .into_iter()
-                        .map(request)
+                        .map(|r| request(&who, r))
                         .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?;
                     let decisions = <P as $crate::policy::Policy>::authorize(&config, &requests)?;
                     if decisions.len() != requests.len() {

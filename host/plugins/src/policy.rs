@@ -65,19 +65,45 @@ impl PolicyPlugin {
     }
 
     /// Decides a batch of requests under `config`: one decision per request, in order.
+    /// Consecutive requests by the same principal go to the plugin in one call, which
+    /// carries the principal once.
     pub async fn authorize(
         &self,
         config: &serde_json::Value,
         requests: &[AuthzRequest],
     ) -> Result<Vec<Decision>, PluginFailure> {
         let config = config.to_string();
+        let mut decisions = Vec::with_capacity(requests.len());
+        let mut start = 0;
+        while start < requests.len() {
+            let principal = &requests[start].principal;
+            let run = requests[start..]
+                .iter()
+                .take_while(|r| r.principal == *principal)
+                .count();
+            decisions.extend(
+                self.authorize_batch(&config, principal, &requests[start..start + run])
+                    .await?,
+            );
+            start += run;
+        }
+        Ok(decisions)
+    }
+
+    async fn authorize_batch(
+        &self,
+        config: &str,
+        principal: &crate::Principal,
+        requests: &[AuthzRequest],
+    ) -> Result<Vec<Decision>, PluginFailure> {
+        let wit_principal = wit_principal(principal);
         let wit_requests: Vec<wit::Request> = requests.iter().map(wit_request).collect();
-        let c = config.clone();
+        let c = config.to_string();
         let decisions = self
-            .call(&config, "authorize", move |b, store| {
+            .call(config, "authorize", move |b, store| {
                 Box::pin(async move {
                     b.wharf_plugin_authorizer()
-                        .call_authorize(store, &c, &wit_requests)
+                        .call_authorize(store, &c, &wit_principal, &wit_requests)
                         .await
                 })
             })
@@ -126,29 +152,31 @@ impl PolicyPlugin {
     }
 }
 
-fn wit_request(r: &AuthzRequest) -> wit::Request {
-    let p = &r.principal;
-    wit::Request {
-        principal: wit::Principal {
-            id: p.id.clone(),
-            kind: match p.kind {
-                PrincipalKind::User => wit::PrincipalKind::User,
-                PrincipalKind::ServiceAccount => wit::PrincipalKind::ServiceAccount,
-            },
-            groups: p.groups.clone(),
-            role_bindings: p
-                .role_bindings
-                .iter()
-                .map(|b| wit::RoleBinding {
-                    scope: match &b.scope {
-                        Scope::Org => wit::Scope::Org,
-                        Scope::App(a) => wit::Scope::App(a.clone()),
-                        Scope::EnvType(t) => wit::Scope::EnvType(t.clone()),
-                    },
-                    role: b.role.clone(),
-                })
-                .collect(),
+fn wit_principal(p: &crate::Principal) -> wit::Principal {
+    wit::Principal {
+        id: p.id.clone(),
+        kind: match p.kind {
+            PrincipalKind::User => wit::PrincipalKind::User,
+            PrincipalKind::ServiceAccount => wit::PrincipalKind::ServiceAccount,
         },
+        groups: p.groups.clone(),
+        role_bindings: p
+            .role_bindings
+            .iter()
+            .map(|b| wit::RoleBinding {
+                scope: match &b.scope {
+                    Scope::Org => wit::Scope::Org,
+                    Scope::App(a) => wit::Scope::App(a.clone()),
+                    Scope::EnvType(t) => wit::Scope::EnvType(t.clone()),
+                },
+                role: b.role.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn wit_request(r: &AuthzRequest) -> wit::Request {
+    wit::Request {
         action: r.action.clone(),
         target: wit::Target {
             app: r.target.app.clone(),

@@ -671,8 +671,14 @@ async fn the_freeze_window_example_denies_inside_its_window_and_abstains_otherwi
             Decision::Abstain,
         ]
     );
+    let any = wharf_plugins::AuthzRequest {
+        principal: Default::default(),
+        action: "deployments.create".into(),
+        target: Default::default(),
+        attributes: json!({}),
+    };
     let err = policy
-        .authorize(&json!({ "windows": 3 }), &[])
+        .authorize(&json!({ "windows": 3 }), &[any])
         .await
         .unwrap_err();
     assert!(
