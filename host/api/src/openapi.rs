@@ -83,6 +83,15 @@ pub(crate) fn complete(openapi: &utoipa::openapi::OpenApi) -> Value {
             } }
         } }),
     );
+    // A component is raw bytes; generic clients know them as application/octet-stream.
+    if let Some(content) = paths
+        .get_mut("/api/v1/plugins")
+        .and_then(|p| p.pointer_mut("/post/requestBody/content"))
+        .and_then(Value::as_object_mut)
+        && let Some(wasm) = content.get("application/wasm").cloned()
+    {
+        content.insert("application/octet-stream".into(), wasm);
+    }
     for (path, item) in paths.iter_mut() {
         let public = PUBLIC.contains(&path.as_str());
         for (method, op) in item.as_object_mut().expect("a path item").iter_mut() {

@@ -46,6 +46,7 @@ impl From<App> for AppView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewApp {
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     id: String,
     #[serde(default)]
     name: Option<String>,

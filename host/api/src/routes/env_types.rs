@@ -46,6 +46,7 @@ impl From<EnvType> for EnvTypeView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewEnvType {
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     id: String,
     #[serde(default)]
     description: String,

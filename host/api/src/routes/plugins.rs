@@ -119,6 +119,7 @@ async fn list(
 #[into_params(parameter_in = Query)]
 pub(crate) struct UploadQuery {
     /// The plugin's id.
+    #[param(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     id: String,
     /// `driver`, `policy` or `transformer`.
     kind: String,
@@ -396,8 +397,10 @@ async fn list_installations(
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewInstallation {
     /// The installation's id (a policy's id is what denials name).
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     id: String,
     /// The plugin to run.
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     plugin: String,
     /// Its configuration; the plugin's `validate-config` must accept it. `{}` when absent.
     #[serde(default)]

@@ -46,6 +46,7 @@ fn object(what: &str, id: &str) -> Target {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResourceTypeView {
     /// Its id (`postgres`).
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     id: String,
     /// What it is.
     #[serde(default)]
@@ -225,6 +226,7 @@ pub(crate) struct DriverInputs {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DefinitionRequest {
     /// Its id (must equal the path's on PUT).
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     id: String,
     /// The resource type it provisions.
     #[serde(rename = "type")]
