@@ -82,7 +82,7 @@ impl PolicyChain {
         caller: &Caller,
         requests: &[(&str, Target)],
     ) -> Result<Vec<Verdict>, ApiError> {
-        let principal = principal(caller);
+        let principal = std::sync::Arc::new(principal(caller));
         let batch: Vec<AuthzRequest> = requests
             .iter()
             .map(|(action, target)| AuthzRequest {

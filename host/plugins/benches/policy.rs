@@ -42,7 +42,7 @@ fn principal(extra: usize) -> Principal {
 
 fn request(extra: usize) -> AuthzRequest {
     AuthzRequest {
-        principal: principal(extra),
+        principal: principal(extra).into(),
         action: "deployments.create".into(),
         target: Target {
             app: Some("shop".into()),

@@ -30,7 +30,8 @@ fn request(bindings: usize) -> AuthzRequest {
             id: "alice".into(),
             role_bindings,
             ..Default::default()
-        },
+        }
+        .into(),
         action: "deployments.create".into(),
         target: Target {
             app: Some("shop".into()),

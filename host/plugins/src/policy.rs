@@ -79,7 +79,9 @@ impl PolicyPlugin {
             let principal = &requests[start].principal;
             let run = requests[start..]
                 .iter()
-                .take_while(|r| r.principal == *principal)
+                .take_while(|r| {
+                    std::sync::Arc::ptr_eq(&r.principal, principal) || r.principal == *principal
+                })
                 .count();
             decisions.extend(
                 self.authorize_batch(&config, principal, &requests[start..start + run])

@@ -232,8 +232,9 @@ pub struct Target {
 /// May `principal` do `action` on `target`?
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthzRequest {
-    /// Who.
-    pub principal: Principal,
+    /// Who (shared: a batch usually asks for one principal).
+    #[serde(with = "shared")]
+    pub principal: std::sync::Arc<Principal>,
     /// `<collection>.<verb>`.
     pub action: String,
     /// On what.
@@ -266,4 +267,20 @@ pub struct TransformContext {
     pub env: String,
     /// Environment type.
     pub env_type: String,
+}
+
+/// Serde for a shared value, as the value itself.
+mod shared {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+        T::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
 }

@@ -522,7 +522,7 @@ mod rbac_table {
         let requests: Vec<AuthzRequest> = cases
             .iter()
             .map(|(who, action, app, env_type, attributes, _)| AuthzRequest {
-                principal: principals(who),
+                principal: principals(who).into(),
                 action: action.to_string(),
                 target: Target {
                     app: app.map(Into::into),
@@ -572,7 +572,7 @@ mod rbac_table {
         let (rt, _dir) = runtime();
         let rbac = installed_policy(&rt, bundled("rbac").bytes).await;
         let ask = |who: &str, action: &str, object: &str, target_is_admin: bool| AuthzRequest {
-            principal: principals(who),
+            principal: principals(who).into(),
             action: action.into(),
             target: Target {
                 object: Some(object.into()),

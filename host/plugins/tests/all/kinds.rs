@@ -123,7 +123,7 @@ fn principal(bindings: &[(Scope, &str)]) -> Principal {
 
 fn authz(principal: &Principal, action: &str, app: &str) -> AuthzRequest {
     AuthzRequest {
-        principal: principal.clone(),
+        principal: principal.clone().into(),
         action: action.into(),
         target: wharf_plugins::Target {
             app: Some(app.into()),
