@@ -160,7 +160,8 @@ impl PolicyChain {
     }
 }
 
-fn principal(caller: &Caller) -> Principal {
+/// The principal the policies see for `caller`.
+pub(crate) fn principal(caller: &Caller) -> Principal {
     Principal {
         id: caller.id.clone(),
         kind: if caller.kind == "service-account" {

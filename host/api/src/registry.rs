@@ -64,7 +64,7 @@ impl Registry {
             .map_err(install_error)
     }
 
-    /// The loaded plugin of `installation` (loading it on first use).
+    /// The loaded plugin of a stored `installation` (loading it on first use).
     pub async fn load(
         &self,
         store: &Store,
@@ -74,6 +74,29 @@ impl Registry {
         if let Some(p) = self.loaded.lock().expect("never poisoned").get(&key) {
             return Ok(p.clone());
         }
+        let loaded = self.load_fresh(store, installation).await?;
+        let mut cache = self.loaded.lock().expect("never poisoned");
+        cache.retain(|(id, _), _| *id != installation.id);
+        cache.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Forgets what was loaded for installation `id` (it was deleted; a new one with the
+    /// same id must not inherit its grants).
+    pub fn forget(&self, id: &str) {
+        self.loaded
+            .lock()
+            .expect("never poisoned")
+            .retain(|(loaded, _), _| loaded != id);
+    }
+
+    /// Loads `installation`, which need not be stored (a candidate being checked), without
+    /// caching it.
+    pub async fn load_fresh(
+        &self,
+        store: &Store,
+        installation: &Installation,
+    ) -> Result<Plugin, ApiError> {
         let plugin_id = installation.plugin.clone();
         let (plugin, component) = store
             .call(move |conn| {
@@ -97,15 +120,10 @@ impl Registry {
             grants,
             limits: requested.limits,
         };
-        let loaded = self
-            .runtime
+        self.runtime
             .install(&component, manifest)
             .await
-            .map_err(|e| ApiError::Internal(format!("loading {}: {e}", installation.id)))?;
-        let mut cache = self.loaded.lock().expect("never poisoned");
-        cache.retain(|(id, _), _| *id != installation.id);
-        cache.insert(key, loaded.clone());
-        Ok(loaded)
+            .map_err(|e| ApiError::Internal(format!("loading {}: {e}", installation.id)))
     }
 
     /// Rebuilds `chain` from the enabled policy installations in the store.

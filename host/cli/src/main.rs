@@ -32,13 +32,17 @@ struct Cli {
 enum Command {
     /// Run the Wharf server: the API on LISTEN, state in the data directory.
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080", env = "WHARF_LISTEN")]
-        listen: std::net::SocketAddr,
+        /// Address to listen on (127.0.0.1:8080 unless the config file says otherwise).
+        #[arg(long, env = "WHARF_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
         /// On a new Wharf, use the token in this file as the admin's (for automation)
         /// instead of printing a random one.
         #[arg(long, env = "WHARF_BOOTSTRAP_TOKEN_FILE")]
         bootstrap_token_file: Option<PathBuf>,
+        /// A TOML file with any of `listen`, `data_dir` and `bootstrap_token_file`;
+        /// flags and environment variables take precedence over it.
+        #[arg(long, env = "WHARF_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Work with plugins (Wasm components) locally, without a server.
     #[command(subcommand)]
@@ -51,6 +55,13 @@ enum Command {
     Login(client::Login),
     #[command(flatten)]
     Remote(client::Command),
+}
+
+/// The commands that run here, in the async runtime.
+enum Local {
+    Serve(serve::Settings),
+    Plugin(plugin::Command),
+    Admin(AdminCommand),
 }
 
 #[derive(Subcommand)]
@@ -71,9 +82,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     // The client commands block on the network; they need no async runtime.
-    match cli.command {
+    let command = match cli.command {
         Command::Login(args) => return report(client::login(args).map(|()| ExitCode::SUCCESS)),
         Command::Remote(command) => {
             return report(
@@ -82,8 +92,26 @@ fn main() -> ExitCode {
                     .map(|()| ExitCode::SUCCESS),
             );
         }
-        _ => {}
-    }
+        Command::Serve {
+            listen,
+            bootstrap_token_file,
+            config,
+        } => {
+            let settings = match serve::Settings::resolve(
+                config.as_deref(),
+                listen,
+                cli.data_dir.clone(),
+                bootstrap_token_file,
+            ) {
+                Ok(s) => s,
+                Err(e) => return report(Err(e)),
+            };
+            Local::Serve(settings)
+        }
+        Command::Plugin(command) => Local::Plugin(command),
+        Command::Admin(command) => Local::Admin(command),
+    };
+    let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -92,18 +120,12 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve {
-                listen,
-                bootstrap_token_file,
-            } => serve::run(&data_dir, listen, bootstrap_token_file.as_deref())
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Command::Plugin(command) => plugin::run(command, &data_dir).await,
-            Command::Admin(AdminCommand::Backup { file }) => {
+        match command {
+            Local::Serve(settings) => serve::run(settings).await.map(|()| ExitCode::SUCCESS),
+            Local::Plugin(command) => plugin::run(command, &data_dir).await,
+            Local::Admin(AdminCommand::Backup { file }) => {
                 backup(&data_dir, &file).await.map(|()| ExitCode::SUCCESS)
             }
-            Command::Login(_) | Command::Remote(_) => unreachable!("handled above"),
         }
     });
     report(result)
@@ -146,7 +168,7 @@ async fn backup(data_dir: &std::path::Path, file: &std::path::Path) -> anyhow::R
 }
 
 /// `$XDG_DATA_HOME/wharf`, else `~/.local/share/wharf`, else `./.wharf`.
-fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
         return PathBuf::from(dir).join("wharf");
     }

@@ -4,16 +4,66 @@
 
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wharf_api::BundledPlugin;
 use wharf_plugins::{Runtime, RuntimeConfig};
 use wharf_store::Store;
 
-pub async fn run(
-    data_dir: &Path,
+/// What `wharf serve` runs with, from flags, environment and the config file.
+pub struct Settings {
     listen: SocketAddr,
-    bootstrap_token_file: Option<&Path>,
-) -> anyhow::Result<()> {
+    data_dir: PathBuf,
+    bootstrap_token_file: Option<PathBuf>,
+}
+
+/// The config file: `listen`, `data_dir`, `bootstrap_token_file`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    bootstrap_token_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Flags (and their environment variables) first, then the config file, then the
+    /// defaults.
+    pub fn resolve(
+        config: Option<&Path>,
+        listen: Option<SocketAddr>,
+        data_dir: Option<PathBuf>,
+        bootstrap_token_file: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let file = match config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("failed to read the config file {}", path.display())
+                })?;
+                toml::from_str::<ConfigFile>(&text)
+                    .with_context(|| format!("the config file {} is not valid", path.display()))?
+            }
+            None => ConfigFile::default(),
+        };
+        Ok(Self {
+            listen: listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(crate::default_data_dir),
+            bootstrap_token_file: bootstrap_token_file.or(file.bootstrap_token_file),
+        })
+    }
+}
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let Settings {
+        listen,
+        data_dir,
+        bootstrap_token_file,
+    } = settings;
+    let data_dir = data_dir.as_path();
+    let bootstrap_token_file = bootstrap_token_file.as_deref();
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
     let store = Store::open(&data_dir.join("wharf.db"))

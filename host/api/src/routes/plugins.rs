@@ -420,6 +420,7 @@ pub(crate) struct NewInstallation {
 /// Checks `grants` against what `plugin` requests, and `config` with the plugin itself.
 async fn check_installation(
     state: &AppState,
+    caller: &Caller,
     plugin: &stored::Plugin,
     candidate: &Installation,
 ) -> Result<(), ApiError> {
@@ -450,7 +451,7 @@ async fn check_installation(
     if !candidate.config.is_object() {
         return Err(ApiError::BadRequest("config: must be a JSON object".into()));
     }
-    let loaded = state.registry.load(&state.store, candidate).await?;
+    let loaded = state.registry.load_fresh(&state.store, candidate).await?;
     let refused = |e: wharf_plugins::PluginFailure| {
         ApiError::BadRequest(format!(
             "config: plugin {} failed to validate it: {e}",
@@ -477,7 +478,10 @@ async fn check_installation(
             .map_err(refused)?,
     };
     if issues.is_empty() {
-        Ok(())
+        match &loaded {
+            Plugin::Policy(p) if candidate.enabled => trial(caller, p, candidate).await,
+            _ => Ok(()),
+        }
     } else {
         Err(ApiError::BadRequest(format!(
             "config: plugin {} rejects it: {}",
@@ -493,6 +497,36 @@ async fn check_installation(
                 .join("; ")
         )))
     }
+}
+
+/// Asks a policy about to join the chain one question (may the caller change this
+/// installation?). A policy that fails it would fail every request, the one that could
+/// remove it included, so it is refused; what it answers does not matter.
+async fn trial(
+    caller: &Caller,
+    policy: &wharf_plugins::PolicyPlugin,
+    candidate: &Installation,
+) -> Result<(), ApiError> {
+    let request = wharf_plugins::AuthzRequest {
+        principal: std::sync::Arc::new(crate::authz::principal(caller)),
+        action: "plugins.update".into(),
+        target: wharf_plugins::Target {
+            object: Some(format!("installation:{}", candidate.id)),
+            ..Default::default()
+        },
+        attributes: json!({}),
+    };
+    policy
+        .authorize(&candidate.config, &[request])
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "plugin {}: a trial decision failed ({e}); in the chain it would fail every \
+                 request, so it is not enabled",
+                candidate.plugin
+            ))
+        })
 }
 
 /// Installs a plugin: validates its configuration with the plugin, grants capabilities,
@@ -546,7 +580,7 @@ async fn install(
         updated_at: at,
         updated_by: caller.id.clone(),
     };
-    check_installation(&state, &plugin, &candidate).await?;
+    check_installation(&state, &caller, &plugin, &candidate).await?;
     let row = candidate.clone();
     state
         .store
@@ -695,7 +729,7 @@ async fn update_installation(
     next.revision = current.revision + 1;
     next.updated_at = now();
     next.updated_by = caller.id.clone();
-    check_installation(&state, &plugin, &next).await?;
+    check_installation(&state, &caller, &plugin, &next).await?;
     let row = next.clone();
     let is_policy = plugin.kind == "policy";
     state
@@ -771,7 +805,12 @@ async fn uninstall(
             {
                 return Ok(Err(e));
             }
-            stored::uninstall(tx, &current.id)?;
+            if !stored::uninstall(tx, &current.id)? {
+                return Ok(Err(ApiError::NotFound(format!(
+                    "installation {}",
+                    current.id
+                ))));
+            }
             audit(
                 tx,
                 &by,
@@ -782,6 +821,7 @@ async fn uninstall(
             Ok(Ok(()))
         })
         .await??;
+    state.registry.forget(&installation);
     if is_policy {
         state
             .registry

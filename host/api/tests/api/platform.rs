@@ -211,6 +211,57 @@ async fn the_last_policy_cannot_be_disabled_or_uninstalled() {
 }
 
 #[tokio::test]
+async fn a_policy_that_fails_is_refused_before_it_joins_the_chain() {
+    let api = api().await;
+    let policy = std::fs::read(wharf_artifacts::TEST_POLICY).unwrap();
+    assert_eq!(
+        upload(&api, "fragile", "policy", policy).await.0,
+        StatusCode::CREATED
+    );
+    let install = |config: Value, enabled: bool| {
+        let body =
+            json!({ "id": "fragile", "plugin": "fragile", "config": config, "enabled": enabled });
+        let api = &api;
+        async move {
+            api.send(
+                "POST",
+                &format!("{V1}/plugin-installations"),
+                Some(&api.admin),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, problem) = install(json!({ "roles": {}, "panic": true }), true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        detail(&problem).contains("a trial decision failed"),
+        "{problem}"
+    );
+    // Installed disabled, it is not asked; enabling it is refused the same way.
+    let (status, problem) = install(json!({ "roles": {}, "panic": true }), false).await;
+    assert_eq!(status, StatusCode::CREATED, "{problem}");
+    let (status, _, problem) = send_if_match(
+        &api,
+        "PATCH",
+        &format!("{V1}/plugin-installations/fragile"),
+        "\"1\"",
+        json!({ "enabled": true }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        detail(&problem).contains("a trial decision failed"),
+        "{problem}"
+    );
+    // The chain is as it was.
+    let (status, _) = api
+        .send("GET", &format!("{V1}/apps"), Some(&api.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn bad_plugin_input_is_a_400_that_names_the_cause() {
     let api = api().await;
     let admin = Some(api.admin.as_str());

@@ -67,6 +67,11 @@ fn acknowledged_writes_survive_kill_9() {
         lost.len(),
         acknowledged.len()
     );
+    eprintln!(
+        "{} writes acknowledged before kill -9, {} stored after the restart, none lost",
+        acknowledged.len(),
+        apps.len()
+    );
     // The audit log saw the same writes (it is written in the same transactions).
     let (_, audit) = server.request(
         "GET",

@@ -113,3 +113,50 @@ fn first_start_bootstraps_an_admin_and_state_survives_a_restart() {
     assert!(body.contains("\"created_by\":\"admin\""), "{body}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn the_config_file_sets_what_flags_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-config");
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("WHARF_DATA_DIR")
+        .env_remove("WHARF_LISTEN")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = lines
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("Wharf is serving on"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(serving.is_some(), "the server started");
+    assert!(
+        data.join("wharf.db").exists(),
+        "the data directory is the config file's"
+    );
+
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\ncolour = \"red\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not valid") && stderr.contains("colour"),
+        "{stderr}"
+    );
+}

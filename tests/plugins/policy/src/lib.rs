@@ -26,6 +26,9 @@ impl Policy for TestPolicy {
     }
 
     fn decide(config: &Value, request: &Request) -> Decision {
+        if config["panic"] == true {
+            panic!("the test policy panics on purpose");
+        }
         let Some(role) = config["roles"][&request.action].as_str() else {
             return Decision::Abstain;
         };
