@@ -1,8 +1,9 @@
 //! `wharf-core`: the domain model of Wharf, as pure code.
 //!
-//! Ids ([`Id`]), the role model ([`roles`]) and resource-definition matching
-//! ([`matching`]): which definition provisions a resource of a given type in a given
-//! context, by Humanitec's most-specific-wins rule. Everything here is a plain function of
+//! Ids ([`Id`]), the role model ([`roles`]), resource-definition matching
+//! ([`matching`]: which definition provisions a resource of a given type in a given
+//! context, by Humanitec's most-specific-wins rule), and Score workloads ([`score`]:
+//! parsing, validation, placeholders). Everything here is a plain function of
 //! its input, so it is unit-tested without a store or a runtime.
 //!
 //! This crate is the leaf of the workspace: it must not do I/O, spawn tasks or depend on
@@ -11,5 +12,6 @@
 pub mod id;
 pub mod matching;
 pub mod roles;
+pub mod score;
 
 pub use id::{Id, IdError};

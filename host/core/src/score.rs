@@ -1,0 +1,524 @@
+//! Score (`score.dev/v1b1`) workloads: parsing, upgrading deprecated forms, validation
+//! against the official schema, semantic checks, and placeholders.
+//!
+//! [`load`] takes the text of a Score file (YAML or JSON) and returns the workload, or
+//! every problem found, each with the JSON Pointer of the value at fault. Nothing here
+//! knows about resources' outputs: placeholders are checked for what can be known from
+//! the file (syntax, roots, declared resources, metadata keys); resolution against
+//! provisioned outputs happens when a deployment renders.
+
+pub mod placeholder;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The official JSON Schema of `score.dev/v1b1` (score-spec/spec, Apache-2.0).
+pub const SCHEMA: &str = include_str!("../schema/score-v1b1.json");
+
+/// One thing wrong with a Score file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// JSON Pointer to the value at fault (`/containers/main/variables/PORT`); empty for
+    /// the whole file.
+    pub path: String,
+    /// What is wrong, and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// A JSON Pointer segment (`~` and `/` escaped).
+pub fn pointer_segment(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// A workload, as its Score file describes it (deprecated forms upgraded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    /// Always `score.dev/v1b1`.
+    pub api_version: String,
+    /// `name`, `annotations`, and any other keys.
+    pub metadata: Map<String, Value>,
+    /// The ports other workloads reach it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+    /// Its containers, by name.
+    pub containers: BTreeMap<String, Container>,
+    /// The resources it depends on, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, Resource>,
+}
+
+impl Workload {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// `service`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Ports by name.
+    #[serde(default)]
+    pub ports: BTreeMap<String, ServicePort>,
+}
+
+/// A service port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    /// The port other workloads connect to.
+    pub port: u16,
+    /// The container's port (`port` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+    /// `TCP` (when absent) or `UDP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// A container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    /// The image; `.` means "given at deploy time".
+    pub image: String,
+    /// Overrides the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Overrides the image's arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Environment variables (placeholders allowed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Files by target path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, File>,
+    /// Volumes by target path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Volume>,
+    /// Compute requests and limits, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Value>,
+    /// Liveness probe, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Value>,
+    /// Readiness probe, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Value>,
+    /// Containers that start after this one reaches a state: name → `{ready}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub before: BTreeMap<String, Value>,
+}
+
+/// A file in a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct File {
+    /// A local file, relative to the Score file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Inline text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Inline bytes, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_content: Option<String>,
+    /// Octal mode (`0600`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Whether placeholders are left as they are.
+    #[serde(default)]
+    pub no_expand: bool,
+}
+
+/// A volume mounted in a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    /// `${resources.NAME}`.
+    pub source: String,
+    /// A sub-path in the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A resource the workload depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Its type (`postgres`).
+    #[serde(rename = "type")]
+    pub res_type: String,
+    /// Its class (`default` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Its sharing id: resources with the same type, class and id are one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Annotations and other metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// Parameters for its driver (placeholders allowed in strings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+}
+
+/// What loading a file noticed without refusing it (deprecated forms upgraded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notes(pub Vec<Problem>);
+
+/// Parses, upgrades, validates and checks a Score file. On success returns the workload
+/// and notes about upgraded deprecated forms; on failure every problem found.
+pub fn load(text: &str) -> Result<(Workload, Notes), Vec<Problem>> {
+    let mut doc = parse(text)?;
+    let notes = upgrade(&mut doc);
+    let mut problems = schema_problems(&doc);
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        return Err(problems);
+    }
+    let workload: Workload = serde_json::from_value(doc)
+        .map_err(|e| vec![problem("", format!("does not fit the Score model: {e}"))])?;
+    let problems = semantic_problems(&workload);
+    if problems.is_empty() {
+        Ok((workload, notes))
+    } else {
+        Err(problems)
+    }
+}
+
+/// YAML (of which JSON is a subset) into a JSON value: the first document only.
+fn parse(text: &str) -> Result<Value, Vec<Problem>> {
+    let mut documents = serde_yaml::Deserializer::from_str(text);
+    let Some(first) = documents.next() else {
+        return Err(vec![problem("", "the file is empty")]);
+    };
+    let value = serde_yaml::Value::deserialize(first).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+            .unwrap_or_default();
+        vec![problem("", format!("not valid YAML or JSON{at}: {e}"))]
+    })?;
+    if value.is_null() {
+        return Err(vec![problem(
+            "",
+            "the file is empty (or holds only comments)",
+        )]);
+    }
+    yaml_to_json(value, "")
+}
+
+fn yaml_to_json(value: serde_yaml::Value, path: &str) -> Result<Value, Vec<Problem>> {
+    use serde_yaml::Value as Y;
+    Ok(match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                serde_json::Number::from_f64(n.as_f64().unwrap_or(f64::NAN))
+                    .map(Value::Number)
+                    .ok_or_else(|| vec![problem(path, "a number that JSON cannot hold")])?
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| yaml_to_json(v, &format!("{path}/{i}")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(vec![problem(
+                            path,
+                            format!("keys must be strings, found {other:?}"),
+                        )]);
+                    }
+                };
+                let child = format!("{path}/{}", pointer_segment(&key));
+                out.insert(key, yaml_to_json(v, &child)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => yaml_to_json(tagged.value, path)?,
+    })
+}
+
+/// Rewrites the deprecated array forms of `files` and `volumes` into maps keyed by
+/// `target` (renaming `read_only`), noting each change. A malformed entry is left for
+/// the schema to report.
+fn upgrade(doc: &mut Value) -> Notes {
+    let mut notes = Vec::new();
+    let Some(containers) = doc.get_mut("containers").and_then(Value::as_object_mut) else {
+        return Notes(notes);
+    };
+    for (name, container) in containers.iter_mut() {
+        for field in ["files", "volumes"] {
+            let Some(Value::Array(items)) = container.get(field) else {
+                continue;
+            };
+            let mut map = Map::new();
+            let mut ok = true;
+            for item in items {
+                let Some(mut entry) = item.as_object().cloned() else {
+                    ok = false;
+                    break;
+                };
+                let Some(Value::String(target)) = entry.remove("target") else {
+                    ok = false;
+                    break;
+                };
+                if field == "volumes"
+                    && let Some(read_only) = entry.remove("read_only")
+                {
+                    entry.insert("readOnly".into(), read_only);
+                }
+                if field == "files"
+                    && let Some(Value::Array(lines)) = entry.get("content")
+                {
+                    let joined: Vec<&str> = lines.iter().filter_map(Value::as_str).collect();
+                    let joined = joined.join("\n");
+                    entry.insert("content".into(), Value::String(joined));
+                }
+                map.insert(target, Value::Object(entry));
+            }
+            if ok {
+                container[field] = Value::Object(map);
+                notes.push(problem(
+                    format!("/containers/{}/{field}", pointer_segment(name)),
+                    format!(
+                        "the list form of {field} is deprecated; upgraded to a map keyed by target"
+                    ),
+                ));
+            }
+        }
+    }
+    Notes(notes)
+}
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(SCHEMA).expect("the bundled schema is JSON");
+        jsonschema::draft202012::new(&schema).expect("the bundled schema compiles")
+    })
+}
+
+/// What the official schema says is wrong, one problem per failing value.
+fn schema_problems(doc: &Value) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = validator()
+        .iter_errors(doc)
+        .map(|e| problem(e.instance_path.to_string(), e.to_string()))
+        .collect();
+    problems.dedup();
+    problems
+}
+
+/// Checks the schema cannot express: placeholders, `before`.
+fn semantic_problems(w: &Workload) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (c, container) in &w.containers {
+        let base = format!("/containers/{}", pointer_segment(c));
+        for (k, v) in &container.variables {
+            check_placeholders(
+                w,
+                v,
+                &format!("{base}/variables/{}", pointer_segment(k)),
+                false,
+                &mut problems,
+            );
+        }
+        for (target, file) in &container.files {
+            let at = format!("{base}/files/{}", pointer_segment(target));
+            if let Some(content) = &file.content
+                && !file.no_expand
+            {
+                check_placeholders(w, content, &format!("{at}/content"), false, &mut problems);
+            }
+        }
+        for (target, volume) in &container.volumes {
+            let at = format!("{base}/volumes/{}/source", pointer_segment(target));
+            check_placeholders(w, &volume.source, &at, true, &mut problems);
+        }
+        for next in container.before.keys() {
+            let at = format!("{base}/before/{}", pointer_segment(next));
+            if next == c {
+                problems.push(problem(at, "a container cannot start before itself"));
+            } else if !w.containers.contains_key(next) {
+                problems.push(problem(
+                    at,
+                    format!("there is no container {next:?} in this workload"),
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = before_cycle(w) {
+        problems.push(problem(
+            "/containers",
+            format!("`before` forms a cycle: {}", cycle.join(" -> ")),
+        ));
+    }
+    for (r, resource) in &w.resources {
+        if let Some(params) = &resource.params {
+            let at = format!("/resources/{}/params", pointer_segment(r));
+            walk_strings(params, &at, &mut |text, path| {
+                check_placeholders(w, text, path, false, &mut problems)
+            });
+        }
+    }
+    problems
+}
+
+fn walk_strings(value: &Value, path: &str, f: &mut impl FnMut(&str, &str)) {
+    match value {
+        Value::String(s) => f(s, path),
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                walk_strings(v, &format!("{path}/{i}"), f);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                walk_strings(v, &format!("{path}/{}", pointer_segment(k)), f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Checks the placeholders of one string: syntax, root, declared resources, metadata
+/// keys. `volume` allows the two-part `${resources.NAME}` (the resource itself).
+fn check_placeholders(w: &Workload, text: &str, path: &str, volume: bool, out: &mut Vec<Problem>) {
+    let references = match placeholder::references(text) {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(problem(path, format!("{e}; write $$ for a literal $")));
+            return;
+        }
+    };
+    for body in references {
+        let segments = placeholder::segments(body);
+        match segments[0].as_str() {
+            "metadata" => {
+                if segments.len() < 2 {
+                    out.push(problem(path, format!("${{{body}}}: name a metadata key, like ${{metadata.name}}")));
+                    continue;
+                }
+                let mut at = Value::Object(w.metadata.clone());
+                for key in &segments[1..] {
+                    match at.get(key) {
+                        Some(next) => at = next.clone(),
+                        None => {
+                            out.push(problem(path, format!("${{{body}}}: metadata has no key {key:?}")));
+                            break;
+                        }
+                    }
+                }
+            }
+            "resources" => match segments.get(1) {
+                None => out.push(problem(path, format!("${{{body}}}: name a resource, like ${{resources.db.host}}"))),
+                Some(name) if !w.resources.contains_key(name) => out.push(problem(
+                    path,
+                    format!(
+                        "${{{body}}}: there is no resource {name:?} in this workload (declared: {})",
+                        if w.resources.is_empty() {
+                            "none".to_string()
+                        } else {
+                            w.resources.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                )),
+                Some(_) if segments.len() == 2 && !volume => out.push(problem(
+                    path,
+                    format!("${{{body}}}: name one of the resource's outputs, like ${{{body}.host}}"),
+                )),
+                Some(_) => {}
+            },
+            other => out.push(problem(
+                path,
+                format!(
+                    "${{{body}}}: unknown root {other:?}; placeholders start with metadata or \
+                     resources (write $${{...}} for a literal ${{...}})"
+                ),
+            )),
+        }
+    }
+}
+
+/// A cycle among `before` edges, if any, as container names.
+fn before_cycle(w: &Workload) -> Option<Vec<String>> {
+    fn visit<'a>(
+        w: &'a Workload,
+        node: &'a str,
+        stack: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = stack.iter().position(|n| *n == node) {
+            let mut cycle: Vec<String> = stack[i..].iter().map(|s| s.to_string()).collect();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        stack.push(node);
+        if let Some(c) = w.containers.get(node) {
+            for next in c.before.keys() {
+                if next != node
+                    && w.containers.contains_key(next)
+                    && let Some(cycle) = visit(w, next, stack, done)
+                {
+                    return Some(cycle);
+                }
+            }
+        }
+        stack.pop();
+        done.insert(node);
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for name in w.containers.keys() {
+        if let Some(cycle) = visit(w, name, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}

@@ -1,0 +1,177 @@
+//! Score files as developers write them: the upstream samples load, broken files are
+//! refused with every problem and its path.
+
+use wharf_core::score::{Problem, load};
+
+fn sample(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/score/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn every_upstream_sample_loads() {
+    for name in [
+        "spec-score-full.yaml",
+        "spec-deprecated-files-and-volumes.yaml",
+        "k8s-init-sample.yaml",
+        "compose-02-environment.yaml",
+        "compose-03-files.yaml",
+        "compose-05-volume-mounts.yaml",
+        "compose-06-workload-one.yaml",
+        "compose-06-workload-two.yaml",
+        "compose-08-workload-a.yaml",
+        "compose-08-workload-b.yaml",
+    ] {
+        if let Err(problems) = load(&sample(name)) {
+            panic!("{name}: {problems:#?}");
+        }
+    }
+}
+
+#[test]
+fn the_full_sample_keeps_every_field() {
+    let (w, notes) = load(&sample("spec-score-full.yaml")).unwrap();
+    assert!(notes.0.is_empty());
+    assert_eq!(w.name(), "example-workload-name123");
+    assert_eq!(w.metadata["extra-key"], "extra-value");
+    let ports = &w.service.as_ref().unwrap().ports;
+    assert_eq!(ports["port-one"].target_port, Some(10000));
+    assert_eq!(ports["port-two2"].target_port, None);
+    let one = &w.containers["container-one1"];
+    assert_eq!(
+        one.command.as_deref(),
+        Some(&["/bin/sh".to_string(), "-c".to_string()][..])
+    );
+    assert_eq!(one.files["/my/file"].mode.as_deref(), Some("0600"));
+    assert_eq!(
+        one.files["/my/other/binaryfile"].binary_content.as_deref(),
+        Some("ADBgwpA=")
+    );
+    assert_eq!(
+        one.volumes["/mnt/something"].path.as_deref(),
+        Some("/sub/path")
+    );
+    assert_eq!(w.containers["container-two2"].image, ".");
+}
+
+#[test]
+fn deprecated_lists_are_upgraded_to_maps_with_a_note() {
+    let (w, notes) = load(&sample("spec-deprecated-files-and-volumes.yaml")).unwrap();
+    let main = &w.containers["main"];
+    assert_eq!(
+        main.files["/mnt/some-path"].content.as_deref(),
+        Some("my content here")
+    );
+    assert_eq!(main.volumes["/mnt/vol"].source, "some-volume");
+    let paths: Vec<&str> = notes.0.iter().map(|n| n.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/containers/main/files", "/containers/main/volumes"]
+    );
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    load(text).expect_err("a broken file loads")
+}
+
+fn paths(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.path.as_str()).collect()
+}
+
+const HEAD: &str = "apiVersion: score.dev/v1b1\nmetadata:\n  name: web\n";
+
+#[test]
+fn schema_problems_are_all_reported_with_their_paths() {
+    let found = problems(&format!(
+        "{HEAD}containers:\n  main:\n    image: nginx\n    variables:\n      PORT: 3000\n      \
+         DEBUG: true\nservice:\n  ports:\n    www:\n      port: 70000\n"
+    ));
+    assert_eq!(
+        paths(&found),
+        [
+            "/containers/main/variables/DEBUG",
+            "/containers/main/variables/PORT",
+            "/service/ports/www/port"
+        ],
+        "{found:#?}"
+    );
+    let found = problems("apiVersion: score.dev/v1b1\nmetadata:\n  name: a\n");
+    assert!(
+        found.iter().any(|p| p.path == "/metadata/name"),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.path.is_empty() && p.message.contains("containers")),
+        "{found:#?}"
+    );
+    let found = problems(&format!(
+        "{HEAD}containers:\n  main:\n    image: nginx\nresources:\n"
+    ));
+    assert_eq!(paths(&found), ["/resources"], "{found:#?}");
+    let found = problems(&format!(
+        "{HEAD}containers:\n  main:\n    image: nginx\ncolour: red\n"
+    ));
+    assert!(found[0].message.contains("colour"), "{found:#?}");
+}
+
+#[test]
+fn placeholders_must_name_what_exists() {
+    let found = problems(&format!(
+        "{HEAD}  team: shop\ncontainers:\n  main:\n    image: nginx\n    variables:\n      \
+         A: ${{resources.db.host}}\n      B: ${{resources.nope.host}}\n      C: ${{foo.bar}}\n      \
+         D: ${{}}\n      E: ${{metadata.team}}\n      F: ${{metadata.owner}}\n      G: ${{resources.db}}\n      \
+         H: $${{literal}}\nresources:\n  db:\n    type: postgres\n    params:\n      \
+         peer: ${{resources.other.url}}\n"
+    ));
+    let by_path: Vec<(&str, &str)> = found
+        .iter()
+        .map(|p| (p.path.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(
+        paths(&found),
+        [
+            "/containers/main/variables/B",
+            "/containers/main/variables/C",
+            "/containers/main/variables/D",
+            "/containers/main/variables/F",
+            "/containers/main/variables/G",
+            "/resources/db/params/peer",
+        ],
+        "{by_path:#?}"
+    );
+    assert!(
+        by_path[0]
+            .1
+            .contains("there is no resource \"nope\" in this workload (declared: db)")
+    );
+    assert!(by_path[1].1.contains("unknown root \"foo\""));
+    assert!(by_path[2].1.contains("empty placeholder"));
+    assert!(by_path[3].1.contains("metadata has no key \"owner\""));
+    assert!(by_path[4].1.contains("name one of the resource's outputs"));
+}
+
+#[test]
+fn before_must_name_other_containers_without_cycles() {
+    let found = problems(&format!(
+        "{HEAD}containers:\n  aa:\n    image: x\n    before:\n      bb: {{ready: started}}\n  \
+         bb:\n    image: x\n    before:\n      aa: {{ready: complete}}\n  cc:\n    image: x\n    \
+         before:\n      cc: {{ready: started}}\n      zz: {{ready: started}}\n"
+    ));
+    let messages: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "/containers/cc/before/cc: a container cannot start before itself",
+            "/containers/cc/before/zz: there is no container \"zz\" in this workload",
+            "/containers: `before` forms a cycle: aa -> bb -> aa",
+        ]
+    );
+}
+
+#[test]
+fn text_that_is_not_yaml_says_where() {
+    let found = problems("apiVersion: [unclosed\n");
+    assert!(found[0].message.contains("line"), "{found:#?}");
+    assert!(problems("").iter().any(|p| p.message.contains("empty")));
+}
