@@ -9,6 +9,7 @@
 //! This crate is the leaf of the workspace: it must not do I/O, spawn tasks or depend on
 //! another Wharf crate.
 
+pub mod graph;
 pub mod id;
 pub mod matching;
 pub mod roles;

@@ -175,3 +175,134 @@ fn text_that_is_not_yaml_says_where() {
     assert!(found[0].message.contains("line"), "{found:#?}");
     assert!(problems("").iter().any(|p| p.message.contains("empty")));
 }
+
+mod graph {
+    use super::*;
+    use wharf_core::graph::{DefinitionRef, GraphError, build, match_definitions};
+    use wharf_core::score::Workload;
+
+    fn workload(text: &str) -> Workload {
+        load(text).unwrap_or_else(|p| panic!("{p:#?}")).0
+    }
+
+    #[test]
+    fn a_resource_shared_by_id_is_one_node() {
+        let one = workload(&sample("compose-06-workload-one.yaml"));
+        let two = workload(&sample("compose-06-workload-two.yaml"));
+        let graph = build(&[two, one]).unwrap();
+        let uids: Vec<&str> = graph.nodes.keys().map(String::as_str).collect();
+        assert_eq!(
+            uids,
+            [
+                "redis.default#main-cache",
+                "redis.default#workload-two.cache-c"
+            ]
+        );
+        let shared = &graph.nodes["redis.default#main-cache"];
+        assert_eq!(shared.source_workload, "workload-one", "the first by name");
+        assert_eq!(
+            shared.declared_by,
+            [
+                ("workload-one".to_string(), "cache-a".to_string()),
+                ("workload-two".to_string(), "cache-b".to_string())
+            ]
+        );
+        assert_eq!(graph.levels.len(), 1, "no dependencies: one level");
+    }
+
+    fn web(resources: &str) -> Workload {
+        workload(&format!(
+            "apiVersion: score.dev/v1b1\nmetadata:\n  name: web\ncontainers:\n  main:\n    \
+             image: nginx\nresources:\n{resources}"
+        ))
+    }
+
+    #[test]
+    fn params_that_refer_to_other_resources_order_provisioning() {
+        let w = web(
+            "  dns:\n    type: dns\n  route:\n    type: route\n    params:\n      \
+             host: ${resources.dns.host}\n      backend: ${resources.db.host}\n  db:\n    \
+             type: postgres\n  cache:\n    type: redis\n",
+        );
+        let graph = build(&[w]).unwrap();
+        assert_eq!(
+            graph.levels,
+            [
+                vec![
+                    "dns.default#web.dns".to_string(),
+                    "postgres.default#web.db".to_string(),
+                    "redis.default#web.cache".to_string()
+                ],
+                vec!["route.default#web.route".to_string()],
+            ]
+        );
+        assert_eq!(graph.order().last(), Some(&"route.default#web.route"));
+    }
+
+    #[test]
+    fn cycles_and_conflicting_shared_params_are_errors_that_name_them() {
+        let w = web(
+            "  aa:\n    type: thing\n    params:\n      x: ${resources.bb.out}\n  bb:\n    \
+             type: thing\n    params:\n      y: ${resources.aa.out}\n",
+        );
+        assert_eq!(
+            build(&[w]).unwrap_err(),
+            GraphError::Cycle(vec![
+                "thing.default#web.aa".into(),
+                "thing.default#web.bb".into(),
+                "thing.default#web.aa".into()
+            ])
+        );
+        let a = web("  db:\n    type: postgres\n    id: shared\n    params:\n      size: 1\n");
+        let mut b = web("  db:\n    type: postgres\n    id: shared\n    params:\n      size: 2\n");
+        b.metadata.insert("name".into(), "worker".into());
+        let err = build(&[a, b]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "resource postgres.default#shared: declared by web.db and worker.db with different \
+             params; a shared resource has one definition (give one of them a different id, or \
+             the same params)"
+        );
+    }
+
+    #[test]
+    fn every_node_gets_a_definition_or_the_failures_are_all_named() {
+        let w = web("  db:\n    type: postgres\n  cache:\n    type: redis\n    class: large\n");
+        let graph = build(&[w]).unwrap();
+        let crit = |t: &str| serde_json::from_str(t).unwrap();
+        let definitions = vec![
+            DefinitionRef {
+                id: "pg".into(),
+                res_type: "postgres".into(),
+                criteria: vec![crit("{}")],
+            },
+            DefinitionRef {
+                id: "pg-prod".into(),
+                res_type: "postgres".into(),
+                criteria: vec![crit(r#"{"env_type": "production"}"#)],
+            },
+            DefinitionRef {
+                id: "redis".into(),
+                res_type: "redis".into(),
+                criteria: vec![crit("{}")],
+            },
+        ];
+        let chosen = match_definitions(&graph, &definitions, "shop", "prod", "production");
+        let errors = chosen.unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].to_string().contains("(class large)"),
+            "{}",
+            errors[0]
+        );
+        let mut with_large = definitions.clone();
+        with_large.push(DefinitionRef {
+            id: "redis-large".into(),
+            res_type: "redis".into(),
+            criteria: vec![crit(r#"{"class": "large"}"#)],
+        });
+        let chosen = match_definitions(&graph, &with_large, "shop", "prod", "production").unwrap();
+        assert_eq!(chosen["postgres.default#web.db"], "pg-prod");
+        assert_eq!(chosen["redis.large#web.cache"], "redis-large");
+    }
+}
