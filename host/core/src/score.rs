@@ -8,6 +8,7 @@
 //! provisioned outputs happens when a deployment renders.
 
 pub mod placeholder;
+pub mod resolve;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -306,3 +306,106 @@ mod graph {
         assert_eq!(chosen["redis.large#web.cache"], "redis-large");
     }
 }
+
+mod resolve {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+    use wharf_core::score::resolve::{Outputs, Part, Scope};
+
+    fn outputs(uid: &str, values: serde_json::Value, secrets: serde_json::Value) -> Outputs {
+        Outputs {
+            uid: uid.into(),
+            values: values.as_object().unwrap().clone(),
+            secrets: secrets.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn variables_resolve_with_secrets_kept_apart() {
+        let (w, _) = load(&sample("k8s-init-sample.yaml")).unwrap();
+        let db = outputs(
+            "postgres.default#hello-world.db",
+            json!({ "name": "app", "username": "app", "host": "127.0.0.1", "port": 5432 }),
+            json!({ "password": "s3cret" }),
+        );
+        let scope = Scope {
+            metadata: &w.metadata,
+            resources: BTreeMap::from([("db".to_string(), &db)]),
+        };
+        let vars = &w.containers["hello-world"].variables;
+        let port = scope.resolve(&vars["DB_PORT"]).unwrap();
+        assert_eq!(port.plain().as_deref(), Some("5432"), "numbers become text");
+        let password = scope.resolve(&vars["DB_PASSWORD"]).unwrap();
+        assert!(password.is_secret());
+        assert_eq!(password.plain(), None, "a secret never becomes plain text");
+        assert_eq!(
+            password.parts,
+            [Part::Secret {
+                resource: "postgres.default#hello-world.db".into(),
+                key: "password".into(),
+                value: "s3cret".into()
+            }]
+        );
+        let url = scope
+            .resolve("postgres://${resources.db.username}:${resources.db.password}@x")
+            .unwrap();
+        assert_eq!(url.redacted(), "postgres://app:***@x");
+        assert_eq!(url.expose(), "postgres://app:s3cret@x");
+        let missing = scope.resolve("${resources.db.schema}").unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "${resources.db.schema}: resource db (postgres.default#hello-world.db) has no output \
+             \"schema\"; it has: host, name, password, port, username"
+        );
+        let annotation = scope.resolve("${metadata.annotations.tags}").unwrap();
+        assert_eq!(
+            annotation.plain().unwrap(),
+            "nodejs,http,website,javascript,postgres"
+        );
+    }
+
+    #[test]
+    fn escapes_metadata_volumes_and_typed_params() {
+        let (w, _) = load(&sample("compose-02-environment.yaml")).unwrap();
+        let env = outputs(
+            "environment.default#hello-world.env",
+            json!({ "NAME": "World" }),
+            json!({}),
+        );
+        let scope = Scope {
+            metadata: &w.metadata,
+            resources: BTreeMap::from([("env".to_string(), &env)]),
+        };
+        let vars = &w.containers["hello"].variables;
+        let text = |k: &str| scope.resolve(&vars[k]).unwrap().plain().unwrap();
+        assert_eq!(text("ESCAPED"), "$_${fizzbuzz}");
+        assert_eq!(text("WORKLOAD_NAME"), "hello-world");
+        assert_eq!(text("NAME"), "World");
+        assert_eq!(
+            scope
+                .volume_source("${resources.env}")
+                .unwrap()
+                .plain()
+                .unwrap(),
+            "environment.default#hello-world.env"
+        );
+        let params = scope
+            .params(&json!({ "port": 8080, "host": "${resources.env.NAME}", "url": "http://${resources.env.NAME}:1" }))
+            .unwrap();
+        assert_eq!(
+            params,
+            json!({ "port": 8080, "host": "World", "url": "http://World:1" })
+        );
+        let n = outputs("n", json!({ "port": 5432 }), json!({}));
+        let scope = Scope {
+            metadata: &w.metadata,
+            resources: BTreeMap::from([("db".to_string(), &n)]),
+        };
+        assert_eq!(
+            scope.params(&json!("${resources.db.port}")).unwrap(),
+            json!(5432),
+            "a whole placeholder keeps its type"
+        );
+    }
+}
