@@ -14,5 +14,6 @@ pub mod id;
 pub mod matching;
 pub mod roles;
 pub mod score;
+pub mod set;
 
 pub use id::{Id, IdError};

@@ -197,7 +197,11 @@ pub struct Notes(pub Vec<Problem>);
 /// Parses, upgrades, validates and checks a Score file. On success returns the workload
 /// and notes about upgraded deprecated forms; on failure every problem found.
 pub fn load(text: &str) -> Result<(Workload, Notes), Vec<Problem>> {
-    let mut doc = parse(text)?;
+    from_value(parse(text)?)
+}
+
+/// [`load`] for a document already parsed into JSON.
+pub fn from_value(mut doc: Value) -> Result<(Workload, Notes), Vec<Problem>> {
     let notes = upgrade(&mut doc);
     let mut problems = schema_problems(&doc);
     if !problems.is_empty() {

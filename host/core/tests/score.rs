@@ -409,3 +409,71 @@ mod resolve {
         );
     }
 }
+
+mod sets {
+    use super::*;
+    use serde_json::json;
+    use wharf_core::set::Set;
+
+    fn web(extra: &str) -> wharf_core::score::Workload {
+        load(&format!(
+            "apiVersion: score.dev/v1b1\nmetadata:\n  name: web\n{extra}containers:\n  main:\n    \
+             image: nginx\n    command: [serve]\n"
+        ))
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn the_id_is_the_content_whatever_the_key_order() {
+        let a = Set::new(vec![web("  team: a\n  owner: b\n")]).unwrap();
+        let b = Set::new(vec![web("  owner: b\n  team: a\n")]).unwrap();
+        assert_eq!(a.id(), b.id());
+        assert_eq!(a.id().len(), 64);
+        let c = Set::new(vec![web("  owner: c\n  team: a\n")]).unwrap();
+        assert_ne!(a.id(), c.id());
+        let twice = Set::new(vec![web(""), web("")]).unwrap_err();
+        assert_eq!(twice[0].path, "/workloads/1/metadata/name");
+    }
+
+    #[test]
+    fn a_delta_makes_a_new_set_and_the_diff_goes_back() {
+        let before = Set::new(vec![web("")]).unwrap();
+        let delta: json_patch::Patch = serde_json::from_value(json!([
+            { "op": "replace", "path": "/workloads/web/containers/main/command/0", "value": "serve-v2" }
+        ]))
+        .unwrap();
+        let after = before.apply(&delta).unwrap();
+        assert_eq!(
+            after.workloads["web"].containers["main"]
+                .command
+                .as_ref()
+                .unwrap()[0],
+            "serve-v2"
+        );
+        assert_ne!(after.id(), before.id());
+        let back = after.diff(&before);
+        assert_eq!(after.apply(&back).unwrap().id(), before.id());
+    }
+
+    #[test]
+    fn a_bad_delta_names_the_operation_or_the_invalid_result() {
+        let set = Set::new(vec![web("")]).unwrap();
+        let missing: json_patch::Patch = serde_json::from_value(json!([
+            { "op": "remove", "path": "/workloads/api" }
+        ]))
+        .unwrap();
+        let found = set.apply(&missing).unwrap_err();
+        assert_eq!(found[0].path, "/workloads/api");
+        assert!(found[0].message.contains("operation 0"), "{found:?}");
+        let invalid: json_patch::Patch = serde_json::from_value(json!([
+            { "op": "add", "path": "/workloads/web/containers/main/variables", "value": { "PORT": 8080 } }
+        ]))
+        .unwrap();
+        let found = set.apply(&invalid).unwrap_err();
+        assert_eq!(
+            found[0].path, "/workloads/web/containers/main/variables/PORT",
+            "{found:?}"
+        );
+    }
+}
