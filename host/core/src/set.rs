@@ -23,14 +23,14 @@ impl Set {
         let mut set = Self::default();
         let mut problems = Vec::new();
         for (i, w) in workloads.into_iter().enumerate() {
-            let name = w.name().to_string();
-            if set.workloads.contains_key(&name) {
-                problems.push(Problem {
+            match set.workloads.entry(w.name().to_string()) {
+                std::collections::btree_map::Entry::Occupied(taken) => problems.push(Problem {
                     path: format!("/workloads/{i}/metadata/name"),
-                    message: format!("a workload named {name:?} is already in the set"),
-                });
-            } else {
-                set.workloads.insert(name, w);
+                    message: format!("a workload named {:?} is already in the set", taken.key()),
+                }),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(w);
+                }
             }
         }
         if problems.is_empty() {
