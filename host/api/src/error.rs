@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The request is malformed or invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is invalid in several places, each named by a JSON Pointer.
+    #[error("{}", .0.iter().map(|(path, message)| if path.is_empty() { message.clone() } else { format!("{path}: {message}") }).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(String, String)>),
     /// The request body is larger than the server accepts.
     #[error("{0}")]
     TooLarge(String),
@@ -81,6 +84,7 @@ impl IntoResponse for ApiError {
             Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -97,12 +101,18 @@ impl IntoResponse for ApiError {
             Self::Internal(_) => "the server failed; the cause is in its log".to_string(),
             other => other.to_string(),
         };
-        let body = json!({
+        let mut body = json!({
             "type": format!("https://wharf.dev/problems/{kind}"),
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "detail": detail,
         });
+        if let Self::Invalid(problems) = &self {
+            body["problems"] = problems
+                .iter()
+                .map(|(path, message)| json!({ "path": path, "message": message }))
+                .collect();
+        }
         let mut response = (status, body.to_string()).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

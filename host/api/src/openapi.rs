@@ -55,7 +55,16 @@ pub(crate) fn complete(openapi: &utoipa::openapi::OpenApi) -> Value {
             "type": { "type": "string", "description": "A URI naming the kind of problem" },
             "title": { "type": "string", "description": "The status's reason phrase" },
             "status": { "type": "integer", "description": "The HTTP status" },
-            "detail": { "type": "string", "description": "What went wrong and what to fix" }
+            "detail": { "type": "string", "description": "What went wrong and what to fix" },
+            "problems": {
+                "type": "array",
+                "description": "For invalid documents (Score files, deltas): every problem, with the JSON Pointer of the value at fault",
+                "items": {
+                    "type": "object",
+                    "required": ["path", "message"],
+                    "properties": { "path": { "type": "string" }, "message": { "type": "string" } }
+                }
+            }
         }
     });
     let components = doc

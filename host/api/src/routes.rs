@@ -8,6 +8,7 @@ mod envs;
 mod plugins;
 mod principals;
 mod resources;
+mod sets;
 
 pub(crate) use plugins::describe as describe_plugin;
 
@@ -28,6 +29,7 @@ pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
         .merge(principals::router())
         .merge(plugins::router())
         .merge(resources::router())
+        .merge(sets::router())
         .merge(audit::router());
     let (router, openapi) = OpenApiRouter::with_openapi(base_document())
         .routes(routes!(healthz))

@@ -13,7 +13,7 @@ use wharf_plugins::{Runtime, RuntimeConfig};
 use wharf_store::Store;
 
 #[path = "api/matrix.rs"]
-mod matrix;
+pub(crate) mod matrix;
 #[path = "api/platform.rs"]
 mod platform;
 

@@ -239,6 +239,21 @@ impl Client {
 }
 
 fn detail(body: &Value) -> String {
+    if let Some(problems) = body["problems"].as_array() {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                let path = p["path"].as_str().unwrap_or_default();
+                let message = p["message"].as_str().unwrap_or_default();
+                if path.is_empty() {
+                    format!("  {message}")
+                } else {
+                    format!("  {path}: {message}")
+                }
+            })
+            .collect();
+        return format!("{} problem(s):\n{}\n", lines.len(), lines.join("\n"));
+    }
     body["detail"]
         .as_str()
         .map(str::to_string)
@@ -407,8 +422,40 @@ pub enum Command {
     /// Resource definitions.
     #[command(subcommand, name = "resource-definitions")]
     ResourceDefinitions(Definitions),
+    /// Deployment sets: the workloads of an app, from Score files.
+    #[command(subcommand)]
+    Sets(Sets),
     /// The audit log.
     Audit(Audit),
+}
+
+/// `wharf sets`.
+#[derive(Debug, Subcommand)]
+pub enum Sets {
+    /// List an app's sets.
+    List { app: String },
+    /// Make a set from Score files (YAML or JSON).
+    Create {
+        app: String,
+        /// A Score file; repeat for several workloads.
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show a set.
+    Get { app: String, id: String },
+    /// Apply a delta (JSON Patch, inline or @FILE) to a set, making a new one.
+    Delta {
+        app: String,
+        id: String,
+        patch: String,
+    },
+    /// The delta from one set to another.
+    Diff {
+        app: String,
+        id: String,
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// `wharf apps`.
@@ -879,6 +926,7 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
             }
         },
         Command::ResourceDefinitions(cmd) => definitions(c, cmd),
+        Command::Sets(cmd) => sets(c, cmd),
         Command::Audit(a) => {
             let mut path = format!("{V1}/audit?limit={}", a.limit);
             for (name, value) in [
@@ -1084,5 +1132,47 @@ fn definitions(c: &Client, cmd: Definitions) -> anyhow::Result<()> {
                 &[],
             )
         }
+    }
+}
+
+fn sets(c: &Client, cmd: Sets) -> anyhow::Result<()> {
+    let base = |app: &str| format!("{V1}/apps/{}/sets", q(app));
+    match cmd {
+        Sets::List { app } => c.print(&c.all(&base(&app))?, &["id", "workloads", "created_by"]),
+        Sets::Create { app, files } => {
+            let mut workloads = Vec::new();
+            for file in &files {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("failed to read {}", file.display()))?;
+                workloads.push(Value::String(text));
+            }
+            c.print(
+                &c.json("POST", &base(&app), Some(json!({ "workloads": workloads })))?,
+                &[],
+            )
+        }
+        Sets::Get { app, id } => c.print(
+            &c.json("GET", &format!("{}/{}", base(&app), q(&id)), None)?,
+            &[],
+        ),
+        Sets::Delta { app, id, patch } => {
+            let patch = json_arg(&patch).context("patch")?;
+            c.print(
+                &c.json(
+                    "POST",
+                    &format!("{}/{}/deltas", base(&app), q(&id)),
+                    Some(patch),
+                )?,
+                &[],
+            )
+        }
+        Sets::Diff { app, id, to } => c.print(
+            &c.json(
+                "GET",
+                &format!("{}/{}/diff?to={}", base(&app), q(&id), q(&to)),
+                None,
+            )?,
+            &["op", "path", "value"],
+        ),
     }
 }

@@ -17,6 +17,7 @@ pub mod envs;
 mod migrations;
 pub mod plugins;
 pub mod resources;
+pub mod sets;
 
 use rusqlite::{Connection, Transaction};
 use std::path::{Path, PathBuf};

@@ -119,6 +119,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX audit_principal ON audit (principal, seq);
      CREATE INDEX audit_action ON audit (action, seq);",
+    // 5: deployment sets, immutable and content-addressed, per app.
+    "CREATE TABLE sets (
+        app         TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+        id          TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        PRIMARY KEY (app, id)
+     ) STRICT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

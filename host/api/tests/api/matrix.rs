@@ -193,6 +193,19 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
         Some("resource-definitions.list"),
     ),
     ("GET", "/api/v1/audit", Some("audit.read")),
+    ("GET", "/api/v1/apps/{app}/sets", Some("sets.list")),
+    ("POST", "/api/v1/apps/{app}/sets", Some("sets.create")),
+    ("GET", "/api/v1/apps/{app}/sets/{set}", Some("sets.get")),
+    (
+        "POST",
+        "/api/v1/apps/{app}/sets/{set}/deltas",
+        Some("sets.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/sets/{set}/diff",
+        Some("sets.get"),
+    ),
 ];
 
 /// The rbac plugin's documented grants: action → what it needs, from its README.
@@ -481,8 +494,52 @@ async fn request(api: &Api, method: &str, route: &str, n: usize, app: &str) -> (
             Body_::Json(json!({ "type": "rt", "app": app, "env": "e" })),
         ),
         ("GET", "/api/v1/audit") => (format!("{base}/audit"), Body_::None),
+        ("GET", "/api/v1/apps/{app}/sets") => (format!("{base}/apps/{app}/sets"), Body_::None),
+        ("POST", "/api/v1/apps/{app}/sets") => (
+            format!("{base}/apps/{app}/sets"),
+            Body_::Json(score_set("web", "serve")),
+        ),
+        (
+            "GET" | "POST",
+            "/api/v1/apps/{app}/sets/{set}" | "/api/v1/apps/{app}/sets/{set}/deltas",
+        )
+        | ("GET", "/api/v1/apps/{app}/sets/{set}/diff") => {
+            let (status, set) = api
+                .send(
+                    "POST",
+                    &format!("{base}/apps/{app}/sets"),
+                    admin,
+                    Some(score_set("web", "serve")),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{set}");
+            let id = set["id"].as_str().unwrap();
+            match route {
+                "/api/v1/apps/{app}/sets/{set}" => {
+                    (format!("{base}/apps/{app}/sets/{id}"), Body_::None)
+                }
+                "/api/v1/apps/{app}/sets/{set}/diff" => (
+                    format!("{base}/apps/{app}/sets/{id}/diff?to={id}"),
+                    Body_::None,
+                ),
+                _ => (
+                    format!("{base}/apps/{app}/sets/{id}/deltas"),
+                    Body_::Json(json!([{ "op": "replace",
+                        "path": "/workloads/web/containers/main/command/0", "value": "serve-v2" }])),
+                ),
+            }
+        }
         other => panic!("no request for route {other:?}: add it to the matrix"),
     }
+}
+
+/// A set body with one workload.
+pub(crate) fn score_set(name: &str, command: &str) -> Value {
+    json!({ "workloads": [{
+        "apiVersion": "score.dev/v1b1",
+        "metadata": { "name": name },
+        "containers": { "main": { "image": "busybox", "command": [command] } }
+    }] })
 }
 
 fn definition(id: &str, app: &str) -> Value {

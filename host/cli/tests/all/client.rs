@@ -199,6 +199,38 @@ fn the_client_drives_a_real_server_end_to_end() {
     ]);
     assert!(stale.contains("(412)"), "{stale}");
 
+    // Sets from Score files; a broken file lists every problem with its path.
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("score.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: score.dev/v1b1\nmetadata:\n  name: web\ncontainers:\n  main:\n    image: busybox\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "apiVersion: score.dev/v1b1\nmetadata:\n  name: w\ncontainers:\n  main:\n    image: x\n    \
+         variables:\n      PORT: 3000\n",
+    )
+    .unwrap();
+    let set = json(&cli.ok(&[
+        "sets",
+        "create",
+        "shop",
+        "-f",
+        good.to_str().unwrap(),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(set["id"].as_str().unwrap().len(), 64);
+    let refused = cli.fails(&["sets", "create", "shop", "-f", broken.to_str().unwrap()]);
+    assert!(refused.contains("/workloads/0/metadata/name:"), "{refused}");
+    assert!(
+        refused.contains("/workloads/0/containers/main/variables/PORT:"),
+        "{refused}"
+    );
+
     // The audit log has it all, by whom.
     let audit = json(&cli.ok(&["audit", "--action", "plugins.", "-o", "json"]));
     let actions: Vec<&str> = audit

@@ -1,0 +1,67 @@
+//! Deployment sets: immutable, content-addressed, per app.
+
+use crate::Error;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+/// A stored set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSet {
+    /// The app.
+    pub app: String,
+    /// Its content address.
+    pub id: String,
+    /// Its canonical JSON.
+    pub body: Value,
+    /// When it was first stored (Unix seconds).
+    pub created_at: i64,
+    /// Who stored it first.
+    pub created_by: String,
+}
+
+/// Stores a set unless the app has it already; true when it was new.
+pub fn put(conn: &Connection, s: &StoredSet) -> Result<bool, Error> {
+    Ok(conn.execute(
+        "INSERT OR IGNORE INTO sets (app, id, body, created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![s.app, s.id, s.body.to_string(), s.created_at, s.created_by],
+    )? > 0)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn stored(
+    (app, id, body, created_at, created_by): (String, String, String, i64, String),
+) -> Result<StoredSet, Error> {
+    Ok(StoredSet {
+        app,
+        id,
+        body: serde_json::from_str(&body).map_err(|e| Error::Corrupt(e.to_string()))?,
+        created_at,
+        created_by,
+    })
+}
+
+/// The set `id` of `app`, if any.
+pub fn get(conn: &Connection, app: &str, id: &str) -> Result<Option<StoredSet>, Error> {
+    conn.query_row(
+        "SELECT app, id, body, created_at, created_by FROM sets WHERE app = ?1 AND id = ?2",
+        [app, id],
+        row,
+    )
+    .optional()?
+    .map(stored)
+    .transpose()
+}
+
+/// Every set of `app`, oldest first.
+pub fn list(conn: &Connection, app: &str) -> Result<Vec<StoredSet>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT app, id, body, created_at, created_by FROM sets WHERE app = ?1
+         ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([app], row)?;
+    rows.map(|r| stored(r?)).collect()
+}
