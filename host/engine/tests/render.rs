@@ -1,0 +1,116 @@
+//! Rendering the Score samples into Kubernetes objects, checked against golden files
+//! (`WHARF_UPDATE_GOLDEN=1` rewrites them; review the diff before committing).
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use wharf_core::score::load;
+use wharf_core::score::resolve::Outputs;
+use wharf_engine::render::{Context, kubernetes, to_yaml};
+
+fn samples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/score")
+}
+
+fn outputs(uid: &str, values: Value, secrets: Value) -> Outputs {
+    Outputs {
+        uid: uid.into(),
+        values: values.as_object().unwrap().clone(),
+        secrets: secrets.as_object().unwrap().clone(),
+    }
+}
+
+fn render(
+    sample: &str,
+    outputs: BTreeMap<String, Outputs>,
+    images: &[(&str, &str)],
+) -> Result<String, Vec<wharf_core::score::Problem>> {
+    let text = std::fs::read_to_string(samples().join(sample)).unwrap();
+    let (workload, _) = load(&text).unwrap();
+    let images: BTreeMap<String, String> = images
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let read = |source: &str| std::fs::read(samples().join(source)).map_err(|e| e.to_string());
+    let ctx = Context {
+        app: "shop",
+        env: "dev",
+        images: &images,
+        read_source: &read,
+    };
+    kubernetes(&workload, &outputs, &ctx).map(|objects| to_yaml(&objects))
+}
+
+fn golden(name: &str, rendered: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("WHARF_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, rendered).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no golden file {}: run with WHARF_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(rendered, expected, "{name} differs from its golden file");
+}
+
+#[test]
+fn the_postgres_sample_renders_with_its_password_in_a_secret() {
+    let resources = BTreeMap::from([
+        (
+            "db".to_string(),
+            outputs(
+                "postgres.default#hello-world.db",
+                json!({ "name": "hello", "username": "hello", "host": "127.0.0.1", "port": 5432 }),
+                json!({ "password": "s3cret" }),
+            ),
+        ),
+        (
+            "dns".to_string(),
+            outputs(
+                "dns.default#hello-world.dns",
+                json!({ "host": "hello.localhost" }),
+                json!({}),
+            ),
+        ),
+        (
+            "route".to_string(),
+            outputs("route.default#hello-world.route", json!({}), json!({})),
+        ),
+    ]);
+    let yaml = render("k8s-init-sample.yaml", resources, &[]).unwrap();
+    assert!(
+        !yaml.contains("s3cret"),
+        "the password appears only base64-encoded in the Secret"
+    );
+    assert!(yaml.contains("secretKeyRef"), "{yaml}");
+    golden("k8s-init-sample.yaml", &yaml);
+}
+
+#[test]
+fn files_are_mounted_one_by_one_from_a_config_map() {
+    let yaml = render("compose-03-files.yaml", BTreeMap::new(), &[]).unwrap();
+    assert!(yaml.contains("subPath"), "{yaml}");
+    golden("compose-03-files.yaml", &yaml);
+}
+
+#[test]
+fn what_cannot_render_is_named_not_dropped() {
+    // The full sample has a "." image and volume sources that are not resources.
+    let problems = render("spec-score-full.yaml", BTreeMap::new(), &[]).unwrap_err();
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(
+        paths.contains(&"/containers/container-two2/image"),
+        "{problems:#?}"
+    );
+    assert!(
+        paths.contains(&"/containers/container-one1/volumes/~1mnt~1something/source"),
+        "{problems:#?}"
+    );
+    assert!(
+        paths.contains(&"/containers/container-one1/files/~1my~1file/source"),
+        "file.txt is not shipped: {problems:#?}"
+    );
+}
