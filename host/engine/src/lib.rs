@@ -6,3 +6,4 @@
 //! builds on it.
 
 pub mod render;
+pub mod target;

@@ -114,3 +114,122 @@ fn what_cannot_render_is_named_not_dropped() {
         "file.txt is not shipped: {problems:#?}"
     );
 }
+
+mod gitops {
+    use super::*;
+    use wharf_engine::target::gitops::Gitops;
+    use wharf_engine::target::{EnvRef, Target};
+
+    /// Runs a future that does not wait on anything (the gitops target's).
+    fn now<T>(future: impl std::future::Future<Output = T>) -> T {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    fn objects() -> Vec<Value> {
+        let text = std::fs::read_to_string(samples().join("compose-03-files.yaml")).unwrap();
+        let (w, _) = load(&text).unwrap();
+        let images = BTreeMap::new();
+        let read = |source: &str| std::fs::read(samples().join(source)).map_err(|e| e.to_string());
+        let ctx = Context {
+            app: "shop",
+            env: "dev",
+            images: &images,
+            read_source: &read,
+        };
+        kubernetes(&w, &BTreeMap::new(), &ctx).unwrap()
+    }
+
+    fn git(root: &std::path::Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn apply_writes_one_file_per_object_prunes_and_commits() {
+        let root = tempfile::tempdir().unwrap();
+        git(root.path(), &["init", "--quiet"]);
+        let target = Gitops::new(root.path());
+        let env = EnvRef {
+            app: "shop".into(),
+            env: "dev".into(),
+            set: "ab".repeat(32),
+        };
+        let all = objects();
+        let applied = now(target.apply(&env, &all)).unwrap();
+        assert_eq!(
+            applied.changed,
+            ["ConfigMap/hello-world-files", "Deployment/hello-world"]
+        );
+        let dir = root.path().join("shop/dev");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "configmap-hello-world-files.yaml",
+                "deployment-hello-world.yaml",
+                "kustomization.yaml"
+            ]
+        );
+        assert!(
+            applied.location.contains("at commit"),
+            "{}",
+            applied.location
+        );
+
+        // The same objects again: nothing changed, no new commit.
+        let again = now(target.apply(&env, &all)).unwrap();
+        assert!(again.changed.is_empty());
+        assert!(!again.location.contains("at commit"));
+
+        // Without the ConfigMap: pruned.
+        let fewer: Vec<Value> = all
+            .iter()
+            .filter(|o| o["kind"] != "ConfigMap")
+            .cloned()
+            .collect();
+        let applied = now(target.apply(&env, &fewer)).unwrap();
+        assert_eq!(applied.pruned, ["configmap-hello-world-files"]);
+        assert!(!dir.join("configmap-hello-world-files.yaml").exists());
+        now(target.remove(&env)).unwrap();
+        assert!(!dir.exists());
+        assert_eq!(
+            git(root.path(), &["rev-list", "--count", "HEAD"]).trim(),
+            "3"
+        );
+    }
+
+    #[test]
+    fn an_object_without_a_usable_name_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let target = Gitops::new(root.path());
+        let env = EnvRef {
+            app: "shop".into(),
+            env: "dev".into(),
+            set: "x".into(),
+        };
+        let bad = vec![json!({ "kind": "ConfigMap", "metadata": { "name": "../escape" } })];
+        let err = now(target.apply(&env, &bad)).unwrap_err();
+        assert!(err.to_string().contains("object 0"), "{err}");
+        assert!(!root.path().join("shop/dev").exists());
+    }
+}
