@@ -7,6 +7,7 @@
 //! ([`target`]: the trait, and the gitops target). The deployment pipeline that ties
 //! them to the store builds on these.
 
+pub mod journal;
 pub mod provision;
 pub mod render;
 pub mod target;

@@ -481,4 +481,74 @@ mod provision {
         );
         assert_eq!(driver.calls.lock().unwrap().len(), 5);
     }
+
+    #[tokio::test]
+    async fn the_store_journal_keeps_state_and_seals_secrets() {
+        use wharf_engine::journal::StoreJournal;
+        use wharf_store::provisioned::{self, Status};
+        use wharf_store::secrets::Sealer;
+        let store = wharf_store::Store::open_in_memory().await.unwrap();
+        store
+            .transaction(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO apps VALUES ('shop', 'shop', 1, 'admin');
+                     INSERT INTO env_types (id, target, created_at) VALUES ('development', '{}', 1);
+                     INSERT INTO environments VALUES ('shop', 'dev', 'development', 1, 'admin');",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let sealer = Sealer::new([9; 32]);
+        let journal = StoreJournal::new(store.clone(), sealer.clone(), "shop", "dev");
+        let driver = Scripted::default();
+        let graph = graph::build(&[workload(
+            "  db:\n    type: postgres\n    params:\n      script: slow:2\n",
+        )])
+        .unwrap();
+        let assignments: BTreeMap<String, Assignment> = graph
+            .nodes
+            .keys()
+            .map(|uid| {
+                (
+                    uid.clone(),
+                    Assignment {
+                        definition: "def".into(),
+                        driver: "test".into(),
+                        config: Values::default(),
+                    },
+                )
+            })
+            .collect();
+        let w = workload("  db:\n    type: postgres\n    params:\n      script: slow:2\n");
+        let workloads = BTreeMap::from([("web".to_string(), w)]);
+        let previous = BTreeMap::new();
+        let plan = Plan {
+            graph: &graph,
+            workloads: &workloads,
+            assignments: &assignments,
+            previous: &previous,
+            app: "shop",
+            env: "dev",
+            env_type: "development",
+        };
+        run(&plan, &driver, &journal, limits()).await.unwrap();
+        let records = store
+            .call(move |conn| provisioned::list(conn, &sealer, "shop", "dev"))
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].status, Status::Done);
+        assert_eq!(records[0].state, Some(json!({ "created": true })));
+        assert_eq!(records[0].secrets, json!({ "password": "pw" }));
+        assert_eq!(records[0].outputs["host"], "web.db.local");
+        let raw: Vec<u8> = store
+            .call(|conn| Ok(conn.query_row("SELECT secrets FROM provisioned", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert!(
+            !raw.windows(8).any(|w| w == b"password"),
+            "secrets are sealed at rest"
+        );
+    }
 }

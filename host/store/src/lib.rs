@@ -16,7 +16,9 @@ pub mod auth;
 pub mod envs;
 mod migrations;
 pub mod plugins;
+pub mod provisioned;
 pub mod resources;
+pub mod secrets;
 pub mod sets;
 
 use rusqlite::{Connection, Transaction};

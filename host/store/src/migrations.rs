@@ -128,6 +128,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_by  TEXT NOT NULL,
         PRIMARY KEY (app, id)
      ) STRICT;",
+    // 6: resources as provisioned in each environment: the last step's status, the
+    // driver's state and the secret outputs sealed, the other outputs in clear.
+    "CREATE TABLE provisioned (
+        app         TEXT NOT NULL,
+        env         TEXT NOT NULL,
+        uid         TEXT NOT NULL,
+        status      TEXT NOT NULL
+                    CHECK (status IN ('in-progress', 'retrying', 'done', 'failed')),
+        message     TEXT NOT NULL DEFAULT '',
+        state       BLOB,
+        outputs     TEXT NOT NULL DEFAULT '{}',
+        secrets     BLOB,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (app, env, uid),
+        FOREIGN KEY (app, env) REFERENCES environments (app, id) ON DELETE CASCADE
+     ) STRICT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

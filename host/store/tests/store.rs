@@ -7,7 +7,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wharf.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     let mode: String = store
         .call(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
         .await
@@ -23,7 +23,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     let id: String = store
         .call(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))?))
         .await
@@ -48,14 +48,14 @@ async fn a_database_from_a_newer_wharf_is_refused() {
             err,
             Error::TooNew {
                 found: 99,
-                known: 5,
+                known: 6,
                 ..
             }
         ),
         "{err}"
     );
     assert!(
-        err.to_string().contains("newer than this Wharf knows (5)"),
+        err.to_string().contains("newer than this Wharf knows (6)"),
         "{err}"
     );
 }
@@ -126,7 +126,7 @@ async fn an_online_backup_is_a_complete_database() {
         .await
         .unwrap();
     assert_eq!(value, "v");
-    assert_eq!(restored.schema_version().await.unwrap(), 5);
+    assert_eq!(restored.schema_version().await.unwrap(), 6);
 }
 
 #[tokio::test]
