@@ -91,7 +91,10 @@ fn main() {
                 bytes: b.bytes,
             })
             .collect();
-        let state = start(store.clone(), plugins, &bundled).await.unwrap();
+        let sealer = wharf_store::secrets::Sealer::new([1; 32]);
+        let state = start(store.clone(), plugins, sealer, &bundled)
+            .await
+            .unwrap();
         wharf_api::auth::bootstrap(&store, None).await.unwrap();
         let token = wharf_api::auth::new_token();
         let (hash, id) = (token.hash.clone(), token.id.clone());

@@ -32,6 +32,8 @@ pub struct AppState {
     pub policies: Arc<PolicyChain>,
     /// The installed plugins, loaded into the runtime.
     pub registry: Arc<Registry>,
+    /// Seals secrets at rest.
+    pub sealer: wharf_store::secrets::Sealer,
 }
 
 /// The whole API, ready to serve.
@@ -72,6 +74,7 @@ pub const RBAC: &str = "rbac";
 pub async fn start(
     store: Store,
     runtime: wharf_plugins::Runtime,
+    sealer: wharf_store::secrets::Sealer,
     bundled: &[BundledPlugin<'_>],
 ) -> Result<AppState, ApiError> {
     let registry = Arc::new(Registry::new(runtime));
@@ -134,6 +137,7 @@ pub async fn start(
         store,
         policies: Arc::new(PolicyChain::default()),
         registry,
+        sealer,
     };
     state
         .registry

@@ -17,6 +17,14 @@ pub(crate) mod matrix;
 #[path = "api/platform.rs"]
 mod platform;
 
+fn rand_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+    }
+    key
+}
+
 struct Api {
     state: AppState,
     admin: String,
@@ -35,7 +43,8 @@ async fn api() -> Api {
             bytes: b.bytes,
         })
         .collect();
-    let state = wharf_api::start(store.clone(), runtime, &bundled)
+    let sealer = wharf_store::secrets::Sealer::new(rand_key());
+    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled)
         .await
         .unwrap();
     let admin = bootstrap(&store, None)

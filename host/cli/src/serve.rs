@@ -79,7 +79,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             bytes: b.bytes,
         })
         .collect();
-    let state = wharf_api::start(store.clone(), runtime, &bundled)
+    let sealer = match std::env::var("WHARF_SECRET_KEY") {
+        Ok(hex) => wharf_store::secrets::Sealer::from_hex(&hex)
+            .map_err(|e| anyhow::anyhow!("WHARF_SECRET_KEY: {e}"))?,
+        Err(_) => wharf_store::secrets::Sealer::load_or_create(&data_dir.join("secret.key"))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("failed to load the key that seals secrets")?,
+    };
+    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .context("failed to load the installed plugins")?;

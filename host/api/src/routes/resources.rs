@@ -11,6 +11,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -18,7 +19,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wharf_core::matching::{self, Candidate, Criterion, MatchError};
 use wharf_store::resources::{self as stored, Definition, ResourceType};
+use wharf_store::secrets::Sealer;
 use wharf_store::{envs, plugins};
+
+/// Where a definition's sealed secrets are bound.
+pub(crate) fn secrets_context(definition: &str) -> String {
+    format!("resource-definition/secrets:{definition}")
+}
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -277,9 +284,14 @@ fn definition_view(d: &Definition) -> DefinitionView {
             .unwrap_or_default()
             .to_string(),
         driver_values: d.body["driver_inputs"]["values"].clone(),
-        driver_secret_keys: d.body["driver_inputs"]["secrets"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
+        driver_secret_keys: d.body["driver_inputs"]["secret_keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         criteria: criteria(d),
         version: d.version,
@@ -323,6 +335,7 @@ async fn list_definitions(
 /// request has none).
 fn check_definition(
     conn: &wharf_store::rusqlite::Connection,
+    sealer: &Sealer,
     mut request: DefinitionRequest,
     previous: Option<&Definition>,
     by: &str,
@@ -398,10 +411,23 @@ fn check_definition(
     if !request.driver_inputs.values.is_object() {
         return bad("driver_inputs.values: must be a JSON object".into());
     }
-    let secrets = match (&request.driver_inputs.secrets, previous) {
-        (Some(s), _) => Value::Object(s.clone()),
-        (None, Some(p)) => p.body["driver_inputs"]["secrets"].clone(),
-        (None, None) => json!({}),
+    // Secrets are sealed at rest, bound to this definition; their names stay readable.
+    let (secret_keys, sealed) = match (&request.driver_inputs.secrets, previous) {
+        (Some(s), _) => {
+            let sealed = sealer.seal(
+                Value::Object(s.clone()).to_string().as_bytes(),
+                &secrets_context(&request.id),
+            );
+            (
+                json!(s.keys().collect::<Vec<_>>()),
+                json!(base64::engine::general_purpose::STANDARD.encode(sealed)),
+            )
+        }
+        (None, Some(p)) => (
+            p.body["driver_inputs"]["secret_keys"].clone(),
+            p.body["driver_inputs"]["secrets_sealed"].clone(),
+        ),
+        (None, None) => (json!([]), Value::Null),
     };
     let at = now();
     Ok(Ok(Definition {
@@ -410,7 +436,11 @@ fn check_definition(
         driver: request.driver,
         body: json!({
             "description": request.description,
-            "driver_inputs": { "values": request.driver_inputs.values, "secrets": secrets },
+            "driver_inputs": {
+                "values": request.driver_inputs.values,
+                "secret_keys": secret_keys,
+                "secrets_sealed": sealed,
+            },
             "criteria": request.criteria,
         }),
         version: previous.map_or(1, |p| p.version + 1),
@@ -443,6 +473,7 @@ async fn create_definition(
         )
         .await?;
     let by = caller.id.clone();
+    let sealer = state.sealer.clone();
     let written = state
         .store
         .transaction(move |tx| {
@@ -451,7 +482,7 @@ async fn create_definition(
                     "resource definition {def_id}"
                 ))));
             }
-            let d = match check_definition(tx, request, None, &by)? {
+            let d = match check_definition(tx, &sealer, request, None, &by)? {
                 Ok(d) => d,
                 Err(e) => return Ok(Err(e)),
             };
@@ -531,6 +562,7 @@ async fn replace_definition(
         )
         .await?;
     let (key, by) = (definition.clone(), caller.id.clone());
+    let sealer = state.sealer.clone();
     let written = state
         .store
         .transaction(move |tx| {
@@ -552,7 +584,7 @@ async fn replace_definition(
                     current.res_type
                 ))));
             }
-            let d = match check_definition(tx, request, Some(&current), &by)? {
+            let d = match check_definition(tx, &sealer, request, Some(&current), &by)? {
                 Ok(d) => d,
                 Err(e) => return Ok(Err(e)),
             };

@@ -442,6 +442,35 @@ async fn resource_definitions_are_versioned_and_matching_explains_itself() {
         !created.to_string().contains("s3cret"),
         "secrets are never shown"
     );
+    // At rest, the secret is sealed, in the definition and in its history, and opens
+    // with the installation's key.
+    let rows: Vec<String> = api
+        .state
+        .store
+        .call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT body FROM resource_definitions UNION ALL SELECT body FROM resource_definition_versions",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert!(rows.iter().all(|b| !b.contains("s3cret")), "{rows:?}");
+    let body: Value = serde_json::from_str(&rows[0]).unwrap();
+    use base64::Engine as _;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(body["driver_inputs"]["secrets_sealed"].as_str().unwrap())
+        .unwrap();
+    let opened = api
+        .state
+        .sealer
+        .open(&sealed, "resource-definition/secrets:pg-any")
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&opened).unwrap(),
+        json!({ "password": "s3cret" })
+    );
     let specific = json!({
         "id": "pg-shop", "type": "postgres", "driver": "existing-db",
         "criteria": [{ "app": "shop" }]
