@@ -280,6 +280,36 @@ pub(crate) fn audit(
     .map(|_| ())
 }
 
+/// Deletes one thing and records `action` on `target` in the audit log, in one
+/// transaction: 204, or a 404 naming `what` when there was nothing to delete.
+pub(crate) async fn delete_audited(
+    state: &AppState,
+    principal: &str,
+    action: &'static str,
+    target: String,
+    what: String,
+    delete: impl FnOnce(&wharf_store::rusqlite::Connection) -> Result<bool, wharf_store::Error>
+    + Send
+    + 'static,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let principal = principal.to_string();
+    let deleted = state
+        .store
+        .transaction(move |tx| {
+            let deleted = delete(tx)?;
+            if deleted {
+                audit(tx, &principal, action, target, serde_json::Value::Null)?;
+            }
+            Ok(deleted)
+        })
+        .await?;
+    if deleted {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(what))
+    }
+}
+
 /// Gives every request an id (the client's `x-request-id` when it sent a sane one), a
 /// tracing span, and the id back in the response.
 async fn request_span(

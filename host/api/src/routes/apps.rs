@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::authz::{Target, Verdict};
-use crate::routes::{Page, PageQuery, audit, id, page};
+use crate::routes::{Page, PageQuery, audit, delete_audited, id, page};
 use crate::{ApiError, AppState, now};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -162,26 +162,13 @@ async fn remove(
         .policies
         .authorize(&caller, "apps.delete", app_target(&app))
         .await?;
-    let principal = caller.id.clone();
-    let deleted = state
-        .store
-        .transaction(move |tx| {
-            let deleted = apps::delete(tx, app_id.as_str())?;
-            if deleted {
-                audit(
-                    tx,
-                    &principal,
-                    "apps.delete",
-                    format!("app:{app_id}"),
-                    serde_json::Value::Null,
-                )?;
-            }
-            Ok(deleted)
-        })
-        .await?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("app {app}")))
-    }
+    delete_audited(
+        &state,
+        &caller.id,
+        "apps.delete",
+        format!("app:{app_id}"),
+        format!("app {app}"),
+        move |tx| apps::delete(tx, app_id.as_str()),
+    )
+    .await
 }

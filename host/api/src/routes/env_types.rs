@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{Page, PageQuery, audit, body, id, page};
+use crate::routes::{Page, PageQuery, audit, body, delete_audited, id, page};
 use crate::{ApiError, AppState, now};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -174,26 +174,13 @@ async fn remove(
         .policies
         .authorize(&caller, "env-types.delete", type_target(&env_type))
         .await?;
-    let principal = caller.id.clone();
-    let deleted = state
-        .store
-        .transaction(move |tx| {
-            let deleted = envs::delete_type(tx, type_id.as_str())?;
-            if deleted {
-                audit(
-                    tx,
-                    &principal,
-                    "env-types.delete",
-                    format!("env-type:{type_id}"),
-                    Value::Null,
-                )?;
-            }
-            Ok(deleted)
-        })
-        .await?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("environment type {env_type}")))
-    }
+    delete_audited(
+        &state,
+        &caller.id,
+        "env-types.delete",
+        format!("env-type:{type_id}"),
+        format!("environment type {env_type}"),
+        move |tx| envs::delete_type(tx, type_id.as_str()),
+    )
+    .await
 }

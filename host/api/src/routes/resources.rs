@@ -4,7 +4,9 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{Page, PageQuery, audit, body, check_version, id, if_match, page, tagged};
+use crate::routes::{
+    Page, PageQuery, audit, body, check_version, delete_audited, id, if_match, page, tagged,
+};
 use crate::{ApiError, AppState, now};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -191,28 +193,16 @@ async fn delete_type(
             object("resource-type", &resource_type),
         )
         .await?;
-    let (key, by) = (resource_type.clone(), caller.id.clone());
-    let deleted = state
-        .store
-        .transaction(move |tx| {
-            let deleted = stored::delete_type(tx, &key)?;
-            if deleted {
-                audit(
-                    tx,
-                    &by,
-                    "resource-types.delete",
-                    format!("resource-type:{key}"),
-                    Value::Null,
-                )?;
-            }
-            Ok(deleted)
-        })
-        .await?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("resource type {resource_type}")))
-    }
+    let key = resource_type.clone();
+    delete_audited(
+        &state,
+        &caller.id,
+        "resource-types.delete",
+        format!("resource-type:{resource_type}"),
+        format!("resource type {resource_type}"),
+        move |tx| stored::delete_type(tx, &key),
+    )
+    .await
 }
 
 /// The inputs a definition gives its driver.
@@ -619,30 +609,16 @@ async fn delete_definition(
             object("resource-definition", &definition),
         )
         .await?;
-    let (key, by) = (definition.clone(), caller.id.clone());
-    let deleted = state
-        .store
-        .transaction(move |tx| {
-            let deleted = stored::delete_definition(tx, &key)?;
-            if deleted {
-                audit(
-                    tx,
-                    &by,
-                    "resource-definitions.delete",
-                    format!("resource-definition:{key}"),
-                    Value::Null,
-                )?;
-            }
-            Ok(deleted)
-        })
-        .await?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!(
-            "resource definition {definition}"
-        )))
-    }
+    let key = definition.clone();
+    delete_audited(
+        &state,
+        &caller.id,
+        "resource-definitions.delete",
+        format!("resource-definition:{definition}"),
+        format!("resource definition {definition}"),
+        move |tx| stored::delete_definition(tx, &key),
+    )
+    .await
 }
 
 /// One version of a definition.
