@@ -92,7 +92,8 @@ fn main() {
             })
             .collect();
         let sealer = wharf_store::secrets::Sealer::new([1; 32]);
-        let state = start(store.clone(), plugins, sealer, &bundled)
+        let engine = wharf_engine::Settings::new(dir.path().join("envs"));
+        let state = start(store.clone(), plugins, sealer, &bundled, engine)
             .await
             .unwrap();
         wharf_api::auth::bootstrap(&store, None).await.unwrap();

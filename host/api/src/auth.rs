@@ -138,6 +138,8 @@ pub async fn bootstrap(
                         id: wharf_core::Id::new("development").expect("a valid id"),
                         description: "Local processes on the Wharf host".into(),
                         target: serde_json::json!({ "kind": "process" }),
+                        transformers: Vec::new(),
+                        resources: Vec::new(),
                         created_at: now,
                     },
                 )?;

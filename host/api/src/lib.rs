@@ -34,6 +34,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Seals secrets at rest.
     pub sealer: wharf_store::secrets::Sealer,
+    /// Carries out deployments.
+    pub engine: wharf_engine::Engine,
 }
 
 /// The whole API, ready to serve.
@@ -70,12 +72,15 @@ pub const RBAC: &str = "rbac";
 
 /// Prepares the state the API serves: stores the bundled plugins (adding those that are
 /// new, replacing those that changed with this binary), installs the `rbac` policy on a
-/// new Wharf, and builds the policy chain from the enabled policy installations.
+/// new Wharf, builds the policy chain from the enabled policy installations, and creates
+/// the deployment engine (which the caller starts, with [`wharf_engine::Engine::start`],
+/// once it is ready to serve).
 pub async fn start(
     store: Store,
     runtime: wharf_plugins::Runtime,
     sealer: wharf_store::secrets::Sealer,
     bundled: &[BundledPlugin<'_>],
+    engine: wharf_engine::Settings,
 ) -> Result<AppState, ApiError> {
     let registry = Arc::new(Registry::new(runtime));
     for b in bundled {
@@ -133,11 +138,20 @@ pub async fn start(
             })
             .await?;
     }
+    let installed = Arc::new(registry::Installed::new(store.clone(), registry.clone()));
+    let engine = wharf_engine::Engine::new(
+        store.clone(),
+        sealer.clone(),
+        installed.clone(),
+        installed,
+        engine,
+    );
     let state = AppState {
         store,
         policies: Arc::new(PolicyChain::default()),
         registry,
         sealer,
+        engine,
     };
     state
         .registry

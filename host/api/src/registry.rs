@@ -9,7 +9,7 @@ use crate::ApiError;
 use crate::authz::{Policy, PolicyChain};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use wharf_plugins::{Grants, Kind, Limits, Manifest, Plugin, Runtime};
 use wharf_store::Store;
 use wharf_store::plugins::{self as stored, Installation};
@@ -178,4 +178,106 @@ fn error_text(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The installed plugins as the engine calls them: drivers and transformers by
+/// installation id, loaded through the registry (so a changed installation is used from
+/// its next call on).
+pub struct Installed {
+    store: Store,
+    registry: Arc<Registry>,
+}
+
+impl Installed {
+    /// Calls through `registry`, reading installations from `store`.
+    pub fn new(store: Store, registry: Arc<Registry>) -> Self {
+        Self { store, registry }
+    }
+
+    async fn plugin(&self, id: &str) -> Result<(Plugin, Value), wharf_plugins::PluginFailure> {
+        use wharf_plugins::{ErrorKind, PluginError, PluginFailure};
+        let missing = |message: String| {
+            PluginFailure::Plugin(PluginError {
+                kind: ErrorKind::NotFound,
+                message,
+                retry_after_ms: None,
+            })
+        };
+        let key = id.to_string();
+        let installation = self
+            .store
+            .call(move |conn| stored::installation_by_id(conn, &key))
+            .await
+            .map_err(|e| PluginFailure::Host(format!("reading installation {id}: {e}")))?
+            .ok_or_else(|| missing(format!("there is no plugin installation {id}")))?;
+        if !installation.enabled {
+            return Err(missing(format!(
+                "plugin installation {id} is disabled; enable it to deploy"
+            )));
+        }
+        let plugin = self
+            .registry
+            .load(&self.store, &installation)
+            .await
+            .map_err(|e| PluginFailure::Host(format!("loading installation {id}: {e}")))?;
+        Ok((plugin, installation.config))
+    }
+}
+
+impl wharf_engine::provision::Drivers for Installed {
+    fn provision<'a>(
+        &'a self,
+        driver: &'a str,
+        request: wharf_plugins::DriverRequest,
+    ) -> wharf_engine::target::BoxFuture<
+        'a,
+        Result<wharf_plugins::Step, wharf_plugins::PluginFailure>,
+    > {
+        Box::pin(async move {
+            match self.plugin(driver).await? {
+                (Plugin::Driver(d), _) => d.provision(&request).await,
+                _ => Err(not_a(driver, "driver")),
+            }
+        })
+    }
+
+    fn deprovision<'a>(
+        &'a self,
+        driver: &'a str,
+        request: wharf_plugins::DriverRequest,
+    ) -> wharf_engine::target::BoxFuture<
+        'a,
+        Result<wharf_plugins::Step, wharf_plugins::PluginFailure>,
+    > {
+        Box::pin(async move {
+            match self.plugin(driver).await? {
+                (Plugin::Driver(d), _) => d.deprovision(&request).await,
+                _ => Err(not_a(driver, "driver")),
+            }
+        })
+    }
+}
+
+impl wharf_engine::pipeline::Transformers for Installed {
+    fn transform<'a>(
+        &'a self,
+        installation: &'a str,
+        context: wharf_plugins::TransformContext,
+        objects: Vec<Value>,
+    ) -> wharf_engine::target::BoxFuture<'a, Result<Vec<Value>, wharf_plugins::PluginFailure>> {
+        Box::pin(async move {
+            match self.plugin(installation).await? {
+                (Plugin::Transformer(t), config) => t.transform(&context, &config, &objects).await,
+                _ => Err(not_a(installation, "transformer")),
+            }
+        })
+    }
+}
+
+fn not_a(id: &str, kind: &str) -> wharf_plugins::PluginFailure {
+    wharf_plugins::PluginFailure::Plugin(wharf_plugins::PluginError {
+        kind: wharf_plugins::ErrorKind::InvalidInput,
+        message: format!("plugin installation {id} is not a {kind}"),
+        retry_after_ms: None,
+    })
 }

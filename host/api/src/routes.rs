@@ -3,6 +3,7 @@
 
 mod apps;
 mod audit;
+mod deployments;
 mod env_types;
 mod envs;
 mod plugins;
@@ -30,6 +31,7 @@ pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
         .merge(plugins::router())
         .merge(resources::router())
         .merge(sets::router())
+        .merge(deployments::router())
         .merge(audit::router());
     let (router, openapi) = OpenApiRouter::with_openapi(base_document())
         .routes(routes!(healthz))

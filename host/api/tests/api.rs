@@ -44,7 +44,8 @@ async fn api() -> Api {
         })
         .collect();
     let sealer = wharf_store::secrets::Sealer::new(rand_key());
-    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled)
+    let engine = wharf_engine::Settings::new(dir.path().join("envs"));
+    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)
         .await
         .unwrap();
     let admin = bootstrap(&store, None)
@@ -357,7 +358,7 @@ async fn env_types_are_ops_territory() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["detail"],
-        "target.kind: unknown target \"mainframe\"; expected \"process\""
+        "target.kind: unknown target \"mainframe\"; expected \"process\" or \"gitops\""
     );
     let member = api.user("m@example.com", &[(Scope::Org, "member")]).await;
     let (status, body) = api

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ureq::http;
 
 /// How to print what the server answers.
-#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// Columns for lists, `key: value` lines for one object.
     #[default]
@@ -197,7 +197,42 @@ impl Client {
         Ok(Reply { body, next })
     }
 
-    fn json(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    /// The output format asked for.
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+
+    /// Opens a streaming `GET` (server-sent events, followed logs): no overall timeout,
+    /// the body read as it comes.
+    pub(crate) fn stream(&self, path: &str) -> anyhow::Result<impl std::io::BufRead + use<>> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let url = format!("{}{path}", self.server);
+        let mut request = agent.get(&url);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = request.call().map_err(|e| {
+            anyhow::anyhow!("cannot reach the Wharf server at {}: {e}", self.server)
+        })?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        if status >= 400 {
+            let text = body.read_to_string().unwrap_or_default();
+            let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            bail!("{} ({status})", detail(&body));
+        }
+        Ok(std::io::BufReader::new(body.into_reader()))
+    }
+
+    pub(crate) fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let (ct, bytes) = match body {
             Some(b) => (Some("application/json"), b.to_string().into_bytes()),
             None => (None, Vec::new()),
@@ -206,7 +241,7 @@ impl Client {
     }
 
     /// Every item of a list, following the `Link` header from page to page.
-    fn all(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) fn all(&self, path: &str) -> anyhow::Result<Value> {
         let mut items = Vec::new();
         let mut next = Some(path.to_string());
         while let Some(path) = next.take() {
@@ -220,7 +255,7 @@ impl Client {
         Ok(Value::Array(items))
     }
 
-    fn print(&self, value: &Value, columns: &[&str]) -> anyhow::Result<()> {
+    pub(crate) fn print(&self, value: &Value, columns: &[&str]) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
             Output::Yaml => print!("{}", serde_yaml::to_string(value)?),
@@ -229,7 +264,7 @@ impl Client {
         Ok(())
     }
 
-    fn done(&self, what: String) {
+    pub(crate) fn done(&self, what: String) {
         match self.output {
             Output::Table => println!("{what}"),
             Output::Json => println!("{}", json!({ "done": what })),
@@ -274,7 +309,7 @@ fn cell(v: &Value) -> String {
 }
 
 /// A list as aligned columns; one object as `key: value` lines.
-fn table(value: &Value, columns: &[&str]) -> String {
+pub(crate) fn table(value: &Value, columns: &[&str]) -> String {
     let mut out = String::new();
     match value {
         Value::Array(rows) => {
@@ -322,7 +357,7 @@ fn table(value: &Value, columns: &[&str]) -> String {
 }
 
 /// A JSON value from the command line: inline JSON, or `@FILE`.
-fn json_arg(text: &str) -> anyhow::Result<Value> {
+pub(crate) fn json_arg(text: &str) -> anyhow::Result<Value> {
     let text = match text.strip_prefix('@') {
         Some(file) => {
             std::fs::read_to_string(file).with_context(|| format!("failed to read {file}"))?
@@ -332,7 +367,7 @@ fn json_arg(text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).context("not valid JSON")
 }
 
-fn q(text: &str) -> String {
+pub(crate) fn q(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
@@ -427,6 +462,17 @@ pub enum Command {
     Sets(Sets),
     /// The audit log.
     Audit(Audit),
+    /// Deploy Score files (or a stored set) to an environment.
+    Deploy(crate::deploy::Deploy),
+    /// Deploy an earlier deployment's set again.
+    Rollback(crate::deploy::Rollback),
+    /// How an environment is doing: each workload and resource, and why it is not ready.
+    Status { app: String, env: String },
+    /// The logs of an environment's workloads.
+    Logs(crate::deploy::Logs),
+    /// An environment's deployments.
+    #[command(subcommand)]
+    Deployments(crate::deploy::Deployments),
 }
 
 /// `wharf sets`.
@@ -503,16 +549,25 @@ pub enum Envs {
     List { app: String },
     /// Show one.
     Get { app: String, env: String },
-    /// Create one of an environment type.
+    /// Create one of an environment type, empty or as a clone of another.
     Create {
         app: String,
         env: String,
         /// Its environment type.
         #[arg(long = "type")]
         env_type: String,
+        /// Clone this environment of the app: deploy its current set to the new one.
+        #[arg(long)]
+        from: Option<String>,
     },
-    /// Delete one.
-    Delete { app: String, env: String },
+    /// Delete one: its workloads are stopped, its resources deprovisioned.
+    Delete {
+        app: String,
+        env: String,
+        /// Return at once instead of following the deletion to its end.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// `wharf users` and `wharf service-accounts`.
@@ -704,7 +759,7 @@ pub struct Audit {
     limit: u32,
 }
 
-const V1: &str = "/api/v1";
+pub(crate) const V1: &str = "/api/v1";
 
 /// Runs a client subcommand.
 pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
@@ -772,22 +827,43 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
                 )?,
                 &[],
             ),
-            Envs::Create { app, env, env_type } => c.print(
-                &c.json(
-                    "POST",
-                    &format!("{V1}/apps/{}/envs", q(&app)),
-                    Some(json!({ "id": env, "env_type": env_type })),
-                )?,
-                &[],
-            ),
-            Envs::Delete { app, env } => {
-                c.json(
+            Envs::Create {
+                app,
+                env,
+                env_type,
+                from,
+            } => {
+                let mut body = json!({ "id": env, "env_type": env_type });
+                if let Some(from) = &from {
+                    body["from"] = json!(from);
+                }
+                let created = c.json("POST", &format!("{V1}/apps/{}/envs", q(&app)), Some(body))?;
+                c.print(&created, &[])?;
+                match created["deployment"].as_i64() {
+                    Some(n) => crate::deploy::follow(c, &app, &env, n),
+                    None => Ok(()),
+                }
+            }
+            Envs::Delete { app, env, no_wait } => {
+                let answer = c.json(
                     "DELETE",
                     &format!("{V1}/apps/{}/envs/{}", q(&app), q(&env)),
                     None,
                 )?;
-                c.done(format!("deleted environment {app}/{env}"));
-                Ok(())
+                match answer["id"].as_i64() {
+                    Some(n) if !no_wait => crate::deploy::follow(c, &app, &env, n),
+                    Some(n) => {
+                        c.done(format!(
+                            "deleting environment {app}/{env} (deployment {n}); follow it with \
+                             `wharf deployments follow {app} {env} {n}`"
+                        ));
+                        Ok(())
+                    }
+                    None => {
+                        c.done(format!("deleted environment {app}/{env}"));
+                        Ok(())
+                    }
+                }
             }
         },
         Command::Users(cmd) => principals(c, cmd, "users"),
@@ -927,6 +1003,11 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
         },
         Command::ResourceDefinitions(cmd) => definitions(c, cmd),
         Command::Sets(cmd) => sets(c, cmd),
+        Command::Deploy(args) => crate::deploy::deploy(c, args),
+        Command::Rollback(args) => crate::deploy::rollback(c, args),
+        Command::Status { app, env } => crate::deploy::status(c, &app, &env),
+        Command::Logs(args) => crate::deploy::logs(c, args),
+        Command::Deployments(cmd) => crate::deploy::deployments(c, cmd),
         Command::Audit(a) => {
             let mut path = format!("{V1}/audit?limit={}", a.limit);
             for (name, value) in [
@@ -1140,12 +1221,7 @@ fn sets(c: &Client, cmd: Sets) -> anyhow::Result<()> {
     match cmd {
         Sets::List { app } => c.print(&c.all(&base(&app))?, &["id", "workloads", "created_by"]),
         Sets::Create { app, files } => {
-            let mut workloads = Vec::new();
-            for file in &files {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("failed to read {}", file.display()))?;
-                workloads.push(Value::String(text));
-            }
+            let workloads = crate::deploy::score_files(&files)?;
             c.print(
                 &c.json("POST", &base(&app), Some(json!({ "workloads": workloads })))?,
                 &[],

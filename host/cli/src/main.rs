@@ -8,6 +8,7 @@
 //! no plugin or platform logic of its own.
 
 mod client;
+mod deploy;
 mod plugin;
 mod serve;
 

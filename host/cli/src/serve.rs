@@ -86,7 +86,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("failed to load the key that seals secrets")?,
     };
-    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled)
+    let engine = wharf_engine::Settings::new(data_dir.join("envs"));
+    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .context("failed to load the installed plugins")?;
@@ -118,13 +119,43 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("failed to read the listen address")?;
     tracing::info!(address = %local, "serving");
     eprintln!("Wharf is serving on http://{local}");
-    let app = wharf_api::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
+    let engine = state.engine.clone();
+    engine
+        .start()
         .await
-        .context("the server failed")?;
+        .context("failed to resume the deployments in flight")?;
+    serve_until_stopped(listener, wharf_api::router(state), shutdown()).await?;
+    engine.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// Serves until `stop` resolves, then lets open requests finish for a few seconds: a
+/// client following logs or a deployment would otherwise hold the server up forever.
+pub(crate) async fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (tell, told) = tokio::sync::watch::channel(false);
+    let mut told = told;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = told.changed().await;
+    });
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.context("the server failed"),
+        () = stop => {}
+    }
+    let _ = tell.send(true);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), &mut server).await {
+        Ok(result) => result.context("the server failed"),
+        Err(_) => {
+            tracing::info!("closing connections still open after 5s");
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

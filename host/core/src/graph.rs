@@ -7,7 +7,7 @@
 
 use crate::matching::{self, Candidate, Context, Criterion, MatchError};
 use crate::score::{Workload, placeholder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,6 +88,32 @@ pub enum GraphError {
     Cycle(Vec<String>),
 }
 
+/// A resource that an environment type provisions in each of its environments, whether
+/// or not a workload declares it (a namespace, a shared DNS zone). A workload that
+/// declares the same type, class and id shares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Implicit {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub res_type: String,
+    /// Its class (`default` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Its id.
+    pub id: String,
+    /// Its params (literal: there is no workload to resolve placeholders against).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+}
+
+impl Implicit {
+    /// Its uid.
+    pub fn uid(&self) -> String {
+        uid(&self.res_type, self.class.as_deref(), &self.id)
+    }
+}
+
 /// The uid of a resource.
 pub fn uid(res_type: &str, class: Option<&str>, id: &str) -> String {
     format!(
@@ -98,6 +124,12 @@ pub fn uid(res_type: &str, class: Option<&str>, id: &str) -> String {
 
 /// Builds the graph of `workloads`.
 pub fn build(workloads: &[Workload]) -> Result<Graph, GraphError> {
+    build_with(workloads, &[])
+}
+
+/// Builds the graph of `workloads` in an environment whose type provisions `implicit`
+/// resources too.
+pub fn build_with(workloads: &[Workload], implicit: &[Implicit]) -> Result<Graph, GraphError> {
     let mut sorted: Vec<&Workload> = workloads.iter().collect();
     sorted.sort_by(|a, b| a.name().cmp(b.name()));
     for pair in sorted.windows(2) {
@@ -109,6 +141,29 @@ pub fn build(workloads: &[Workload]) -> Result<Graph, GraphError> {
     let mut metadata: BTreeMap<String, (Option<Value>, String)> = BTreeMap::new();
     // Workload name → resource name → uid, to turn references into edges.
     let mut local: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    for r in implicit {
+        let uid = r.uid();
+        metadata.insert(
+            uid.clone(),
+            (None, format!("environment type resource {uid}")),
+        );
+        nodes.insert(
+            uid.clone(),
+            Node {
+                uid,
+                res_type: r.res_type.clone(),
+                class: r
+                    .class
+                    .clone()
+                    .unwrap_or_else(|| matching::DEFAULT_CLASS.to_string()),
+                id: r.id.clone(),
+                params: r.params.clone(),
+                source_workload: String::new(),
+                declared_by: Vec::new(),
+                depends_on: BTreeSet::new(),
+            },
+        );
+    }
     for w in &sorted {
         for (name, r) in &w.resources {
             let id =
@@ -138,7 +193,10 @@ pub fn build(workloads: &[Workload]) -> Result<Graph, GraphError> {
                     );
                 }
                 Some(node) => {
-                    let first = format!("{}.{}", node.declared_by[0].0, node.declared_by[0].1);
+                    let first = match node.declared_by.first() {
+                        Some((w, name)) => format!("{w}.{name}"),
+                        None => "the environment type".to_string(),
+                    };
                     match (&node.params, &r.params) {
                         (Some(a), Some(b)) if a != b => {
                             return Err(GraphError::Conflict {
@@ -222,24 +280,36 @@ fn collect_references(value: &Value, out: &mut BTreeSet<String>) {
 
 /// Kahn's algorithm in levels, each sorted by uid; a cycle is named.
 fn levels(nodes: &BTreeMap<String, Node>) -> Result<Vec<Vec<String>>, GraphError> {
-    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = nodes
+    let dependencies: BTreeMap<String, BTreeSet<String>> = nodes
         .iter()
-        .map(|(uid, n)| {
+        .map(|(uid, n)| (uid.clone(), n.depends_on.clone()))
+        .collect();
+    levels_of(&dependencies)
+}
+
+/// Dependency levels of `dependencies` (each key's set names what it depends on; names
+/// that are not keys are ignored): every key of a level depends only on keys of earlier
+/// levels. Each level is sorted; a cycle is named.
+pub fn levels_of(
+    dependencies: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<Vec<Vec<String>>, GraphError> {
+    for (uid, deps) in dependencies {
+        if deps.contains(uid) {
+            return Err(GraphError::Cycle(vec![uid.clone(), uid.clone()]));
+        }
+    }
+    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = dependencies
+        .iter()
+        .map(|(uid, deps)| {
             (
                 uid.as_str(),
-                n.depends_on
-                    .iter()
+                deps.iter()
                     .map(String::as_str)
-                    .filter(|d| d != uid)
+                    .filter(|d| dependencies.contains_key(*d))
                     .collect(),
             )
         })
         .collect();
-    for (uid, n) in nodes {
-        if n.depends_on.contains(uid) {
-            return Err(GraphError::Cycle(vec![uid.clone(), uid.clone()]));
-        }
-    }
     let mut levels = Vec::new();
     while !remaining.is_empty() {
         let ready: Vec<&str> = remaining
@@ -292,17 +362,165 @@ pub struct DefinitionRef {
     pub res_type: String,
     /// When it applies.
     pub criteria: Vec<Criterion>,
+    /// Its driver inputs (`{"values": {...}, "secrets": {...}}`), read for references to
+    /// other resources' outputs.
+    pub inputs: Value,
 }
 
-/// Chooses a definition for every node in the environment `(app, env, env_type)`. On
-/// failure, every node without exactly one definition is named, with the candidates.
+/// Why a node of the graph has no definition to provision it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    /// No single definition matches.
+    #[error("{0}")]
+    Match(MatchError),
+    /// The chosen definition's inputs refer to other resources in a way that cannot work.
+    #[error("resource {uid} (definition {definition}): {message}")]
+    Reference {
+        /// The resource.
+        uid: String,
+        /// Its definition.
+        definition: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Definitions refer to each other's resources in a cycle.
+    #[error("{0}")]
+    Graph(GraphError),
+}
+
+impl Unresolved {
+    /// The resource it concerns (the first of a cycle).
+    pub fn object(&self) -> String {
+        match self {
+            Self::Match(MatchError::NoMatch { context, .. }) => {
+                uid(&context.res_type, Some(&context.class), &context.res_id)
+            }
+            Self::Match(MatchError::Ambiguous {
+                res_type, res_id, ..
+            }) => format!("{res_type} {res_id}"),
+            Self::Reference { uid, .. } => uid.clone(),
+            Self::Graph(GraphError::Cycle(uids)) => uids.first().cloned().unwrap_or_default(),
+            Self::Graph(e) => e.to_string(),
+        }
+    }
+}
+
+/// A definition's inputs with their references to other resources rewritten for
+/// resolution, and the uids they use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefinitionInputs {
+    /// The inputs, each `${resources.SELECTOR.outputs.KEY}` turned into
+    /// `${resources.UID.KEY}` (the uid's dots escaped), ready for a [`Scope`] whose
+    /// resources are named by uid.
+    ///
+    /// [`Scope`]: crate::score::resolve::Scope
+    pub rewritten: Value,
+    /// The uids referred to.
+    pub uses: BTreeSet<String>,
+}
+
+/// Reads the references of a definition's inputs, for the resource with id `res_id`.
+///
+/// A reference is `${resources.SELECTOR.outputs.KEY...}`, where SELECTOR is `TYPE`,
+/// `TYPE.CLASS`, `TYPE#ID` or `TYPE.CLASS#ID`; the class defaults to `default` and the id
+/// to the referring resource's own (Humanitec's convention: a `postgres` definition that
+/// needs `${resources.postgres-instance.outputs.host}` gets an instance per database id,
+/// or one shared instance when it names an id).
+pub fn definition_inputs(inputs: &Value, res_id: &str) -> Result<DefinitionInputs, String> {
+    let mut uses = BTreeSet::new();
+    let rewritten = rewrite(inputs, res_id, &mut uses)?;
+    Ok(DefinitionInputs { rewritten, uses })
+}
+
+fn rewrite(value: &Value, res_id: &str, uses: &mut BTreeSet<String>) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(text) => {
+            let pieces = placeholder::parse(text).map_err(|e| e.to_string())?;
+            if !pieces
+                .iter()
+                .any(|p| matches!(p, placeholder::Piece::Ref(_)))
+            {
+                return Ok(value.clone());
+            }
+            let mut out = String::new();
+            for piece in pieces {
+                match piece {
+                    placeholder::Piece::Text(t) => out.push_str(&t.replace('$', "$$")),
+                    placeholder::Piece::Ref(body) => {
+                        let (target, keys) = reference(body, res_id)?;
+                        out.push_str("${resources.");
+                        out.push_str(&target.replace('.', "\\."));
+                        out.push('.');
+                        out.push_str(keys);
+                        out.push('}');
+                        uses.insert(target);
+                    }
+                }
+            }
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| rewrite(v, res_id, uses))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), rewrite(v, res_id, uses)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// The uid a reference body names, and the output keys after `.outputs.`.
+fn reference<'b>(body: &'b str, res_id: &str) -> Result<(String, &'b str), String> {
+    let shape = "write ${resources.TYPE.CLASS#ID.outputs.KEY} (class and id optional)";
+    let selector = body
+        .strip_prefix("resources.")
+        .ok_or_else(|| format!("${{{body}}}: a definition can only refer to resources; {shape}"))?;
+    let (selector, keys) = selector
+        .split_once(".outputs.")
+        .filter(|(s, k)| !s.is_empty() && !k.is_empty())
+        .ok_or_else(|| format!("${{{body}}}: {shape}"))?;
+    let (type_class, id) = match selector.split_once('#') {
+        Some((tc, id)) => (tc, id),
+        None => (selector, res_id),
+    };
+    let (res_type, class) = match type_class.split_once('.') {
+        Some((t, c)) => (t, Some(c)),
+        None => (type_class, None),
+    };
+    let label = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if !label(res_type) || !class.is_none_or(label) || id.is_empty() || id.contains('#') {
+        return Err(format!("${{{body}}}: {shape}"));
+    }
+    Ok((uid(res_type, class, id), keys))
+}
+
+/// Splits a uid into type, class and id.
+fn parts(uid: &str) -> Option<(&str, &str, &str)> {
+    let (type_class, id) = uid.split_once('#')?;
+    let (res_type, class) = type_class.split_once('.')?;
+    Some((res_type, class, id))
+}
+
+/// Chooses a definition for every node in the environment `(app, env, env_type)`, and
+/// adds to the graph the resources that the chosen definitions' inputs refer to (each
+/// matched in turn), with their edges; the levels are recomputed. On failure, every node
+/// without exactly one definition is named, with the candidates.
 pub fn match_definitions(
-    graph: &Graph,
+    graph: &mut Graph,
     definitions: &[DefinitionRef],
     app: &str,
     env: &str,
     env_type: &str,
-) -> Result<BTreeMap<String, String>, Vec<MatchError>> {
+) -> Result<BTreeMap<String, String>, Vec<Unresolved>> {
     let candidates: Vec<Candidate<'_>> = definitions
         .iter()
         .map(|d| Candidate {
@@ -313,7 +531,9 @@ pub fn match_definitions(
         .collect();
     let mut chosen = BTreeMap::new();
     let mut errors = Vec::new();
-    for node in graph.nodes.values() {
+    let mut queue: Vec<String> = graph.nodes.keys().rev().cloned().collect();
+    while let Some(at) = queue.pop() {
+        let node = &graph.nodes[&at];
         let context = Context {
             res_type: node.res_type.clone(),
             class: node.class.clone(),
@@ -322,16 +542,61 @@ pub fn match_definitions(
             env: env.to_string(),
             env_type: env_type.to_string(),
         };
-        match matching::best(&candidates, &context) {
-            Ok(m) => {
-                chosen.insert(node.uid.clone(), m.definition.to_string());
+        let definition = match matching::best(&candidates, &context) {
+            Ok(m) => m.definition,
+            Err(e) => {
+                errors.push(Unresolved::Match(e));
+                continue;
             }
-            Err(e) => errors.push(e),
+        };
+        chosen.insert(at.clone(), definition.to_string());
+        let inputs = &definitions
+            .iter()
+            .find(|d| d.id == definition)
+            .expect("a candidate is a definition")
+            .inputs;
+        let uses = match definition_inputs(inputs, &node.id) {
+            Ok(d) => d.uses,
+            Err(message) => {
+                errors.push(Unresolved::Reference {
+                    uid: at.clone(),
+                    definition: definition.to_string(),
+                    message,
+                });
+                continue;
+            }
+        };
+        for used in uses {
+            if !graph.nodes.contains_key(&used) {
+                let Some((res_type, class, id)) = parts(&used) else {
+                    continue;
+                };
+                graph.nodes.insert(
+                    used.clone(),
+                    Node {
+                        uid: used.clone(),
+                        res_type: res_type.to_string(),
+                        class: class.to_string(),
+                        id: id.to_string(),
+                        params: None,
+                        source_workload: String::new(),
+                        declared_by: Vec::new(),
+                        depends_on: BTreeSet::new(),
+                    },
+                );
+                queue.push(used.clone());
+            }
+            graph
+                .nodes
+                .get_mut(&at)
+                .expect("a known uid")
+                .depends_on
+                .insert(used);
         }
     }
-    if errors.is_empty() {
-        Ok(chosen)
-    } else {
-        Err(errors)
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    graph.levels = levels(&graph.nodes).map_err(|e| vec![Unresolved::Graph(e)])?;
+    Ok(chosen)
 }

@@ -178,7 +178,10 @@ fn text_that_is_not_yaml_says_where() {
 
 mod graph {
     use super::*;
-    use wharf_core::graph::{DefinitionRef, GraphError, build, match_definitions};
+    use wharf_core::graph::{
+        DefinitionRef, GraphError, Implicit, Unresolved, build, build_with, definition_inputs,
+        match_definitions,
+    };
     use wharf_core::score::Workload;
 
     fn workload(text: &str) -> Workload {
@@ -268,26 +271,29 @@ mod graph {
     #[test]
     fn every_node_gets_a_definition_or_the_failures_are_all_named() {
         let w = web("  db:\n    type: postgres\n  cache:\n    type: redis\n    class: large\n");
-        let graph = build(&[w]).unwrap();
+        let mut graph = build(&[w]).unwrap();
         let crit = |t: &str| serde_json::from_str(t).unwrap();
         let definitions = vec![
             DefinitionRef {
                 id: "pg".into(),
                 res_type: "postgres".into(),
                 criteria: vec![crit("{}")],
+                inputs: serde_json::json!({}),
             },
             DefinitionRef {
                 id: "pg-prod".into(),
                 res_type: "postgres".into(),
                 criteria: vec![crit(r#"{"env_type": "production"}"#)],
+                inputs: serde_json::json!({}),
             },
             DefinitionRef {
                 id: "redis".into(),
                 res_type: "redis".into(),
                 criteria: vec![crit("{}")],
+                inputs: serde_json::json!({}),
             },
         ];
-        let chosen = match_definitions(&graph, &definitions, "shop", "prod", "production");
+        let chosen = match_definitions(&mut graph, &definitions, "shop", "prod", "production");
         let errors = chosen.unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
@@ -300,10 +306,142 @@ mod graph {
             id: "redis-large".into(),
             res_type: "redis".into(),
             criteria: vec![crit(r#"{"class": "large"}"#)],
+            inputs: serde_json::json!({}),
         });
-        let chosen = match_definitions(&graph, &with_large, "shop", "prod", "production").unwrap();
+        let chosen =
+            match_definitions(&mut graph, &with_large, "shop", "prod", "production").unwrap();
         assert_eq!(chosen["postgres.default#web.db"], "pg-prod");
         assert_eq!(chosen["redis.large#web.cache"], "redis-large");
+    }
+
+    fn definition(id: &str, res_type: &str, inputs: serde_json::Value) -> DefinitionRef {
+        DefinitionRef {
+            id: id.into(),
+            res_type: res_type.into(),
+            criteria: vec![serde_json::from_str("{}").unwrap()],
+            inputs,
+        }
+    }
+
+    #[test]
+    fn definitions_that_refer_to_other_resources_add_them_to_the_graph() {
+        let w = web("  db:\n    type: postgres\n  other:\n    type: postgres\n");
+        let mut graph = build_with(
+            &[w],
+            &[Implicit {
+                res_type: "namespace".into(),
+                class: None,
+                id: "env".into(),
+                params: None,
+            }],
+        )
+        .unwrap();
+        let definitions = [
+            definition(
+                "pg",
+                "postgres",
+                serde_json::json!({
+                    "values": { "host": "${resources.postgres-instance#shared.outputs.host}" },
+                    "secrets": { "admin": "${resources.postgres-instance.large#shared.outputs.password}" }
+                }),
+            ),
+            definition(
+                "instance",
+                "postgres-instance",
+                serde_json::json!({
+                    "values": { "namespace": "${resources.namespace#env.outputs.name}" }
+                }),
+            ),
+            definition("ns", "namespace", serde_json::json!({})),
+            DefinitionRef {
+                criteria: vec![serde_json::from_str(r#"{"class": "large"}"#).unwrap()],
+                ..definition(
+                    "instance-large",
+                    "postgres-instance",
+                    serde_json::json!({
+                        "values": { "namespace": "${resources.namespace#env.outputs.name}" }
+                    }),
+                )
+            },
+        ];
+        let chosen = match_definitions(&mut graph, &definitions, "shop", "dev", "development")
+            .unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(chosen.len(), 5, "{chosen:#?}");
+        assert_eq!(chosen["postgres-instance.default#shared"], "instance");
+        assert_eq!(chosen["postgres-instance.large#shared"], "instance-large");
+        assert_eq!(
+            graph.levels,
+            [
+                vec!["namespace.default#env".to_string()],
+                vec![
+                    "postgres-instance.default#shared".to_string(),
+                    "postgres-instance.large#shared".to_string()
+                ],
+                vec![
+                    "postgres.default#web.db".to_string(),
+                    "postgres.default#web.other".to_string()
+                ],
+            ],
+            "the instances are shared by the two databases, after the namespace"
+        );
+        let inputs = definition_inputs(&definitions[0].inputs, "web.db").unwrap();
+        assert_eq!(
+            inputs.rewritten["values"]["host"],
+            "${resources.postgres-instance\\.default#shared.host}"
+        );
+        let same_id = definition_inputs(
+            &serde_json::json!({ "values": { "h": "$$x ${resources.dns.outputs.host}" } }),
+            "web.db",
+        )
+        .unwrap();
+        assert_eq!(
+            same_id.uses.into_iter().collect::<Vec<_>>(),
+            ["dns.default#web.db"],
+            "without an id, the referring resource's own"
+        );
+        assert_eq!(
+            same_id.rewritten["values"]["h"], "$$x ${resources.dns\\.default#web\\.db.host}",
+            "literal dollars stay escaped"
+        );
+    }
+
+    #[test]
+    fn definition_references_in_a_cycle_or_of_the_wrong_shape_are_named() {
+        let w = web("  db:\n    type: aa\n");
+        let mut graph = build(&[w]).unwrap();
+        let definitions = [
+            definition(
+                "a",
+                "aa",
+                serde_json::json!({ "values": { "x": "${resources.bb#one.outputs.y}" } }),
+            ),
+            definition(
+                "b",
+                "bb",
+                serde_json::json!({ "values": { "x": "${resources.aa#web.db.outputs.y}" } }),
+            ),
+        ];
+        let errors =
+            match_definitions(&mut graph, &definitions, "shop", "dev", "development").unwrap_err();
+        assert!(
+            matches!(&errors[..], [Unresolved::Graph(GraphError::Cycle(c))] if c.len() == 3),
+            "{errors:#?}"
+        );
+        let mut graph = build(&[web("  db:\n    type: aa\n")]).unwrap();
+        let bad = [definition(
+            "a",
+            "aa",
+            serde_json::json!({ "values": { "x": "${metadata.name}" } }),
+        )];
+        let errors = match_definitions(&mut graph, &bad, "shop", "dev", "development").unwrap_err();
+        assert_eq!(errors[0].object(), "aa.default#web.db");
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("a definition can only refer to resources"),
+            "{}",
+            errors[0]
+        );
     }
 }
 

@@ -1,57 +1,82 @@
 //! The provisioning journal kept in the store: each step's result is written (driver
-//! state and secret outputs sealed) before the loop acts on it.
+//! state, params and secret outputs sealed) before the loop acts on it. A resource that
+//! is deprovisioned is forgotten.
 
-use crate::provision::{Journal, Progress};
+use crate::provision::{Entry, Journal, Operation, Progress};
 use crate::target::BoxFuture;
 use serde_json::{Value, json};
 use wharf_store::Store;
 use wharf_store::provisioned::{self, Record, Status};
 use wharf_store::secrets::Sealer;
 
-/// A [`Journal`] over the store, for one environment.
+/// A [`Journal`] over the store, for one deployment of one environment.
 pub struct StoreJournal {
     store: Store,
     sealer: Sealer,
     app: String,
     env: String,
+    deployment: i64,
 }
 
 impl StoreJournal {
-    /// The journal of `app/env`.
-    pub fn new(store: Store, sealer: Sealer, app: &str, env: &str) -> Self {
+    /// The journal of deployment `deployment` of `app/env`.
+    pub fn new(store: Store, sealer: Sealer, app: &str, env: &str, deployment: i64) -> Self {
         Self {
             store,
             sealer,
             app: app.to_string(),
             env: env.to_string(),
+            deployment,
         }
     }
 }
 
-fn now() -> i64 {
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }
 
 impl Journal for StoreJournal {
-    fn record<'a>(
-        &'a self,
-        uid: &'a str,
-        progress: &'a Progress,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn record<'a>(&'a self, entry: Entry<'a>) -> BoxFuture<'a, Result<(), String>> {
+        let (sealer, app, env) = (self.sealer.clone(), self.app.clone(), self.env.clone());
+        if entry.operation == Operation::Deprovision
+            && let Progress::Done { .. } = entry.progress
+        {
+            let uid = entry.uid.to_string();
+            return Box::pin(async move {
+                self.store
+                    .call(move |conn| provisioned::delete(conn, &app, &env, &uid).map(drop))
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+        }
         let empty = || json!({});
-        let (status, message, state, outputs, secrets) = match progress {
+        let working = match entry.operation {
+            Operation::Provision => Status::InProgress,
+            Operation::Deprovision => Status::Deprovisioning,
+        };
+        let (status, message, state, outputs, secrets) = match entry.progress {
             Progress::InProgress { state, message, .. } => (
-                Status::InProgress,
+                working,
                 message.clone(),
                 Some(state.clone()),
                 empty(),
                 empty(),
             ),
             Progress::Retrying { message, .. } => {
-                (Status::Retrying, message.clone(), None, empty(), empty())
+                let status = match entry.operation {
+                    Operation::Provision => Status::Retrying,
+                    Operation::Deprovision => Status::Deprovisioning,
+                };
+                (status, message.clone(), None, empty(), empty())
             }
             Progress::Done { outputs, state } => (
                 Status::Done,
@@ -61,11 +86,15 @@ impl Journal for StoreJournal {
                 outputs.secrets.clone(),
             ),
             Progress::Failed { message } => {
-                (Status::Failed, message.clone(), None, empty(), empty())
+                let message = match entry.operation {
+                    Operation::Provision => message.clone(),
+                    Operation::Deprovision => format!("deprovisioning failed: {message}"),
+                };
+                (Status::Failed, message, None, empty(), empty())
             }
         };
         let record = Record {
-            uid: uid.to_string(),
+            uid: entry.uid.to_string(),
             status,
             message,
             state,
@@ -76,8 +105,12 @@ impl Journal for StoreJournal {
             },
             secrets,
             updated_at: now(),
+            deployment: self.deployment,
+            definition: entry.definition.to_string(),
+            driver: entry.driver.to_string(),
+            depends_on: entry.depends_on.iter().cloned().collect(),
+            params: entry.params.clone(),
         };
-        let (sealer, app, env) = (self.sealer.clone(), self.app.clone(), self.env.clone());
         Box::pin(async move {
             self.store
                 .call(move |conn| provisioned::record(conn, &sealer, &app, &env, &record))

@@ -1,11 +1,16 @@
-//! Targets: where rendered objects go. The `gitops` target writes them to a directory;
-//! the `process` and `kubernetes` targets implement the same trait.
+//! Targets: where rendered objects go. The `gitops` target writes them to a directory,
+//! the `process` target runs them as local processes; the `kubernetes` target implements
+//! the same trait.
 
 pub mod gitops;
+pub mod process;
 
+use futures_util::stream::BoxStream;
+use serde::Serialize;
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 /// A boxed future, so that targets can be chosen at run time.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -28,13 +33,75 @@ pub struct Applied {
     pub changed: Vec<String>,
     /// Objects removed because the new set no longer has them.
     pub pruned: Vec<String>,
+    /// Objects the target has no use for (a NetworkPolicy on the process target).
+    pub ignored: Vec<String>,
     /// Where it can be seen (a directory, a commit, a URL).
     pub location: String,
 }
 
+/// How one workload is doing on its target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadStatus {
+    /// The workload.
+    pub name: String,
+    /// `ready`, `starting`, `restarting`, `failed`, `stopped`, or `written` (gitops).
+    pub state: String,
+    /// Whether it serves.
+    pub ready: bool,
+    /// Why it is not ready (or what happened last), for the person reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where it answers (`http://127.0.0.1:PORT` for each service port).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// Its containers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerStatus>,
+}
+
+/// How one container is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerStatus {
+    /// The container.
+    pub name: String,
+    /// `running`, `starting`, `restarting`, `failed` or `stopped`.
+    pub state: String,
+    /// Its process, while one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// How often it was restarted.
+    pub restarts: u32,
+    /// How its last process ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
+}
+
+/// Which logs to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Only this workload's.
+    pub workload: Option<String>,
+    /// The last lines to start with, per container.
+    pub tail: usize,
+    /// Keep the stream open and send new lines as they come.
+    pub follow: bool,
+}
+
+/// Log lines, each without its newline.
+pub type LogStream = BoxStream<'static, String>;
+
 /// Why a target failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
+    /// The workloads did not become ready in time.
+    #[error("{0}")]
+    NotReady(String),
+    /// The target cannot do this.
+    #[error("{0}")]
+    Unsupported(String),
+    /// What was asked for is not there.
+    #[error("{0}")]
+    Missing(String),
     /// An object cannot be handled (no kind or name...).
     #[error("object {index}: {reason}")]
     Object {
@@ -66,6 +133,24 @@ pub trait Target: Send + Sync {
         env: &'a EnvRef,
         objects: &'a [Value],
     ) -> BoxFuture<'a, Result<Applied, TargetError>>;
+
+    /// Waits until every workload of the environment is ready, at most `timeout`.
+    /// Returns their status, or [`TargetError::NotReady`] saying which is not and why.
+    fn verify<'a>(
+        &'a self,
+        env: &'a EnvRef,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<WorkloadStatus>, TargetError>>;
+
+    /// How each workload of the environment is doing now.
+    fn status<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Vec<WorkloadStatus>>;
+
+    /// The environment's logs.
+    fn logs<'a>(
+        &'a self,
+        env: &'a EnvRef,
+        query: LogQuery,
+    ) -> BoxFuture<'a, Result<LogStream, TargetError>>;
 
     /// Removes everything of the environment.
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>>;

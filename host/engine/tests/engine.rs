@@ -241,7 +241,8 @@ mod provision {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wharf_core::graph;
     use wharf_engine::provision::{
-        Assignment, Drivers, Journal, Limits, Plan, Progress, ProvisionError, idempotency_key, run,
+        Assignment, Drivers, Entry, Journal, Limits, Plan, Progress, ProvisionError, Provisioned,
+        deprovision, idempotency_key, run,
     };
     use wharf_engine::target::BoxFuture;
     use wharf_plugins::{DriverRequest, ErrorKind, PluginError, PluginFailure, Step, Values};
@@ -310,21 +311,35 @@ mod provision {
                 }
             })
         }
+
+        fn deprovision<'a>(
+            &'a self,
+            _driver: &'a str,
+            r: DriverRequest,
+        ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push((
+                    format!("-{}", r.context.resource_id),
+                    r.idempotency_key.clone(),
+                    r.state.clone(),
+                ));
+                Ok(Step::Done {
+                    outputs: Values::default(),
+                    state: json!({}),
+                })
+            })
+        }
     }
 
     #[derive(Default)]
     struct Recorded(Mutex<Vec<(String, Progress)>>);
 
     impl Journal for Recorded {
-        fn record<'a>(
-            &'a self,
-            uid: &'a str,
-            progress: &'a Progress,
-        ) -> BoxFuture<'a, Result<(), String>> {
+        fn record<'a>(&'a self, entry: Entry<'a>) -> BoxFuture<'a, Result<(), String>> {
             self.0
                 .lock()
                 .unwrap()
-                .push((uid.to_string(), progress.clone()));
+                .push((entry.uid.to_string(), entry.progress.clone()));
             Box::pin(async { Ok(()) })
         }
     }
@@ -373,6 +388,7 @@ mod provision {
             workloads: &workloads,
             assignments: &assignments,
             previous: &previous,
+            finished: &BTreeMap::new(),
             app: "shop",
             env: "dev",
             env_type: "development",
@@ -493,14 +509,14 @@ mod provision {
                 tx.execute_batch(
                     "INSERT INTO apps VALUES ('shop', 'shop', 1, 'admin');
                      INSERT INTO env_types (id, target, created_at) VALUES ('development', '{}', 1);
-                     INSERT INTO environments VALUES ('shop', 'dev', 'development', 1, 'admin');",
+                     INSERT INTO environments (app, id, env_type, created_at, created_by) VALUES ('shop', 'dev', 'development', 1, 'admin');",
                 )?;
                 Ok(())
             })
             .await
             .unwrap();
         let sealer = Sealer::new([9; 32]);
-        let journal = StoreJournal::new(store.clone(), sealer.clone(), "shop", "dev");
+        let journal = StoreJournal::new(store.clone(), sealer.clone(), "shop", "dev", 1);
         let driver = Scripted::default();
         let graph = graph::build(&[workload(
             "  db:\n    type: postgres\n    params:\n      script: slow:2\n",
@@ -528,6 +544,7 @@ mod provision {
             workloads: &workloads,
             assignments: &assignments,
             previous: &previous,
+            finished: &BTreeMap::new(),
             app: "shop",
             env: "dev",
             env_type: "development",
@@ -542,6 +559,8 @@ mod provision {
         assert_eq!(records[0].state, Some(json!({ "created": true })));
         assert_eq!(records[0].secrets, json!({ "password": "pw" }));
         assert_eq!(records[0].outputs["host"], "web.db.local");
+        assert_eq!(records[0].deployment, 1);
+        assert_eq!(records[0].definition, "def");
         let raw: Vec<u8> = store
             .call(|conn| Ok(conn.query_row("SELECT secrets FROM provisioned", [], |r| r.get(0))?))
             .await
@@ -549,6 +568,51 @@ mod provision {
         assert!(
             !raw.windows(8).any(|w| w == b"password"),
             "secrets are sealed at rest"
+        );
+    }
+
+    #[tokio::test]
+    async fn deprovisioning_goes_in_reverse_dependency_order_with_the_same_keys() {
+        let mut resources = Vec::new();
+        for (uid, deps) in [
+            ("db.default#a", vec![]),
+            ("user.default#b", vec!["db.default#a"]),
+            ("grant.default#c", vec!["user.default#b", "db.default#a"]),
+        ] {
+            resources.push(Provisioned {
+                uid: uid.into(),
+                definition: "def".into(),
+                driver: "test".into(),
+                depends_on: deps.into_iter().map(String::from).collect(),
+                params: json!({}),
+                state: Some(json!({ "of": uid })),
+                config: Values::default(),
+            });
+        }
+        let (driver, journal) = (Scripted::default(), Recorded::default());
+        let gone = deprovision(
+            &resources,
+            ("shop", "dev", "development"),
+            &driver,
+            &journal,
+            limits(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(gone, ["grant.default#c", "user.default#b", "db.default#a"]);
+        let calls = driver.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls
+                .iter()
+                .map(|(id, _, _)| id.as_str())
+                .collect::<Vec<_>>(),
+            ["-c", "-b", "-a"]
+        );
+        assert_eq!(calls[2].1, idempotency_key("shop", "dev", "db.default#a"));
+        assert_eq!(
+            calls[2].2,
+            Some(json!({ "of": "db.default#a" })),
+            "with its state"
         );
     }
 }

@@ -13,6 +13,11 @@ pub struct EnvType {
     pub description: String,
     /// Where its environments run, as JSON (`{"kind": "process"}`).
     pub target: serde_json::Value,
+    /// The transformer installations every deployment's objects go through, in order.
+    pub transformers: Vec<String>,
+    /// Resources provisioned in every environment of the type, whether or not a workload
+    /// declares them.
+    pub resources: Vec<wharf_core::graph::Implicit>,
     /// When it was created (Unix seconds).
     pub created_at: i64,
 }
@@ -30,6 +35,9 @@ pub struct Environment {
     pub created_at: i64,
     /// Who created it.
     pub created_by: String,
+    /// True once its deletion was asked for: it takes no more deployments, and is gone
+    /// when its resources are deprovisioned.
+    pub deleting: bool,
 }
 
 fn id(text: String) -> Result<Id, Error> {
@@ -49,11 +57,14 @@ fn conflict(what: String) -> impl FnOnce(rusqlite::Error) -> Error {
 /// Creates an environment type; [`Error::Conflict`] when the id is taken.
 pub fn create_type(conn: &Connection, t: &EnvType) -> Result<(), Error> {
     conn.execute(
-        "INSERT INTO env_types (id, description, target, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO env_types (id, description, target, transformers, resources, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             t.id.as_str(),
             t.description,
             t.target.to_string(),
+            serde_json::to_string(&t.transformers).expect("strings serialize"),
+            serde_json::to_string(&t.resources).expect("resources serialize"),
             t.created_at
         ],
     )
@@ -61,17 +72,47 @@ pub fn create_type(conn: &Connection, t: &EnvType) -> Result<(), Error> {
     Ok(())
 }
 
-type TypeRow = (String, String, String, i64);
-
-fn type_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TypeRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+/// Replaces the settings of an environment type (all but its id and creation time);
+/// true when it exists.
+pub fn update_type(conn: &Connection, t: &EnvType) -> Result<bool, Error> {
+    Ok(conn.execute(
+        "UPDATE env_types SET description = ?2, target = ?3, transformers = ?4, resources = ?5
+          WHERE id = ?1",
+        params![
+            t.id.as_str(),
+            t.description,
+            t.target.to_string(),
+            serde_json::to_string(&t.transformers).expect("strings serialize"),
+            serde_json::to_string(&t.resources).expect("resources serialize"),
+        ],
+    )? == 1)
 }
 
-fn env_type((id_text, description, target, created_at): TypeRow) -> Result<EnvType, Error> {
+const TYPE_COLUMNS: &str = "id, description, target, transformers, resources, created_at";
+
+type TypeRow = (String, String, String, String, String, i64);
+
+fn type_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TypeRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn env_type(
+    (id_text, description, target, transformers, resources, created_at): TypeRow,
+) -> Result<EnvType, Error> {
+    let corrupt = |e: serde_json::Error| Error::Corrupt(e.to_string());
     Ok(EnvType {
         id: id(id_text)?,
         description,
-        target: serde_json::from_str(&target).map_err(|e| Error::Corrupt(e.to_string()))?,
+        target: serde_json::from_str(&target).map_err(corrupt)?,
+        transformers: serde_json::from_str(&transformers).map_err(corrupt)?,
+        resources: serde_json::from_str(&resources).map_err(corrupt)?,
         created_at,
     })
 }
@@ -79,7 +120,7 @@ fn env_type((id_text, description, target, created_at): TypeRow) -> Result<EnvTy
 /// The environment type with `id`, if any.
 pub fn get_type(conn: &Connection, id: &str) -> Result<Option<EnvType>, Error> {
     conn.query_row(
-        "SELECT id, description, target, created_at FROM env_types WHERE id = ?1",
+        &format!("SELECT {TYPE_COLUMNS} FROM env_types WHERE id = ?1"),
         [id],
         type_row,
     )
@@ -90,8 +131,8 @@ pub fn get_type(conn: &Connection, id: &str) -> Result<Option<EnvType>, Error> {
 
 /// Every environment type, by id.
 pub fn list_types(conn: &Connection) -> Result<Vec<EnvType>, Error> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, description, target, created_at FROM env_types ORDER BY id")?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {TYPE_COLUMNS} FROM env_types ORDER BY id"))?;
     let rows = stmt.query_map([], type_row)?;
     rows.map(|r| env_type(r?)).collect()
 }
@@ -134,27 +175,38 @@ pub fn create(conn: &Connection, e: &Environment) -> Result<(), Error> {
     Ok(())
 }
 
-type EnvRow = (String, String, String, i64, String);
+const ENV_COLUMNS: &str = "app, id, env_type, created_at, created_by, status";
+
+type EnvRow = (String, String, String, i64, String, String);
 
 fn env_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnvRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
-fn environment((app, env, env_type, created_at, created_by): EnvRow) -> Result<Environment, Error> {
+fn environment(
+    (app, env, env_type, created_at, created_by, status): EnvRow,
+) -> Result<Environment, Error> {
     Ok(Environment {
         app: id(app)?,
         id: id(env)?,
         env_type: id(env_type)?,
         created_at,
         created_by,
+        deleting: status == "deleting",
     })
 }
 
 /// The environment `app/id`, if any.
 pub fn get(conn: &Connection, app: &str, env: &str) -> Result<Option<Environment>, Error> {
     conn.query_row(
-        "SELECT app, id, env_type, created_at, created_by FROM environments
-          WHERE app = ?1 AND id = ?2",
+        &format!("SELECT {ENV_COLUMNS} FROM environments WHERE app = ?1 AND id = ?2"),
         [app, env],
         env_row,
     )
@@ -165,15 +217,23 @@ pub fn get(conn: &Connection, app: &str, env: &str) -> Result<Option<Environment
 
 /// The environments of `app`, by id.
 pub fn list(conn: &Connection, app: &str) -> Result<Vec<Environment>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT app, id, env_type, created_at, created_by FROM environments
-          WHERE app = ?1 ORDER BY id",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ENV_COLUMNS} FROM environments WHERE app = ?1 ORDER BY id"
+    ))?;
     let rows = stmt.query_map([app], env_row)?;
     rows.map(|r| environment(r?)).collect()
 }
 
-/// Deletes the environment `app/id`; true when it existed.
+/// Marks the environment `app/id` as being deleted; true when it exists.
+pub fn mark_deleting(conn: &Connection, app: &str, env: &str) -> Result<bool, Error> {
+    Ok(conn.execute(
+        "UPDATE environments SET status = 'deleting' WHERE app = ?1 AND id = ?2",
+        [app, env],
+    )? == 1)
+}
+
+/// Deletes the environment `app/id` with its deployments and resource records; true when
+/// it existed.
 pub fn delete(conn: &Connection, app: &str, env: &str) -> Result<bool, Error> {
     Ok(conn.execute(
         "DELETE FROM environments WHERE app = ?1 AND id = ?2",

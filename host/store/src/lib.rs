@@ -13,6 +13,7 @@
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod deployments;
 pub mod envs;
 mod migrations;
 pub mod plugins;

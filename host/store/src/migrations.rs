@@ -144,6 +144,73 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (app, env, uid),
         FOREIGN KEY (app, env) REFERENCES environments (app, id) ON DELETE CASCADE
      ) STRICT;",
+    // 7: deployments and their steps (times in Unix milliseconds); an environment type's
+    // transformer chain and implicit resources; environments being deleted; and, for each
+    // provisioned resource, what provisioned it (deployment, definition, driver), what it
+    // depends on, and its resolved params (sealed), so that it can be deprovisioned in
+    // reverse dependency order without the set that declared it.
+    "ALTER TABLE env_types ADD COLUMN transformers TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE env_types ADD COLUMN resources TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE environments ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'deleting'));
+     CREATE TABLE provisioned_next (
+        app         TEXT NOT NULL,
+        env         TEXT NOT NULL,
+        uid         TEXT NOT NULL,
+        status      TEXT NOT NULL
+                    CHECK (status IN ('in-progress', 'retrying', 'done', 'failed', 'deprovisioning')),
+        message     TEXT NOT NULL DEFAULT '',
+        state       BLOB,
+        outputs     TEXT NOT NULL DEFAULT '{}',
+        secrets     BLOB,
+        updated_at  INTEGER NOT NULL,
+        deployment  INTEGER NOT NULL DEFAULT 0,
+        definition  TEXT NOT NULL DEFAULT '',
+        driver      TEXT NOT NULL DEFAULT '',
+        depends_on  TEXT NOT NULL DEFAULT '[]',
+        params      BLOB,
+        PRIMARY KEY (app, env, uid),
+        FOREIGN KEY (app, env) REFERENCES environments (app, id) ON DELETE CASCADE
+     ) STRICT;
+     INSERT INTO provisioned_next (app, env, uid, status, message, state, outputs, secrets, updated_at)
+        SELECT app, env, uid, status, message, state, outputs, secrets, updated_at FROM provisioned;
+     DROP TABLE provisioned;
+     ALTER TABLE provisioned_next RENAME TO provisioned;
+     CREATE TABLE deployments (
+        app            TEXT NOT NULL,
+        env            TEXT NOT NULL,
+        id             INTEGER NOT NULL,
+        kind           TEXT NOT NULL CHECK (kind IN ('deploy', 'delete')),
+        set_id         TEXT NOT NULL DEFAULT '',
+        images         TEXT NOT NULL DEFAULT '{}',
+        comment        TEXT NOT NULL DEFAULT '',
+        status         TEXT NOT NULL
+                       CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+        error          TEXT,
+        created_at_ms  INTEGER NOT NULL,
+        created_by     TEXT NOT NULL,
+        started_at_ms  INTEGER,
+        finished_at_ms INTEGER,
+        PRIMARY KEY (app, env, id),
+        FOREIGN KEY (app, env) REFERENCES environments (app, id) ON DELETE CASCADE
+     ) STRICT;
+     CREATE INDEX deployments_pending ON deployments (status)
+        WHERE status IN ('queued', 'running');
+     CREATE TABLE deployment_steps (
+        app            TEXT NOT NULL,
+        env            TEXT NOT NULL,
+        deployment     INTEGER NOT NULL,
+        position       INTEGER NOT NULL,
+        name           TEXT NOT NULL,
+        status         TEXT NOT NULL
+                       CHECK (status IN ('pending', 'running', 'done', 'failed', 'skipped')),
+        started_at_ms  INTEGER,
+        finished_at_ms INTEGER,
+        detail         TEXT NOT NULL DEFAULT '{}',
+        error          TEXT,
+        PRIMARY KEY (app, env, deployment, position),
+        FOREIGN KEY (app, env, deployment) REFERENCES deployments (app, env, id) ON DELETE CASCADE
+     ) STRICT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -17,15 +17,19 @@ pub enum Status {
     Done,
     /// Failed for good.
     Failed,
+    /// Being deprovisioned.
+    Deprovisioning,
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// Its name (`in-progress`, `done`...).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::InProgress => "in-progress",
             Self::Retrying => "retrying",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Deprovisioning => "deprovisioning",
         }
     }
 
@@ -35,6 +39,7 @@ impl Status {
             "retrying" => Self::Retrying,
             "done" => Self::Done,
             "failed" => Self::Failed,
+            "deprovisioning" => Self::Deprovisioning,
             other => return Err(Error::Corrupt(format!("resource status {other:?}"))),
         })
     }
@@ -57,6 +62,16 @@ pub struct Record {
     pub secrets: Value,
     /// When it was written (Unix seconds).
     pub updated_at: i64,
+    /// The deployment that wrote it (its number in the environment).
+    pub deployment: i64,
+    /// The resource definition that provisions it.
+    pub definition: String,
+    /// The driver installation that provisions it.
+    pub driver: String,
+    /// The uids it depends on (deprovisioned after it).
+    pub depends_on: Vec<String>,
+    /// Its params as resolved for the driver (sealed at rest: they may hold secrets).
+    pub params: Value,
 }
 
 fn context(app: &str, env: &str, uid: &str, what: &str) -> String {
@@ -82,18 +97,28 @@ pub fn record(
         r.secrets.to_string().as_bytes(),
         &context(app, env, &r.uid, "secrets"),
     );
+    let params = sealer.seal(
+        r.params.to_string().as_bytes(),
+        &context(app, env, &r.uid, "params"),
+    );
     let keep_outputs = r.outputs.as_object().is_none_or(|o| o.is_empty())
         && r.secrets.as_object().is_none_or(|o| o.is_empty());
     conn.execute(
-        "INSERT INTO provisioned (app, env, uid, status, message, state, outputs, secrets, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO provisioned (app, env, uid, status, message, state, outputs, secrets,
+                                  updated_at, deployment, definition, driver, depends_on, params)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (app, env, uid) DO UPDATE SET
             status = excluded.status,
             message = excluded.message,
             state = COALESCE(excluded.state, provisioned.state),
             outputs = CASE WHEN ?10 THEN provisioned.outputs ELSE excluded.outputs END,
             secrets = CASE WHEN ?10 THEN provisioned.secrets ELSE excluded.secrets END,
-            updated_at = excluded.updated_at",
+            updated_at = excluded.updated_at,
+            deployment = excluded.deployment,
+            definition = excluded.definition,
+            driver = excluded.driver,
+            depends_on = excluded.depends_on,
+            params = excluded.params",
         params![
             app,
             env,
@@ -104,40 +129,87 @@ pub fn record(
             r.outputs.to_string(),
             secrets,
             r.updated_at,
-            keep_outputs
+            keep_outputs,
+            r.deployment,
+            r.definition,
+            r.driver,
+            serde_json::to_string(&r.depends_on).expect("strings serialize"),
+            params,
         ],
     )?;
     Ok(())
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    Option<Vec<u8>>,
-    String,
-    Option<Vec<u8>>,
-    i64,
-);
+/// Forgets the record of `uid` in `app/env` (it was deprovisioned); true when it existed.
+pub fn delete(conn: &Connection, app: &str, env: &str, uid: &str) -> Result<bool, Error> {
+    Ok(conn.execute(
+        "DELETE FROM provisioned WHERE app = ?1 AND env = ?2 AND uid = ?3",
+        [app, env, uid],
+    )? == 1)
+}
+
+const COLUMNS: &str = "uid, status, message, state, outputs, secrets, updated_at, \
+                       deployment, definition, driver, depends_on, params";
+
+struct Row {
+    uid: String,
+    status: String,
+    message: String,
+    state: Option<Vec<u8>>,
+    outputs: String,
+    secrets: Option<Vec<u8>>,
+    updated_at: i64,
+    deployment: i64,
+    definition: String,
+    driver: String,
+    depends_on: String,
+    params: Option<Vec<u8>>,
+}
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    Ok(Row {
+        uid: r.get(0)?,
+        status: r.get(1)?,
+        message: r.get(2)?,
+        state: r.get(3)?,
+        outputs: r.get(4)?,
+        secrets: r.get(5)?,
+        updated_at: r.get(6)?,
+        deployment: r.get(7)?,
+        definition: r.get(8)?,
+        driver: r.get(9)?,
+        depends_on: r.get(10)?,
+        params: r.get(11)?,
+    })
 }
 
 fn open_row(sealer: &Sealer, app: &str, env: &str, row: Row) -> Result<Record, Error> {
-    let (uid, status, message, state, outputs, secrets, updated_at) = row;
+    let Row {
+        uid,
+        status,
+        message,
+        state,
+        outputs,
+        secrets,
+        updated_at,
+        deployment,
+        definition,
+        driver,
+        depends_on,
+        params,
+    } = row;
     let json = |bytes: Vec<u8>| -> Result<Value, Error> {
         serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(e.to_string()))
     };
     Ok(Record {
+        deployment,
+        definition,
+        driver,
+        depends_on: serde_json::from_str(&depends_on).map_err(|e| Error::Corrupt(e.to_string()))?,
+        params: match params {
+            Some(p) => json(sealer.open(&p, &context(app, env, &uid, "params"))?)?,
+            None => Value::Object(Default::default()),
+        },
         status: Status::parse(&status)?,
         message,
         state: match state {
@@ -163,8 +235,7 @@ pub fn get(
     uid: &str,
 ) -> Result<Option<Record>, Error> {
     conn.query_row(
-        "SELECT uid, status, message, state, outputs, secrets, updated_at FROM provisioned
-         WHERE app = ?1 AND env = ?2 AND uid = ?3",
+        &format!("SELECT {COLUMNS} FROM provisioned WHERE app = ?1 AND env = ?2 AND uid = ?3"),
         [app, env, uid],
         row,
     )
@@ -180,10 +251,9 @@ pub fn list(
     app: &str,
     env: &str,
 ) -> Result<Vec<Record>, Error> {
-    let mut stmt = conn.prepare(
-        "SELECT uid, status, message, state, outputs, secrets, updated_at FROM provisioned
-         WHERE app = ?1 AND env = ?2 ORDER BY uid",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM provisioned WHERE app = ?1 AND env = ?2 ORDER BY uid"
+    ))?;
     let rows = stmt.query_map([app, env], row)?;
     rows.map(|r| open_row(sealer, app, env, r?)).collect()
 }

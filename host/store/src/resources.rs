@@ -39,6 +39,33 @@ pub struct Definition {
     pub updated_by: String,
 }
 
+/// Where a definition's sealed secrets are bound.
+pub fn secrets_context(definition: &str) -> String {
+    format!("resource-definition/secrets:{definition}")
+}
+
+/// The driver inputs of a definition, `{"values": {...}, "secrets": {...}}`, with its
+/// secrets unsealed.
+pub fn driver_inputs(sealer: &crate::secrets::Sealer, d: &Definition) -> Result<Value, Error> {
+    let inputs = &d.body["driver_inputs"];
+    let secrets = match inputs["secrets_sealed"].as_str() {
+        Some(text) => {
+            use base64::Engine as _;
+            let sealed = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| Error::Corrupt(format!("sealed secrets of {}: {e}", d.id)))?;
+            let bytes = sealer.open(&sealed, &secrets_context(&d.id))?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(e.to_string()))?
+        }
+        None => Value::Object(Default::default()),
+    };
+    let values = match &inputs["values"] {
+        Value::Null => Value::Object(Default::default()),
+        v => v.clone(),
+    };
+    Ok(serde_json::json!({ "values": values, "secrets": secrets }))
+}
+
 fn json(text: String) -> Result<Value, Error> {
     serde_json::from_str(&text).map_err(|e| Error::Corrupt(e.to_string()))
 }

@@ -7,7 +7,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wharf.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     let mode: String = store
         .call(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
         .await
@@ -23,7 +23,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     let id: String = store
         .call(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))?))
         .await
@@ -126,7 +126,7 @@ async fn an_online_backup_is_a_complete_database() {
         .await
         .unwrap();
     assert_eq!(value, "v");
-    assert_eq!(restored.schema_version().await.unwrap(), 6);
+    assert_eq!(restored.schema_version().await.unwrap(), 7);
 }
 
 #[tokio::test]

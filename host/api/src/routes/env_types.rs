@@ -18,7 +18,7 @@ use wharf_store::envs::{self, EnvType};
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(show, remove))
+        .routes(routes!(show, replace, remove))
 }
 
 /// An environment type: a class of environments, with the target they run on.
@@ -28,6 +28,11 @@ pub(crate) struct EnvTypeView {
     description: String,
     /// Where environments of this type run (`{"kind": "process"}`).
     target: Value,
+    /// The transformer installations every deployment's objects go through, in order.
+    transformers: Vec<String>,
+    /// Resources provisioned in every environment of this type.
+    #[schema(value_type = Vec<Object>)]
+    resources: Vec<wharf_core::graph::Implicit>,
     created_at: i64,
 }
 
@@ -37,6 +42,8 @@ impl From<EnvType> for EnvTypeView {
             id: t.id.to_string(),
             description: t.description,
             target: t.target,
+            transformers: t.transformers,
+            resources: t.resources,
             created_at: t.created_at,
         }
     }
@@ -51,24 +58,145 @@ pub(crate) struct NewEnvType {
     #[serde(default)]
     description: String,
     /// Where environments of this type run; the local process target by default.
+    /// `{"kind": "process", "ready_timeout_seconds": 60}` or
+    /// `{"kind": "gitops", "path": "/srv/manifests"}` (one directory per app and
+    /// environment under it; a git commit per deployment when it is a work tree).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     target: Option<Value>,
+    /// Transformer installations, applied in order to every deployment's objects.
+    #[serde(default)]
+    transformers: Vec<String>,
+    /// Resources provisioned in every environment of the type:
+    /// `[{"type": "namespace", "id": "env"}]`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    resources: Vec<wharf_core::graph::Implicit>,
 }
 
-/// Checks a target: the process target is the one this version runs.
+/// The body of `PUT /env-types/{env_type}`: every setting but the id.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnvTypeSettings {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    target: Option<Value>,
+    #[serde(default)]
+    transformers: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    resources: Vec<wharf_core::graph::Implicit>,
+}
+
+/// Checks a target: `process` or `gitops`, with their settings.
 fn target(target: Option<Value>) -> Result<Value, ApiError> {
     let target = target.unwrap_or_else(|| json!({ "kind": "process" }));
-    match target.get("kind").and_then(Value::as_str) {
-        Some("process") if target.as_object().is_some_and(|o| o.len() == 1) => Ok(target),
-        Some("process") => Err(ApiError::BadRequest(
-            "target: the process target takes no settings besides \"kind\"".into(),
-        )),
+    let bad = |m: &str| Err(ApiError::BadRequest(m.to_string()));
+    let Some(object) = target.as_object() else {
+        return bad("target: expected an object with \"kind\", like {\"kind\": \"process\"}");
+    };
+    let timeout_ok = object
+        .get("ready_timeout_seconds")
+        .is_none_or(|t| t.as_u64().is_some_and(|t| (1..=3600).contains(&t)));
+    if !timeout_ok {
+        return bad(
+            "target.ready_timeout_seconds: must be a whole number of seconds from 1 to 3600",
+        );
+    }
+    match object.get("kind").and_then(Value::as_str) {
+        Some("process") => {
+            if let Some(k) = object
+                .keys()
+                .find(|k| !["kind", "ready_timeout_seconds"].contains(&k.as_str()))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "target.{k}: the process target takes only \"ready_timeout_seconds\""
+                )));
+            }
+            Ok(target)
+        }
+        Some("gitops") => {
+            if let Some(k) = object
+                .keys()
+                .find(|k| !["kind", "path"].contains(&k.as_str()))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "target.{k}: the gitops target takes only \"path\""
+                )));
+            }
+            match object.get("path").and_then(Value::as_str) {
+                Some(p) if std::path::Path::new(p).is_absolute() => Ok(target),
+                _ => bad(
+                    "target.path: the gitops target needs the absolute path of the directory to write to",
+                ),
+            }
+        }
         Some(other) => Err(ApiError::BadRequest(format!(
-            "target.kind: unknown target {other:?}; expected \"process\""
+            "target.kind: unknown target {other:?}; expected \"process\" or \"gitops\""
         ))),
-        None => Err(ApiError::BadRequest(
-            "target: expected an object with \"kind\", like {\"kind\": \"process\"}".into(),
-        )),
+        None => bad("target: expected an object with \"kind\", like {\"kind\": \"process\"}"),
+    }
+}
+
+/// Checks implicit resources: types and ids that make uids, no two the same, and params
+/// without placeholders (there is no workload to resolve them against).
+fn implicit(resources: &[wharf_core::graph::Implicit]) -> Result<(), ApiError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, r) in resources.iter().enumerate() {
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !label(&r.res_type) || !r.class.as_deref().is_none_or(label) {
+            return Err(ApiError::BadRequest(format!(
+                "resources[{i}]: type and class must be names of letters, digits and dashes"
+            )));
+        }
+        if r.id.is_empty() || r.id.contains('#') || r.id.len() > 63 {
+            return Err(ApiError::BadRequest(format!(
+                "resources[{i}].id: must be 1 to 63 characters, without #"
+            )));
+        }
+        if r.params
+            .as_ref()
+            .is_some_and(|p| p.to_string().contains("${"))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "resources[{i}].params: placeholders cannot be resolved here; give literal values"
+            )));
+        }
+        if !seen.insert(r.uid()) {
+            return Err(ApiError::BadRequest(format!(
+                "resources[{i}]: {} is listed twice",
+                r.uid()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every named transformer is an installation of a transformer.
+async fn transformers(state: &AppState, names: &[String]) -> Result<(), ApiError> {
+    let names = names.to_vec();
+    let missing = state
+        .store
+        .call(move |conn| {
+            let installed = wharf_store::plugins::enabled_of_kind(conn, "transformer")?;
+            Ok(names
+                .iter()
+                .enumerate()
+                .find(|(_, n)| !installed.iter().any(|i| &i.id == *n))
+                .map(|(i, n)| (i, n.clone())))
+        })
+        .await?;
+    match missing {
+        Some((i, name)) => Err(ApiError::BadRequest(format!(
+            "transformers[{i}]: {name:?} is not an enabled transformer installation"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -114,10 +242,14 @@ async fn create(
         .policies
         .authorize(&caller, "env-types.create", type_target(type_id.as_str()))
         .await?;
+    implicit(&new.resources)?;
+    transformers(&state, &new.transformers).await?;
     let env_type = EnvType {
         id: type_id,
         description: new.description,
         target: target(new.target)?,
+        transformers: new.transformers,
+        resources: new.resources,
         created_at: now(),
     };
     let stored = env_type.clone();
@@ -158,6 +290,55 @@ async fn show(
         .await?
         .map(|t| Json(t.into()))
         .ok_or_else(|| ApiError::NotFound(format!("environment type {env_type}")))
+}
+
+/// Replaces the settings of an environment type; its environments' next deployments use
+/// them.
+#[utoipa::path(put, path = "/env-types/{env_type}", tag = "env-types", request_body = EnvTypeSettings,
+    params(("env_type" = String, Path, description = "The environment type's id")),
+    responses((status = 200, description = "The environment type", body = EnvTypeView)))]
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env_type): Path<String>,
+    request: Result<Json<EnvTypeSettings>, JsonRejection>,
+) -> Result<Json<EnvTypeView>, ApiError> {
+    let type_id = id(&env_type, "env-type")?;
+    state
+        .policies
+        .authorize(&caller, "env-types.update", type_target(&env_type))
+        .await?;
+    let new = body(request)?;
+    implicit(&new.resources)?;
+    transformers(&state, &new.transformers).await?;
+    let target = target(new.target)?;
+    let principal = caller.id.clone();
+    let updated = state
+        .store
+        .transaction(move |tx| {
+            let Some(old) = envs::get_type(tx, type_id.as_str())? else {
+                return Ok(None);
+            };
+            let t = EnvType {
+                description: new.description,
+                target,
+                transformers: new.transformers,
+                resources: new.resources,
+                ..old
+            };
+            envs::update_type(tx, &t)?;
+            audit(
+                tx,
+                &principal,
+                "env-types.update",
+                format!("env-type:{}", t.id),
+                json!({ "target": t.target, "transformers": t.transformers }),
+            )?;
+            Ok(Some(t))
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("environment type {env_type}")))?;
+    Ok(Json(updated.into()))
 }
 
 /// Deletes an environment type no environment uses.

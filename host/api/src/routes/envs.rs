@@ -28,6 +28,11 @@ pub(crate) struct EnvView {
     env_type: String,
     created_at: i64,
     created_by: String,
+    /// True while it is being deleted.
+    deleting: bool,
+    /// The deployment that clones it, when it was created from another environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployment: Option<i64>,
 }
 
 impl From<envs::Environment> for EnvView {
@@ -38,6 +43,8 @@ impl From<envs::Environment> for EnvView {
             env_type: e.env_type.to_string(),
             created_at: e.created_at,
             created_by: e.created_by,
+            deleting: e.deleting,
+            deployment: None,
         }
     }
 }
@@ -50,6 +57,11 @@ pub(crate) struct NewEnv {
     id: String,
     #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     env_type: String,
+    /// Clone this environment of the app: the new one is deployed with its current set
+    /// and images.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
+    from: Option<String>,
 }
 
 fn target(app: &str, env: Option<&str>, env_type: Option<&str>) -> Target {
@@ -117,12 +129,42 @@ async fn create(
             target(&app, Some(env_id.as_str()), Some(type_id.as_str())),
         )
         .await?;
+    // A clone deploys the source's current set: read it (and check that the caller may
+    // see the source) before anything is stored.
+    let clone = match &new.from {
+        Some(from) => {
+            crate::routes::deployments::environment(&state, &caller, &app, from).await?;
+            state
+                .policies
+                .authorize(
+                    &caller,
+                    "environments.clone",
+                    target(&app, Some(env_id.as_str()), Some(type_id.as_str())),
+                )
+                .await?;
+            let started = now_ms();
+            let (set, images, _) = crate::routes::deployments::accept(
+                &state,
+                &app,
+                from,
+                crate::routes::deployments::Source {
+                    rollback_to: None,
+                    delta: Some(json_patch::Patch(Vec::new())),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            Some((set, images, started, from.clone()))
+        }
+        None => None,
+    };
     let env = envs::Environment {
         app: app_id,
         id: env_id,
         env_type: type_id,
         created_at: now(),
         created_by: caller.id.clone(),
+        deleting: false,
     };
     let stored = env.clone();
     state
@@ -148,7 +190,58 @@ async fn create(
             Ok(Ok(()))
         })
         .await??;
-    Ok((StatusCode::CREATED, Json(env.into())))
+    let mut view = EnvView::from(env.clone());
+    if let Some((set, images, started, from)) = clone {
+        use crate::routes::deployments::{queue, steps};
+        use wharf_store::deployments::{Deployment, Kind, Status, Step, StepStatus};
+        let step = |name: &str, detail: serde_json::Value| Step {
+            name: name.into(),
+            status: StepStatus::Done,
+            started_at_ms: Some(started),
+            finished_at_ms: Some(now_ms()),
+            detail,
+            error: None,
+        };
+        let accept = step(
+            "accept",
+            serde_json::json!({ "set": set.id(), "source": format!("clone of {from}") }),
+        );
+        let authorize = step(
+            "authorize",
+            serde_json::json!({ "action": "environments.clone" }),
+        );
+        let queued = queue(
+            &state,
+            &caller,
+            Deployment {
+                app: env.app.to_string(),
+                env: env.id.to_string(),
+                id: 0,
+                kind: Kind::Deploy,
+                set_id: set.id(),
+                images: serde_json::json!(images),
+                comment: format!("cloned from {from}"),
+                status: Status::Queued,
+                error: None,
+                created_at_ms: now_ms(),
+                created_by: caller.id.clone(),
+                started_at_ms: None,
+                finished_at_ms: None,
+                steps: steps(Kind::Deploy, accept, authorize),
+            },
+            Some(set),
+        )
+        .await?;
+        view.deployment = Some(queued.id);
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Loads `app/env`, or a 404 that names which of the two is missing.
@@ -179,16 +272,21 @@ async fn show(
     Ok(Json(load(&state, &app, &env).await?.into()))
 }
 
-/// Deletes an environment.
+/// Deletes an environment: its workloads are stopped and its resources deprovisioned (in
+/// reverse dependency order) by a deletion the engine carries out, 202 with it; an
+/// environment that was never deployed is deleted at once, 204.
 #[utoipa::path(delete, path = "/apps/{app}/envs/{env}", tag = "environments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id")),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 202, description = "Being deleted; follow the deletion"),
+              (status = 204, description = "Deleted (nothing was deployed)")))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, env)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use wharf_store::deployments::{self, Deployment, Kind, Status, Step, StepStatus};
     // Deleting needs `deployer` on the environment's type, so it is read first; a
     // principal without access to the app is refused before learning whether it exists.
     id(&app, "app")?;
@@ -196,6 +294,7 @@ async fn remove(
         .policies
         .authorize(&caller, "environments.get", target(&app, Some(&env), None))
         .await?;
+    let started = now_ms();
     let found = load(&state, &app, &env).await?;
     state
         .policies
@@ -205,12 +304,23 @@ async fn remove(
             target(&app, Some(&env), Some(found.env_type.as_str())),
         )
         .await?;
-    let (app_id, env_id) = (found.app.clone(), found.id.clone());
+    let (app_id, env_id) = (found.app.to_string(), found.id.to_string());
     let principal = caller.id.clone();
-    state
+    // At once when nothing was ever deployed or provisioned; else marked, for the engine.
+    let at_once = state
         .store
         .transaction(move |tx| {
-            if envs::delete(tx, app_id.as_str(), env_id.as_str())? {
+            let deployed = !deployments::list(tx, &app_id, &env_id)?.is_empty();
+            let provisioned: i64 = tx.query_row(
+                "SELECT count(*) FROM provisioned WHERE app = ?1 AND env = ?2",
+                [&app_id, &env_id],
+                |r| r.get(0),
+            )?;
+            if deployed || provisioned > 0 {
+                envs::mark_deleting(tx, &app_id, &env_id)?;
+                return Ok(false);
+            }
+            if envs::delete(tx, &app_id, &env_id)? {
                 audit(
                     tx,
                     &principal,
@@ -219,8 +329,54 @@ async fn remove(
                     serde_json::Value::Null,
                 )?;
             }
-            Ok(())
+            Ok(true)
         })
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    if at_once {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // A deletion already waiting or running is the answer to asking again.
+    let (a, e) = (found.app.to_string(), found.id.to_string());
+    let pending = state
+        .store
+        .call(move |conn| Ok(deployments::next(conn, &a, &e)?.filter(|d| d.kind == Kind::Delete)))
+        .await?;
+    if let Some(d) = pending {
+        return Ok(crate::routes::deployments::accepted(d));
+    }
+    let step = |name: &str| Step {
+        name: name.into(),
+        status: StepStatus::Done,
+        started_at_ms: Some(started),
+        finished_at_ms: Some(now_ms()),
+        detail: serde_json::json!({}),
+        error: None,
+    };
+    let queued = crate::routes::deployments::queue(
+        &state,
+        &caller,
+        Deployment {
+            app: found.app.to_string(),
+            env: found.id.to_string(),
+            id: 0,
+            kind: Kind::Delete,
+            set_id: String::new(),
+            images: serde_json::json!({}),
+            comment: "delete the environment".into(),
+            status: Status::Queued,
+            error: None,
+            created_at_ms: now_ms(),
+            created_by: caller.id.clone(),
+            started_at_ms: None,
+            finished_at_ms: None,
+            steps: crate::routes::deployments::steps(
+                Kind::Delete,
+                step("accept"),
+                step("authorize"),
+            ),
+        },
+        None,
+    )
+    .await?;
+    Ok(crate::routes::deployments::accepted(queued))
 }

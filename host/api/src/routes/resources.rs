@@ -20,14 +20,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wharf_core::matching::{self, Candidate, Criterion, MatchError};
-use wharf_store::resources::{self as stored, Definition, ResourceType};
+use wharf_store::resources::{self as stored, Definition, ResourceType, secrets_context};
 use wharf_store::secrets::Sealer;
 use wharf_store::{envs, plugins};
-
-/// Where a definition's sealed secrets are bound.
-pub(crate) fn secrets_context(definition: &str) -> String {
-    format!("resource-definition/secrets:{definition}")
-}
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

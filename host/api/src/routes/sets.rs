@@ -33,10 +33,6 @@ fn app_target(app: &str) -> Target {
     }
 }
 
-fn invalid(problems: Vec<Problem>) -> ApiError {
-    ApiError::Invalid(problems.into_iter().map(|p| (p.path, p.message)).collect())
-}
-
 /// A set in a list.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SetSummary {
@@ -124,6 +120,39 @@ pub(crate) struct NewSet {
     workloads: Vec<Value>,
 }
 
+/// Parses and validates Score documents (JSON objects or YAML text) into a set; a 400
+/// lists every problem of every document, with its path (`/workloads/I/...`).
+pub(crate) fn parse(documents: Vec<Value>) -> Result<Set, ApiError> {
+    if documents.is_empty() {
+        return Err(ApiError::BadRequest(
+            "workloads: give at least one Score document".into(),
+        ));
+    }
+    let mut workloads = Vec::new();
+    let mut problems = Vec::new();
+    for (i, doc) in documents.into_iter().enumerate() {
+        let loaded = match doc {
+            Value::String(text) => score::load(&text),
+            other => score::from_value(other),
+        };
+        match loaded {
+            Ok((w, _)) => workloads.push(w),
+            Err(found) => problems.extend(found.into_iter().map(|p| Problem {
+                path: format!("/workloads/{i}{}", p.path),
+                message: p.message,
+            })),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    Set::new(workloads).map_err(invalid)
+}
+
+pub(crate) fn invalid(problems: Vec<Problem>) -> ApiError {
+    ApiError::Invalid(problems.into_iter().map(|p| (p.path, p.message)).collect())
+}
+
 /// Stores `set` for `app` (if new) and answers with it.
 async fn store(
     state: &AppState,
@@ -192,30 +221,7 @@ async fn create(
         .policies
         .authorize(&caller, "sets.create", app_target(&app))
         .await?;
-    if new.workloads.is_empty() {
-        return Err(ApiError::BadRequest(
-            "workloads: give at least one Score document".into(),
-        ));
-    }
-    let mut workloads = Vec::new();
-    let mut problems = Vec::new();
-    for (i, doc) in new.workloads.into_iter().enumerate() {
-        let loaded = match doc {
-            Value::String(text) => score::load(&text),
-            other => score::from_value(other),
-        };
-        match loaded {
-            Ok((w, _)) => workloads.push(w),
-            Err(found) => problems.extend(found.into_iter().map(|p| Problem {
-                path: format!("/workloads/{i}{}", p.path),
-                message: p.message,
-            })),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(invalid(problems));
-    }
-    let set = Set::new(workloads).map_err(invalid)?;
+    let set = parse(new.workloads)?;
     let names: Vec<String> = set.workloads.keys().cloned().collect();
     store(
         &state,

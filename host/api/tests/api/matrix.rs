@@ -73,6 +73,41 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
         "/api/v1/env-types/{env_type}",
         Some("env-types.delete"),
     ),
+    (
+        "PUT",
+        "/api/v1/env-types/{env_type}",
+        Some("env-types.update"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}/deployments",
+        Some("deployments.list"),
+    ),
+    (
+        "POST",
+        "/api/v1/apps/{app}/envs/{env}/deployments",
+        Some("deployments.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}/deployments/{id}",
+        Some("deployments.get"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}/deployments/{id}/events",
+        Some("deployments.get"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}/status",
+        Some("environments.get"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}/logs",
+        Some("logs.read"),
+    ),
     ("GET", "/api/v1/users", Some("users.list")),
     ("POST", "/api/v1/users", Some("users.create")),
     ("GET", "/api/v1/users/{user}", Some("users.get")),
@@ -304,6 +339,57 @@ async fn request(api: &Api, method: &str, route: &str, n: usize, app: &str) -> (
         ),
         ("GET", "/api/v1/env-types/{env_type}") => {
             (format!("{base}/env-types/development"), Body_::None)
+        }
+        ("PUT", "/api/v1/env-types/{env_type}") => {
+            let id = format!("changed-{n}");
+            ok(api
+                .send(
+                    "POST",
+                    &format!("{base}/env-types"),
+                    admin,
+                    Some(json!({ "id": id })),
+                )
+                .await);
+            (
+                format!("{base}/env-types/{id}"),
+                Body_::Json(json!({ "description": "changed" })),
+            )
+        }
+        ("GET", "/api/v1/apps/{app}/envs/{env}/deployments") => {
+            (format!("{base}/apps/{app}/envs/e/deployments"), Body_::None)
+        }
+        ("POST", "/api/v1/apps/{app}/envs/{env}/deployments") => (
+            format!("{base}/apps/{app}/envs/e/deployments"),
+            Body_::Json(score_set("web", "serve")),
+        ),
+        (
+            "GET",
+            "/api/v1/apps/{app}/envs/{env}/deployments/{id}"
+            | "/api/v1/apps/{app}/envs/{env}/deployments/{id}/events",
+        ) => {
+            // A deployment that fails at once (there is no program `serve`), so that its
+            // event stream ends.
+            let (status, d) = api
+                .send(
+                    "POST",
+                    &format!("{base}/apps/{app}/envs/e/deployments"),
+                    admin,
+                    Some(score_set("web", "serve")),
+                )
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{d}");
+            let path = format!("{base}/apps/{app}/envs/e/deployments/{}", d["id"]);
+            if route.ends_with("/events") {
+                (format!("{path}/events"), Body_::None)
+            } else {
+                (path, Body_::None)
+            }
+        }
+        ("GET", "/api/v1/apps/{app}/envs/{env}/status") => {
+            (format!("{base}/apps/{app}/envs/e/status"), Body_::None)
+        }
+        ("GET", "/api/v1/apps/{app}/envs/{env}/logs") => {
+            (format!("{base}/apps/{app}/envs/e/logs"), Body_::None)
         }
         ("DELETE", "/api/v1/env-types/{env_type}") => {
             let id = format!("gone-{n}");

@@ -6,7 +6,7 @@
 //! A directory is replaced whole: the new files are written to a temporary directory
 //! next to it and swapped in with renames, so a reader never sees half an apply.
 
-use super::{Applied, BoxFuture, EnvRef, Target, TargetError};
+use super::{Applied, BoxFuture, EnvRef, LogQuery, LogStream, Target, TargetError, WorkloadStatus};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,6 +121,7 @@ impl Gitops {
         Ok(Applied {
             changed,
             pruned,
+            ignored: Vec::new(),
             location,
         })
     }
@@ -219,7 +220,53 @@ impl Target for Gitops {
         Box::pin(async move { self.apply_now(env, objects) })
     }
 
+    fn verify<'a>(
+        &'a self,
+        env: &'a EnvRef,
+        _timeout: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Vec<WorkloadStatus>, TargetError>> {
+        Box::pin(async move { Ok(self.written(env)) })
+    }
+
+    fn status<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Vec<WorkloadStatus>> {
+        Box::pin(async move { self.written(env) })
+    }
+
+    fn logs<'a>(
+        &'a self,
+        _env: &'a EnvRef,
+        _query: LogQuery,
+    ) -> BoxFuture<'a, Result<LogStream, TargetError>> {
+        Box::pin(async move {
+            Err(TargetError::Unsupported(
+                "the gitops target writes manifests for Argo CD or Flux to apply; read the logs \
+                 in the cluster they apply to"
+                    .into(),
+            ))
+        })
+    }
+
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move { self.remove_now(env) })
+    }
+}
+
+impl Gitops {
+    /// Each Deployment written for the environment, as `written`: what happens next is
+    /// up to the tool that syncs the directory.
+    fn written(&self, env: &EnvRef) -> Vec<WorkloadStatus> {
+        let dir = self.dir(env);
+        read_dir(&dir)
+            .keys()
+            .filter_map(|f| f.strip_prefix("deployment-")?.strip_suffix(".yaml"))
+            .map(|name| WorkloadStatus {
+                name: name.to_string(),
+                state: "written".into(),
+                ready: true,
+                reason: Some(format!("written to {}", dir.display())),
+                endpoints: Vec::new(),
+                containers: Vec::new(),
+            })
+            .collect()
     }
 }

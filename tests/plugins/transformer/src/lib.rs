@@ -1,5 +1,6 @@
 //! A well-behaved transformer for the runtime's tests: adds the labels of `config.labels`
-//! to every object and sets `spec.replicas` on Deployments that have none.
+//! to every object and sets `spec.replicas` on Deployments that have none. With
+//! `config.trap` set it panics (a trap), for the tests of a transformer that fails.
 //!
 //! It exists for tests and benchmarks only and must never be bundled into the host.
 
@@ -19,6 +20,9 @@ impl Transformer for TestTransformer {
         config: &Value,
         mut objects: Vec<Value>,
     ) -> Result<Vec<Value>, PluginError> {
+        if config["trap"] == true {
+            panic!("the test transformer traps on purpose");
+        }
         let labels = config["labels"].as_object().cloned().unwrap_or_default();
         for object in &mut objects {
             let metadata = object

@@ -1,0 +1,720 @@
+//! `/apps/{app}/envs/{env}/deployments`, `/status` and `/logs`: deploying a set to an
+//! environment, following the deployment, and seeing what runs.
+//!
+//! A deployment is accepted (its Score documents or delta validated, its set stored),
+//! authorized (`deployments.create` on the environment's type, with its workloads and
+//! images as attributes) and queued here, in one transaction; the engine carries it out
+//! and the client follows it (`GET .../deployments/{id}`, or its server-sent events).
+
+use crate::auth::Caller;
+use crate::authz::Target;
+use crate::routes::sets::{invalid, parse};
+use crate::routes::{Page, PageQuery, audit, body, id, page};
+use crate::{ApiError, AppState, now};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wharf_core::set::Set;
+use wharf_engine::pipeline::{DELETE_STEPS, DEPLOY_STEPS, EngineError};
+use wharf_store::deployments::{self, Deployment, Kind, Step, StepStatus};
+use wharf_store::{envs, sets};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show))
+        .routes(routes!(events))
+        .routes(routes!(status))
+        .routes(routes!(logs))
+}
+
+/// One step of a deployment.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StepView {
+    /// `accept`, `authorize`, `resolve`, `provision`, `render`, `transform`, `apply`,
+    /// `verify` (or, for a deletion, `stop`, `deprovision`, `remove`).
+    name: String,
+    /// `pending`, `running`, `done`, `failed` or `skipped`.
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<i64>,
+    /// What it did.
+    #[schema(value_type = Object)]
+    detail: Value,
+    /// Why it failed: `{scope, object, message}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    error: Option<Value>,
+}
+
+/// A deployment.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeploymentView {
+    app: String,
+    env: String,
+    /// Its number in the environment, from 1.
+    id: i64,
+    /// `deploy` (a set) or `delete` (the environment).
+    kind: String,
+    /// The set it applies.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    set: String,
+    /// Images given at deploy time, by container.
+    #[schema(value_type = Object)]
+    images: Value,
+    comment: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    status: String,
+    /// Why it failed: `{step, scope, object, message}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    error: Option<Value>,
+    created_at_ms: i64,
+    created_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at_ms: Option<i64>,
+    /// Its steps (not in lists).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    steps: Vec<StepView>,
+}
+
+pub(crate) fn view(d: Deployment) -> DeploymentView {
+    DeploymentView {
+        app: d.app,
+        env: d.env,
+        id: d.id,
+        kind: d.kind.as_str().into(),
+        set: d.set_id,
+        images: d.images,
+        comment: d.comment,
+        status: d.status.as_str().into(),
+        error: d.error,
+        created_at_ms: d.created_at_ms,
+        created_by: d.created_by,
+        started_at_ms: d.started_at_ms,
+        finished_at_ms: d.finished_at_ms,
+        steps: d
+            .steps
+            .into_iter()
+            .map(|s| StepView {
+                duration_ms: s.started_at_ms.zip(s.finished_at_ms).map(|(a, b)| b - a),
+                name: s.name,
+                status: s.status.as_str().into(),
+                started_at_ms: s.started_at_ms,
+                finished_at_ms: s.finished_at_ms,
+                detail: s.detail,
+                error: s.error,
+            })
+            .collect(),
+    }
+}
+
+fn env_target(app: &str, env: &str, env_type: Option<&str>) -> Target {
+    Target {
+        app: Some(app.to_string()),
+        env: Some(env.to_string()),
+        env_type: env_type.map(str::to_string),
+        ..Target::default()
+    }
+}
+
+/// Authorizes `environments.get` (so that a caller without access to the app learns
+/// nothing), then loads the environment.
+pub(crate) async fn environment(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    env: &str,
+) -> Result<envs::Environment, ApiError> {
+    let (app_id, env_id) = (id(app, "app")?, id(env, "env")?);
+    state
+        .policies
+        .authorize(caller, "environments.get", env_target(app, env, None))
+        .await?;
+    state
+        .store
+        .call(move |conn| envs::get(conn, app_id.as_str(), env_id.as_str()))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("environment {app}/{env}")))
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// A step that is done, with its times.
+fn done_step(name: &str, started_at_ms: i64, detail: Value) -> Step {
+    Step {
+        name: name.into(),
+        status: StepStatus::Done,
+        started_at_ms: Some(started_at_ms),
+        finished_at_ms: Some(now_ms()),
+        detail,
+        error: None,
+    }
+}
+
+/// The steps of a new deployment of `kind`: `accept` and `authorize` done, the rest to do.
+pub(crate) fn steps(kind: Kind, accept: Step, authorize: Step) -> Vec<Step> {
+    let names = match kind {
+        Kind::Deploy => DEPLOY_STEPS,
+        Kind::Delete => DELETE_STEPS,
+    };
+    let mut steps = vec![accept, authorize];
+    steps.extend(names[2..].iter().map(|n| Step::pending(n)));
+    steps
+}
+
+/// The body of `POST /apps/{app}/envs/{env}/deployments`: exactly one of `set`,
+/// `workloads`, `delta` and `rollback_to`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewDeployment {
+    /// Deploy this stored set of the app.
+    #[serde(default)]
+    set: Option<String>,
+    /// Deploy these Score documents (JSON objects or YAML text), stored as a set.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    workloads: Option<Vec<Value>>,
+    /// Deploy the environment's current set changed by this JSON Patch.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    delta: Option<json_patch::Patch>,
+    /// Deploy the set (and images) of this earlier deployment again.
+    #[serde(default)]
+    rollback_to: Option<i64>,
+    /// Images for containers whose image is `.`, by container name (`*` for all).
+    #[serde(default)]
+    images: BTreeMap<String, String>,
+    /// Why.
+    #[serde(default)]
+    comment: String,
+}
+
+/// Lists an environment's deployments, newest first.
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments", tag = "deployments",
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id"), PageQuery),
+    responses((status = 200, description = "The deployments, newest first", body = [DeploymentView])))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Page<DeploymentView>, ApiError> {
+    let found = environment(&state, &caller, &app, &env).await?;
+    state
+        .policies
+        .authorize(
+            &caller,
+            "deployments.list",
+            env_target(&app, &env, Some(found.env_type.as_str())),
+        )
+        .await?;
+    let (a, e) = (app.clone(), env.clone());
+    let all = state
+        .store
+        .call(move |conn| deployments::list(conn, &a, &e))
+        .await?;
+    // Newest first: the cursor counts down.
+    page(
+        all.into_iter().map(view).collect(),
+        |d| format!("{:020}", i64::MAX - d.id),
+        &query,
+        &format!("/api/v1/apps/{app}/envs/{env}/deployments"),
+    )
+}
+
+/// Deploys a set to an environment: accepted, authorized and queued (202); the engine
+/// carries it out. Follow it at its `Location`, or at `.../events`.
+#[utoipa::path(post, path = "/apps/{app}/envs/{env}/deployments", tag = "deployments",
+    request_body = NewDeployment,
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id")),
+    responses((status = 202, description = "Queued", body = DeploymentView)))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env)): Path<(String, String)>,
+    request: Result<Json<NewDeployment>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let accept_started = now_ms();
+    let new = body(request)?;
+    let found = environment(&state, &caller, &app, &env).await?;
+    let (set, images, source) = accept(&state, &app, &env, new.clone_source()).await?;
+    let mut images = images;
+    images.extend(new.images);
+    for (container, image) in &images {
+        if container.is_empty() || image.trim().is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "images: {container:?}={image:?}; give CONTAINER=IMAGE with both non-empty"
+            )));
+        }
+    }
+    let accept = done_step(
+        "accept",
+        accept_started,
+        json!({ "set": set.id(), "source": source, "workloads": set.workloads.keys().collect::<Vec<_>>() }),
+    );
+    let authorize_started = now_ms();
+    let all_images: Vec<&str> = set
+        .workloads
+        .values()
+        .flat_map(|w| w.containers.values().map(|c| c.image.as_str()))
+        .collect();
+    state
+        .policies
+        .authorize(
+            &caller,
+            "deployments.create",
+            Target {
+                attributes: json!({
+                    "workloads": set.workloads.keys().collect::<Vec<_>>(),
+                    "images": all_images,
+                    "deploy_images": images,
+                }),
+                ..env_target(&app, &env, Some(found.env_type.as_str()))
+            },
+        )
+        .await?;
+    if found.deleting {
+        return Err(ApiError::Clash(format!(
+            "environment {app}/{env} is being deleted; it takes no more deployments"
+        )));
+    }
+    let authorize = done_step(
+        "authorize",
+        authorize_started,
+        json!({ "action": "deployments.create" }),
+    );
+    let queued = queue(
+        &state,
+        &caller,
+        Deployment {
+            app: app.clone(),
+            env: env.clone(),
+            id: 0,
+            kind: Kind::Deploy,
+            set_id: set.id(),
+            images: json!(images),
+            comment: new.comment,
+            status: deployments::Status::Queued,
+            error: None,
+            created_at_ms: now_ms(),
+            created_by: caller.id.clone(),
+            started_at_ms: None,
+            finished_at_ms: None,
+            steps: steps(Kind::Deploy, accept, authorize),
+        },
+        Some(set),
+    )
+    .await?;
+    Ok(accepted(queued))
+}
+
+impl NewDeployment {
+    fn clone_source(&self) -> Source {
+        Source {
+            set: self.set.clone(),
+            workloads: self.workloads.clone(),
+            delta: self.delta.clone(),
+            rollback_to: self.rollback_to,
+        }
+    }
+}
+
+/// Where a deployment's set comes from.
+#[derive(Debug, Default)]
+pub(crate) struct Source {
+    pub(crate) set: Option<String>,
+    pub(crate) workloads: Option<Vec<Value>>,
+    pub(crate) delta: Option<json_patch::Patch>,
+    pub(crate) rollback_to: Option<i64>,
+}
+
+/// Accept: the set a deployment applies, validated, with the images it inherits and a
+/// word on where it came from.
+pub(crate) async fn accept(
+    state: &AppState,
+    app: &str,
+    env: &str,
+    source: Source,
+) -> Result<(Set, BTreeMap<String, String>, String), ApiError> {
+    let given = [
+        source.set.is_some(),
+        source.workloads.is_some(),
+        source.delta.is_some(),
+        source.rollback_to.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if given != 1 {
+        return Err(ApiError::BadRequest(
+            "give exactly one of set, workloads, delta and rollback_to".into(),
+        ));
+    }
+    let stored = |set_id: String| async move {
+        let (a, s) = (app.to_string(), set_id.clone());
+        let found = state
+            .store
+            .call(move |conn| sets::get(conn, &a, &s))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("set {set_id} of app {app}")))?;
+        Set::from_json(found.body).map_err(|p| {
+            ApiError::Internal(format!("stored set {set_id} does not validate: {p:?}"))
+        })
+    };
+    if let Some(documents) = source.workloads {
+        return Ok((parse(documents)?, BTreeMap::new(), "workloads".into()));
+    }
+    if let Some(set_id) = source.set {
+        return Ok((
+            stored(set_id.clone()).await?,
+            BTreeMap::new(),
+            format!("set {set_id}"),
+        ));
+    }
+    let (a, e) = (app.to_string(), env.to_string());
+    if let Some(n) = source.rollback_to {
+        let earlier = state
+            .store
+            .call(move |conn| deployments::get(conn, &a, &e, n))
+            .await?
+            .filter(|d| d.kind == Kind::Deploy)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "deployment {n} of {app}/{env} (one that applied a set)"
+                ))
+            })?;
+        let images = serde_json::from_value(earlier.images).unwrap_or_default();
+        return Ok((
+            stored(earlier.set_id).await?,
+            images,
+            format!("rollback to deployment {n}"),
+        ));
+    }
+    let patch = source.delta.expect("one source is given");
+    let current = state
+        .store
+        .call(move |conn| deployments::current(conn, &a, &e))
+        .await?
+        .ok_or_else(|| {
+            ApiError::Clash(format!(
+                "environment {app}/{env} has no deployed set for a delta to change; deploy a set first"
+            ))
+        })?;
+    let images = serde_json::from_value(current.images.clone()).unwrap_or_default();
+    let base = stored(current.set_id.clone()).await?;
+    let next = base.apply(&patch).map_err(invalid)?;
+    Ok((next, images, format!("delta on set {}", current.set_id)))
+}
+
+/// Stores the deployment (and its set, when new) in one transaction, with the audit
+/// event, and wakes the engine.
+pub(crate) async fn queue(
+    state: &AppState,
+    caller: &Caller,
+    deployment: Deployment,
+    set: Option<Set>,
+) -> Result<Deployment, ApiError> {
+    let (app, env) = (deployment.app.clone(), deployment.env.clone());
+    let principal = caller.id.clone();
+    let id = state
+        .store
+        .transaction(move |tx| {
+            if let Some(set) = set {
+                let row = sets::StoredSet {
+                    app: deployment.app.clone(),
+                    id: set.id(),
+                    body: set.to_json(),
+                    created_at: now(),
+                    created_by: principal.clone(),
+                };
+                if sets::put(tx, &row)? {
+                    audit(
+                        tx,
+                        &principal,
+                        "sets.create",
+                        format!("set:{}/{}", row.app, row.id),
+                        json!({ "workloads": set.workloads.keys().collect::<Vec<_>>() }),
+                    )?;
+                }
+            }
+            let id = deployments::create(tx, &deployment)?;
+            let action = match deployment.kind {
+                Kind::Deploy => "deployments.create",
+                Kind::Delete => "environments.delete",
+            };
+            audit(
+                tx,
+                &principal,
+                action,
+                format!("deployment:{}/{}/{id}", deployment.app, deployment.env),
+                json!({ "set": deployment.set_id, "comment": deployment.comment }),
+            )?;
+            Ok(id)
+        })
+        .await?;
+    state.engine.wake(&app, &env);
+    let (a, e) = (app.clone(), env.clone());
+    state
+        .store
+        .call(move |conn| deployments::get(conn, &a, &e, id))
+        .await?
+        .ok_or_else(|| ApiError::Internal("a deployment vanished after it was stored".into()))
+}
+
+/// 202 with the deployment and its `Location`.
+pub(crate) fn accepted(d: Deployment) -> Response {
+    let location = format!("/api/v1/apps/{}/envs/{}/deployments/{}", d.app, d.env, d.id);
+    let mut response = (StatusCode::ACCEPTED, Json(view(d))).into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    env: &str,
+    n: i64,
+) -> Result<Deployment, ApiError> {
+    let found = environment(state, caller, app, env).await?;
+    state
+        .policies
+        .authorize(
+            caller,
+            "deployments.get",
+            env_target(app, env, Some(found.env_type.as_str())),
+        )
+        .await?;
+    let (a, e) = (app.to_string(), env.to_string());
+    state
+        .store
+        .call(move |conn| deployments::get(conn, &a, &e, n))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("deployment {n} of {app}/{env}")))
+}
+
+/// Shows a deployment with its steps.
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments/{id}", tag = "deployments",
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id"),
+           ("id" = i64, Path, description = "The deployment's number")),
+    responses((status = 200, description = "The deployment", body = DeploymentView)))]
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env, n)): Path<(String, String, String)>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let n = number(&n)?;
+    Ok(Json(view(load(&state, &caller, &app, &env, n).await?)))
+}
+
+fn number(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "id: {text:?} is not a deployment number (1, 2, ...)"
+        ))
+    })
+}
+
+/// The deployment as it happens, as server-sent events: first `deployment` (the whole
+/// deployment as it is), then `step`, `resource` and `status` events as the engine
+/// writes them, until it is over.
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments/{id}/events", tag = "deployments",
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id"),
+           ("id" = i64, Path, description = "The deployment's number")),
+    responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream")))]
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env, n)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let n = number(&n)?;
+    // Subscribed before reading, so that nothing between the read and the first event is
+    // missed; an event that repeats what was read is harmless (each carries its state).
+    let receiver = state.engine.subscribe();
+    let first = load(&state, &caller, &app, &env, n).await?;
+    let over = first.status.is_final();
+    let snapshot = SseEvent::default()
+        .event("deployment")
+        .json_data(view(first))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let store = state.store.clone();
+    type Item = Result<SseEvent, std::convert::Infallible>;
+    let head = futures_util::stream::iter(vec![Item::Ok(snapshot)]);
+    let live = futures_util::stream::unfold(
+        (receiver, over, store),
+        move |(mut receiver, over, store)| {
+            let (app, env) = (app.clone(), env.clone());
+            async move {
+                if over {
+                    return None;
+                }
+                loop {
+                    match receiver.recv().await {
+                        Ok(e) if e.app == app && e.env == env && e.deployment == n => {
+                            let name = match &e.what {
+                                wharf_engine::pipeline::What::Step { .. } => "step",
+                                wharf_engine::pipeline::What::Resource { .. } => "resource",
+                                wharf_engine::pipeline::What::Status { .. } => "status",
+                            };
+                            let end = matches!(&e.what, wharf_engine::pipeline::What::Status { status, .. } if status != "running");
+                            let event = SseEvent::default()
+                                .event(name)
+                                .json_data(&e)
+                                .unwrap_or_else(|_| SseEvent::default().event(name));
+                            return Some((Item::Ok(event), (receiver, end, store)));
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Too slow to keep up: send the whole deployment again.
+                            let (a, e) = (app.clone(), env.clone());
+                            let now = store
+                                .call(move |conn| deployments::get(conn, &a, &e, n))
+                                .await
+                                .ok()
+                                .flatten();
+                            let now = now?;
+                            let end = now.status.is_final();
+                            let event = SseEvent::default()
+                                .event("deployment")
+                                .json_data(view(now))
+                                .unwrap_or_else(|_| SseEvent::default().event("deployment"));
+                            return Some((Item::Ok(event), (receiver, end, store)));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(futures_util::StreamExt::chain(head, live))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// How the environment is doing: its current deployment, each workload on its target
+/// (and why it is not ready), each resource (and why it is not done).
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/status", tag = "deployments",
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id")),
+    responses((status = 200, description = "The environment's status", body = Object)))]
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let found = environment(&state, &caller, &app, &env).await?;
+    let status = state
+        .engine
+        .status(&app, &env)
+        .await
+        .map_err(engine_error)?;
+    let (a, e) = (app.clone(), env.clone());
+    let latest = state
+        .store
+        .call(move |conn| Ok(deployments::list(conn, &a, &e)?.into_iter().next()))
+        .await?;
+    let mut body = json!(status);
+    body["app"] = json!(app);
+    body["env"] = json!(env);
+    body["env_type"] = json!(found.env_type.as_str());
+    body["deleting"] = json!(found.deleting);
+    body["latest"] = latest.map(|d| json!(view(d))).unwrap_or(Value::Null);
+    Ok(Json(body))
+}
+
+/// What `GET .../logs` reads.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogsQuery {
+    /// Only this workload's containers.
+    workload: Option<String>,
+    /// Keep the response open and send new lines as they are written.
+    #[serde(default)]
+    follow: bool,
+    /// Lines to start with, per container (100 when absent; at most 100000).
+    tail: Option<usize>,
+}
+
+/// The environment's logs, as plain text, one line per line (prefixed with
+/// `[workload/container]` when several containers are read).
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/logs", tag = "deployments",
+    params(("app" = String, Path, description = "The app's id"),
+           ("env" = String, Path, description = "The environment's id"), LogsQuery),
+    responses((status = 200, description = "Log lines", body = String, content_type = "text/plain")))]
+async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, env)): Path<(String, String)>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    environment(&state, &caller, &app, &env).await?;
+    state
+        .policies
+        .authorize(&caller, "logs.read", env_target(&app, &env, None))
+        .await?;
+    let tail = query.tail.unwrap_or(100);
+    if tail > 100_000 {
+        return Err(ApiError::BadRequest("tail: at most 100000 lines".into()));
+    }
+    let lines = state
+        .engine
+        .logs(
+            &app,
+            &env,
+            wharf_engine::target::LogQuery {
+                workload: query.workload,
+                tail,
+                follow: query.follow,
+            },
+        )
+        .await
+        .map_err(engine_error)?;
+    let body = futures_util::StreamExt::map(lines, |line| {
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n"))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+pub(crate) fn engine_error(e: EngineError) -> ApiError {
+    use wharf_engine::target::TargetError;
+    match e {
+        EngineError::NoEnvironment(what) => ApiError::NotFound(format!("environment {what}")),
+        EngineError::Target(m) => ApiError::Clash(m),
+        EngineError::TargetFailed(TargetError::Missing(m)) => ApiError::NoMatch(m),
+        EngineError::TargetFailed(TargetError::Unsupported(m)) => ApiError::Clash(m),
+        other => ApiError::Internal(other.to_string()),
+    }
+}

@@ -1,0 +1,1131 @@
+//! The deployment pipeline: the engine that carries out what the API queued.
+//!
+//! The API writes a deployment `queued` (with its `accept` and `authorize` steps done)
+//! and calls [`Engine::wake`]; the engine runs the environment's deployments one at a
+//! time, in order, and many environments at once (at most `max_running`). A deployment
+//! of a set goes through `resolve` (the resource graph, a definition for each node),
+//! `provision` (the drivers, through [`provision::run`]), `render` (Kubernetes objects),
+//! `transform` (the environment type's transformer chain), `apply` (to its target) and
+//! `verify` (readiness, with a deadline). Deleting an environment is a deployment too:
+//! `stop` (the target removes everything), `deprovision` (reverse dependency order) and
+//! `remove` (the environment's rows).
+//!
+//! Every step is written `running` before it acts and `done` or `failed` after, and
+//! every driver step is journaled, so a Wharf that was killed resumes its deployments
+//! when it starts ([`Engine::start`]): a resource this deployment finished is not
+//! provisioned again, one in progress continues from its state with the same
+//! idempotency key. Progress is published as [`Event`]s (the API serves them as
+//! server-sent events).
+
+use crate::journal::{StoreJournal, now_ms};
+use crate::provision::{self, Assignment, Drivers, Entry, Journal, Limits, Plan, Progress};
+use crate::render;
+use crate::target::gitops::Gitops;
+use crate::target::process::Process;
+use crate::target::{BoxFuture, EnvRef, LogQuery, LogStream, Target, WorkloadStatus};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use wharf_core::graph::{self, DefinitionRef};
+use wharf_core::score::Workload;
+use wharf_core::score::resolve::Outputs;
+use wharf_core::set::Set;
+use wharf_plugins::{PluginFailure, TransformContext, Values};
+use wharf_store::deployments::{self, Deployment, Kind, Status, StepStatus};
+use wharf_store::secrets::Sealer;
+use wharf_store::{Store, envs, provisioned, resources, sets};
+
+/// Calls transformers: the host implements it over its installed plugins.
+pub trait Transformers: Send + Sync {
+    /// Runs the transformer installation `installation` over `objects`.
+    fn transform<'a>(
+        &'a self,
+        installation: &'a str,
+        context: TransformContext,
+        objects: Vec<Value>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, PluginFailure>>;
+}
+
+/// The steps of a deployment that applies a set, in order.
+pub const DEPLOY_STEPS: &[&str] = &[
+    "accept",
+    "authorize",
+    "resolve",
+    "provision",
+    "render",
+    "transform",
+    "apply",
+    "verify",
+];
+
+/// The steps of an environment's deletion, in order.
+pub const DELETE_STEPS: &[&str] = &["accept", "authorize", "stop", "deprovision", "remove"];
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the process target keeps its environments.
+    pub process_root: PathBuf,
+    /// Limits of the provisioning loop.
+    pub limits: Limits,
+    /// How long `verify` waits for readiness unless the target says otherwise.
+    pub ready_timeout: Duration,
+    /// Deployments carried out at once (across environments).
+    pub max_running: usize,
+}
+
+impl Settings {
+    /// The defaults, with the process target under `process_root`.
+    pub fn new(process_root: impl Into<PathBuf>) -> Self {
+        Self {
+            process_root: process_root.into(),
+            limits: Limits::default(),
+            ready_timeout: Duration::from_secs(60),
+            max_running: 64,
+        }
+    }
+}
+
+/// Something that happened to a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// The deployment's number.
+    pub deployment: i64,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: What,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum What {
+    /// A step changed.
+    Step {
+        /// Its place.
+        position: usize,
+        /// Its name.
+        name: String,
+        /// `running`, `done`, `failed`, `skipped`.
+        status: String,
+        /// What it did.
+        detail: Value,
+        /// Why it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Value>,
+        /// How long it took.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<i64>,
+    },
+    /// A resource's driver answered.
+    Resource {
+        /// The resource.
+        uid: String,
+        /// `in-progress`, `retrying`, `done`, `failed` (with `deprovision-` first when
+        /// deprovisioning).
+        status: String,
+        /// What the driver said.
+        message: String,
+    },
+    /// The deployment finished (or started).
+    Status {
+        /// `running`, `succeeded` or `failed`.
+        status: String,
+        /// Why it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Value>,
+    },
+}
+
+/// Why the engine cannot answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] wharf_store::Error),
+    /// There is no such environment.
+    #[error("environment {0} does not exist")]
+    NoEnvironment(String),
+    /// The environment type's target is not one this Wharf runs.
+    #[error("{0}")]
+    Target(String),
+    /// The target failed.
+    #[error(transparent)]
+    TargetFailed(#[from] crate::target::TargetError),
+}
+
+/// A resource of an environment, as `wharf status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    /// Its uid.
+    pub uid: String,
+    /// `done`, `in-progress`, `retrying`, `failed`, `deprovisioning`.
+    pub status: String,
+    /// What the driver said last (why it is not done).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Its definition.
+    pub definition: String,
+    /// Its driver installation.
+    pub driver: String,
+    /// The names of its secret outputs (their values are never shown).
+    pub secret_outputs: Vec<String>,
+    /// Its other outputs.
+    pub outputs: Value,
+}
+
+/// How an environment is doing.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvStatus {
+    /// The number of the last deployment that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    /// Its set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+    /// Where its workloads run (`process`, `gitops`).
+    pub target: String,
+    /// Each workload.
+    pub workloads: Vec<WorkloadStatus>,
+    /// Each resource.
+    pub resources: Vec<ResourceStatus>,
+}
+
+/// The deployment engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    sealer: Sealer,
+    drivers: Arc<dyn Drivers>,
+    transformers: Arc<dyn Transformers>,
+    process: Arc<Process>,
+    settings: Settings,
+    events: broadcast::Sender<Event>,
+    /// Environments with a worker: true when it was woken while busy.
+    workers: Mutex<HashMap<(String, String), bool>>,
+    tasks: Mutex<tokio::task::JoinSet<()>>,
+    running: tokio::sync::Semaphore,
+}
+
+/// A step's failure: what failed, where, and the message for the person who can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepError {
+    /// `set`, `resource`, `workload`, `transformer`, `target`, `environment`.
+    pub scope: String,
+    /// What in it (a resource uid, a workload, an installation).
+    pub object: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn failure(scope: &str, object: impl Into<String>, message: impl Into<String>) -> StepError {
+    StepError {
+        scope: scope.into(),
+        object: object.into(),
+        message: message.into(),
+    }
+}
+
+impl Engine {
+    /// An engine over the store, calling plugins through `drivers` and `transformers`.
+    pub fn new(
+        store: Store,
+        sealer: Sealer,
+        drivers: Arc<dyn Drivers>,
+        transformers: Arc<dyn Transformers>,
+        settings: Settings,
+    ) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        Self {
+            inner: Arc::new(Inner {
+                process: Arc::new(Process::new(&settings.process_root, sealer.clone())),
+                running: tokio::sync::Semaphore::new(settings.max_running.max(1)),
+                store,
+                sealer,
+                drivers,
+                transformers,
+                settings,
+                events,
+                workers: Mutex::new(HashMap::new()),
+                tasks: Mutex::new(tokio::task::JoinSet::new()),
+            }),
+        }
+    }
+
+    /// Starts again what a previous run left: the process target's environments, then
+    /// every deployment that was queued or running.
+    pub async fn start(&self) -> Result<(), EngineError> {
+        let restored = self.inner.process.restore().await;
+        if !restored.is_empty() {
+            tracing::info!(environments = restored.len(), "local processes restarted");
+        }
+        let pending = self
+            .inner
+            .store
+            .call(|conn| deployments::pending(conn))
+            .await?;
+        for (app, env) in pending {
+            tracing::info!(app = %app, env = %env, "resuming deployments");
+            self.wake(&app, &env);
+        }
+        Ok(())
+    }
+
+    /// Stops the engine: deployments in flight stop where they are (they resume on the
+    /// next start), and local processes are stopped.
+    pub async fn shutdown(&self) {
+        let mut tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("never poisoned"));
+        tasks.shutdown().await;
+        self.inner.process.shutdown().await;
+    }
+
+    /// Events of every deployment from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Tells the engine that `app/env` has a deployment to carry out.
+    pub fn wake(&self, app: &str, env: &str) {
+        let key = (app.to_string(), env.to_string());
+        let mut workers = self.inner.workers.lock().expect("never poisoned");
+        if let Some(again) = workers.get_mut(&key) {
+            *again = true;
+            return;
+        }
+        workers.insert(key.clone(), false);
+        let inner = self.inner.clone();
+        let mut tasks = self.inner.tasks.lock().expect("never poisoned");
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move { worker(inner, key).await });
+    }
+
+    /// How `app/env` is doing: its workloads on their target, its resources.
+    pub async fn status(&self, app: &str, env: &str) -> Result<EnvStatus, EngineError> {
+        let (a, e) = (app.to_string(), env.to_string());
+        let sealer = self.inner.sealer.clone();
+        let (environment, env_type, current, records) = self
+            .inner
+            .store
+            .call(move |conn| {
+                let Some(environment) = envs::get(conn, &a, &e)? else {
+                    return Ok(None);
+                };
+                let env_type = envs::get_type(conn, environment.env_type.as_str())?;
+                let current = deployments::current(conn, &a, &e)?;
+                let records = provisioned::list(conn, &sealer, &a, &e)?;
+                Ok(Some((environment, env_type, current, records)))
+            })
+            .await?
+            .ok_or_else(|| EngineError::NoEnvironment(format!("{app}/{env}")))?;
+        let spec = env_type.map(|t| t.target).unwrap_or(Value::Null);
+        let target = self.target(&spec).map_err(EngineError::Target)?;
+        let reference = EnvRef {
+            app: environment.app.to_string(),
+            env: environment.id.to_string(),
+            set: current
+                .as_ref()
+                .map(|d| d.set_id.clone())
+                .unwrap_or_default(),
+        };
+        let workloads = target.status(&reference).await;
+        Ok(EnvStatus {
+            current: current.as_ref().map(|d| d.id),
+            set: current.map(|d| d.set_id),
+            target: target.kind().to_string(),
+            workloads,
+            resources: records
+                .into_iter()
+                .map(|r| ResourceStatus {
+                    uid: r.uid,
+                    status: r.status.as_str().to_string(),
+                    message: r.message,
+                    definition: r.definition,
+                    driver: r.driver,
+                    secret_outputs: r
+                        .secrets
+                        .as_object()
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default(),
+                    outputs: r.outputs,
+                })
+                .collect(),
+        })
+    }
+
+    /// The logs of `app/env`'s workloads.
+    pub async fn logs(
+        &self,
+        app: &str,
+        env: &str,
+        query: LogQuery,
+    ) -> Result<LogStream, EngineError> {
+        let (a, e) = (app.to_string(), env.to_string());
+        let spec = self
+            .inner
+            .store
+            .call(move |conn| {
+                let Some(environment) = envs::get(conn, &a, &e)? else {
+                    return Ok(None);
+                };
+                Ok(Some(
+                    envs::get_type(conn, environment.env_type.as_str())?
+                        .map(|t| t.target)
+                        .unwrap_or(Value::Null),
+                ))
+            })
+            .await?
+            .ok_or_else(|| EngineError::NoEnvironment(format!("{app}/{env}")))?;
+        let target = self.target(&spec).map_err(EngineError::Target)?;
+        let reference = EnvRef {
+            app: app.to_string(),
+            env: env.to_string(),
+            set: String::new(),
+        };
+        Ok(target.logs(&reference, query).await?)
+    }
+
+    /// The directory where the process target keeps `app/env`.
+    pub fn process_dir(&self, app: &str, env: &str) -> PathBuf {
+        self.inner.process.dir(app, env)
+    }
+
+    fn target(&self, spec: &Value) -> Result<Arc<dyn Target>, String> {
+        self.inner.target(spec)
+    }
+}
+
+impl Inner {
+    fn target(&self, spec: &Value) -> Result<Arc<dyn Target>, String> {
+        match spec["kind"].as_str() {
+            Some("process") => Ok(self.process.clone()),
+            Some("gitops") => match spec["path"].as_str() {
+                Some(path) => Ok(Arc::new(Gitops::new(path))),
+                None => Err("the gitops target needs a path".into()),
+            },
+            other => Err(format!(
+                "target {other:?} is not one this Wharf runs (process, gitops)"
+            )),
+        }
+    }
+
+    fn emit(&self, d: &Deployment, what: What) {
+        let _ = self.events.send(Event {
+            app: d.app.clone(),
+            env: d.env.clone(),
+            deployment: d.id,
+            what,
+        });
+    }
+
+    async fn store<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut wharf_store::rusqlite::Connection) -> Result<R, wharf_store::Error>
+        + Send
+        + 'static,
+    ) -> Result<R, StepError> {
+        self.store
+            .call(f)
+            .await
+            .map_err(|e| failure("store", "", format!("the store failed: {e}")))
+    }
+}
+
+/// Carries out the deployments of one environment, in order, until there are none.
+async fn worker(inner: Arc<Inner>, key: (String, String)) {
+    loop {
+        let (app, env) = key.clone();
+        let next = inner
+            .store
+            .call(move |conn| deployments::next(conn, &app, &env))
+            .await;
+        match next {
+            Ok(Some(d)) => {
+                let _permit = inner.running.acquire().await;
+                let span = tracing::info_span!("deployment", app = %d.app, env = %d.env, id = d.id);
+                let _ = tracing::Instrument::instrument(run(&inner, d), span).await;
+            }
+            Ok(None) => {
+                let mut workers = inner.workers.lock().expect("never poisoned");
+                match workers.get_mut(&key) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        workers.remove(&key);
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading the next deployment failed");
+                inner.workers.lock().expect("never poisoned").remove(&key);
+                return;
+            }
+        }
+    }
+}
+
+/// One deployment being carried out: its steps as they are written.
+struct Run<'a> {
+    inner: &'a Inner,
+    d: Deployment,
+}
+
+impl Run<'_> {
+    fn position(&self, name: &str) -> usize {
+        self.d
+            .steps
+            .iter()
+            .position(|s| s.name == name)
+            .expect("the deployment has every step of its kind")
+    }
+
+    async fn write_step(&mut self, position: usize) -> Result<(), StepError> {
+        let step = self.d.steps[position].clone();
+        let (app, env, id) = (self.d.app.clone(), self.d.env.clone(), self.d.id);
+        let written = step.clone();
+        self.inner
+            .store(move |conn| deployments::set_step(conn, &app, &env, id, position, &written))
+            .await?;
+        self.inner.emit(
+            &self.d,
+            What::Step {
+                position,
+                name: step.name,
+                status: step.status.as_str().into(),
+                detail: step.detail,
+                error: step.error,
+                duration_ms: step
+                    .started_at_ms
+                    .zip(step.finished_at_ms)
+                    .map(|(s, f)| f - s),
+            },
+        );
+        Ok(())
+    }
+
+    /// Marks step `name` running (written before it acts).
+    async fn begin(&mut self, name: &str) -> Result<usize, StepError> {
+        let position = self.position(name);
+        let step = &mut self.d.steps[position];
+        let resumed = step.status == StepStatus::Running || step.status == StepStatus::Done;
+        step.status = StepStatus::Running;
+        step.started_at_ms.get_or_insert(now_ms());
+        step.finished_at_ms = None;
+        if resumed {
+            step.detail["resumed"] = json!(true);
+        }
+        self.write_step(position).await?;
+        Ok(position)
+    }
+
+    async fn done(&mut self, position: usize, detail: Value) -> Result<(), StepError> {
+        let step = &mut self.d.steps[position];
+        let resumed = step.detail.get("resumed").cloned();
+        step.status = StepStatus::Done;
+        step.finished_at_ms = Some(now_ms());
+        step.detail = detail;
+        if let Some(r) = resumed {
+            step.detail["resumed"] = r;
+        }
+        step.error = None;
+        self.write_step(position).await
+    }
+
+    /// Fails the step at `position` and the deployment; later steps are skipped.
+    async fn fail(&mut self, position: usize, error: StepError) {
+        let now = now_ms();
+        let error_json = json!(error);
+        let step = &mut self.d.steps[position];
+        step.status = StepStatus::Failed;
+        step.finished_at_ms = Some(now);
+        step.error = Some(error_json.clone());
+        let _ = self.write_step(position).await;
+        for later in position + 1..self.d.steps.len() {
+            if self.d.steps[later].status == StepStatus::Pending {
+                self.d.steps[later].status = StepStatus::Skipped;
+                let _ = self.write_step(later).await;
+            }
+        }
+        let mut whole = error_json;
+        whole["step"] = json!(self.d.steps[position].name);
+        tracing::warn!(step = %self.d.steps[position].name, scope = %error.scope, object = %error.object, message = %error.message, "deployment failed");
+        self.finish(Status::Failed, Some(whole)).await;
+    }
+
+    async fn finish(&mut self, status: Status, error: Option<Value>) {
+        let (app, env, id) = (self.d.app.clone(), self.d.env.clone(), self.d.id);
+        let written = error.clone();
+        let result = self
+            .inner
+            .store(move |conn| {
+                deployments::set_status(conn, &app, &env, id, status, written.as_ref(), now_ms())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(message = %e.message, "recording the end of a deployment failed");
+        }
+        self.d.status = status;
+        self.inner.emit(
+            &self.d,
+            What::Status {
+                status: status.as_str().into(),
+                error,
+            },
+        );
+    }
+}
+
+async fn run(inner: &Inner, d: Deployment) {
+    let (app, env, id) = (d.app.clone(), d.env.clone(), d.id);
+    if let Err(e) = inner
+        .store
+        .call(move |conn| {
+            deployments::set_status(conn, &app, &env, id, Status::Running, None, now_ms())
+        })
+        .await
+    {
+        tracing::error!(error = %e, "starting a deployment failed");
+        return;
+    }
+    let mut run = Run { inner, d };
+    run.inner.emit(
+        &run.d,
+        What::Status {
+            status: "running".into(),
+            error: None,
+        },
+    );
+    let kind = run.d.kind;
+    let outcome = match kind {
+        Kind::Deploy => deploy(&mut run).await,
+        Kind::Delete => delete(&mut run).await,
+    };
+    match outcome {
+        Ok(()) => {
+            if kind == Kind::Deploy {
+                run.finish(Status::Succeeded, None).await;
+            } else {
+                // The rows are gone with the environment; listeners still hear the end.
+                run.d.status = Status::Succeeded;
+                run.inner.emit(
+                    &run.d,
+                    What::Status {
+                        status: "succeeded".into(),
+                        error: None,
+                    },
+                );
+            }
+        }
+        Err((position, error)) => run.fail(position, error).await,
+    }
+}
+
+/// A failure at a step.
+type Failed = (usize, StepError);
+
+/// What a deployment needs from the store before it starts.
+struct Context {
+    env_type: envs::EnvType,
+    workloads: Vec<Workload>,
+    definitions: Vec<(resources::Definition, Value)>,
+    records: Vec<provisioned::Record>,
+}
+
+async fn deploy(run: &mut Run<'_>) -> Result<(), Failed> {
+    let position = run.begin("resolve").await.map_err(|e| (0, e))?;
+    let at = |e| (position, e);
+    let (app, env, set_id) = (run.d.app.clone(), run.d.env.clone(), run.d.set_id.clone());
+    let sealer = run.inner.sealer.clone();
+    let context = run
+        .inner
+        .store(move |conn| {
+            let Some(environment) = envs::get(conn, &app, &env)? else {
+                return Ok(Err(failure(
+                    "environment",
+                    format!("{app}/{env}"),
+                    "the environment is gone",
+                )));
+            };
+            let Some(env_type) = envs::get_type(conn, environment.env_type.as_str())? else {
+                return Ok(Err(failure(
+                    "environment",
+                    environment.env_type.to_string(),
+                    "the environment type is gone",
+                )));
+            };
+            let Some(set) = sets::get(conn, &app, &set_id)? else {
+                return Ok(Err(failure("set", set_id, "the set is not stored")));
+            };
+            let definitions = resources::list_definitions(conn)?
+                .into_iter()
+                .map(|d| {
+                    let inputs = resources::driver_inputs(&sealer, &d)?;
+                    Ok((d, inputs))
+                })
+                .collect::<Result<Vec<_>, wharf_store::Error>>()?;
+            let records = provisioned::list(conn, &sealer, &app, &env)?;
+            Ok(Ok((env_type, set.body, definitions, records)))
+        })
+        .await
+        .map_err(at)?
+        .map_err(at)?;
+    let (env_type, body, definitions, records) = context;
+    let set = Set::from_json(body).map_err(|problems| {
+        at(failure(
+            "set",
+            &run.d.set_id,
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))
+    })?;
+    let context = Context {
+        env_type,
+        workloads: set.workloads.into_values().collect(),
+        definitions,
+        records,
+    };
+    let mut graph = graph::build_with(&context.workloads, &context.env_type.resources)
+        .map_err(|e| at(failure("set", &run.d.set_id, e.to_string())))?;
+    let refs: Vec<DefinitionRef> = context
+        .definitions
+        .iter()
+        .map(|(d, inputs)| DefinitionRef {
+            id: d.id.clone(),
+            res_type: d.res_type.clone(),
+            criteria: serde_json::from_value(d.body["criteria"].clone()).unwrap_or_default(),
+            inputs: inputs.clone(),
+        })
+        .collect();
+    let env_type_id = context.env_type.id.to_string();
+    let chosen = graph::match_definitions(&mut graph, &refs, &run.d.app, &run.d.env, &env_type_id)
+        .map_err(|errors| {
+            let first = &errors[0];
+            let message = errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            at(failure("resource", first.object(), message))
+        })?;
+    let mut assignments = BTreeMap::new();
+    for (uid, definition) in &chosen {
+        let (d, inputs) = context
+            .definitions
+            .iter()
+            .find(|(d, _)| d.id == *definition)
+            .expect("a chosen definition is one of them");
+        let node = &graph.nodes[uid];
+        let rewritten = graph::definition_inputs(inputs, &node.id)
+            .map_err(|m| at(failure("resource", uid, m)))?
+            .rewritten;
+        assignments.insert(
+            uid.clone(),
+            Assignment {
+                definition: d.id.clone(),
+                driver: d.driver.clone(),
+                config: Values {
+                    values: rewritten["values"].clone(),
+                    secrets: rewritten["secrets"].clone(),
+                },
+            },
+        );
+    }
+    let plan_detail: BTreeMap<&String, Value> = assignments
+        .iter()
+        .map(|(uid, a)| {
+            (
+                uid,
+                json!({ "definition": a.definition, "driver": a.driver }),
+            )
+        })
+        .collect();
+    run.done(position, json!({ "resources": plan_detail }))
+        .await
+        .map_err(at)?;
+
+    let position = run.begin("provision").await.map_err(|e| (position, e))?;
+    let at = |e| (position, e);
+    let previous: BTreeMap<String, Value> = context
+        .records
+        .iter()
+        .filter_map(|r| Some((r.uid.clone(), r.state.clone()?)))
+        .collect();
+    let finished: BTreeMap<String, Outputs> = context
+        .records
+        .iter()
+        .filter(|r| r.deployment == run.d.id && r.status == provisioned::Status::Done)
+        .map(|r| (r.uid.clone(), outputs_of(r)))
+        .collect();
+    let workloads: BTreeMap<String, Workload> = context
+        .workloads
+        .iter()
+        .map(|w| (w.name().to_string(), w.clone()))
+        .collect();
+    let plan = Plan {
+        graph: &graph,
+        workloads: &workloads,
+        assignments: &assignments,
+        previous: &previous,
+        finished: &finished,
+        app: &run.d.app,
+        env: &run.d.env,
+        env_type: &env_type_id,
+    };
+    let journal = EventJournal {
+        inner: StoreJournal::new(
+            run.inner.store.clone(),
+            run.inner.sealer.clone(),
+            &run.d.app,
+            &run.d.env,
+            run.d.id,
+        ),
+        engine: run.inner,
+        d: &run.d,
+    };
+    let outputs = provision::run(
+        &plan,
+        run.inner.drivers.as_ref(),
+        &journal,
+        run.inner.settings.limits,
+    )
+    .await
+    .map_err(|e| match &e {
+        provision::ProvisionError::Node { uid, .. }
+        | provision::ProvisionError::Journal { uid, .. } => {
+            at(failure("resource", uid, e.to_string()))
+        }
+        provision::ProvisionError::Unassigned(uid) => at(failure("resource", uid, e.to_string())),
+    })?;
+    run.done(
+        position,
+        json!({ "resources": outputs.len(), "finished_before_restart": finished.len() }),
+    )
+    .await
+    .map_err(at)?;
+
+    let position = run.begin("render").await.map_err(|e| (position, e))?;
+    let at = |e| (position, e);
+    let images: BTreeMap<String, String> =
+        serde_json::from_value(run.d.images.clone()).unwrap_or_default();
+    let mut objects =
+        render_all(&run.d, &context.workloads, &graph, &outputs, &images).map_err(at)?;
+    run.done(position, json!({ "objects": objects.len() }))
+        .await
+        .map_err(at)?;
+
+    let position = run.begin("transform").await.map_err(|e| (position, e))?;
+    let at = |e| (position, e);
+    let transform_context = TransformContext {
+        app: run.d.app.clone(),
+        env: run.d.env.clone(),
+        env_type: env_type_id.clone(),
+    };
+    for installation in &context.env_type.transformers {
+        objects = run
+            .inner
+            .transformers
+            .transform(installation, transform_context.clone(), objects)
+            .await
+            .map_err(|e| at(failure("transformer", installation, e.to_string())))?;
+    }
+    run.done(
+        position,
+        json!({ "transformers": context.env_type.transformers, "objects": objects.len() }),
+    )
+    .await
+    .map_err(at)?;
+
+    let position = run.begin("apply").await.map_err(|e| (position, e))?;
+    let at = |e| (position, e);
+    let target = run
+        .inner
+        .target(&context.env_type.target)
+        .map_err(|m| at(failure("target", &env_type_id, m)))?;
+    let reference = EnvRef {
+        app: run.d.app.clone(),
+        env: run.d.env.clone(),
+        set: run.d.set_id.clone(),
+    };
+    let applied = target
+        .apply(&reference, &objects)
+        .await
+        .map_err(|e| at(failure("target", target.kind(), e.to_string())))?;
+    run.done(
+        position,
+        json!({
+            "target": target.kind(),
+            "changed": applied.changed,
+            "pruned": applied.pruned,
+            "ignored": applied.ignored,
+            "location": applied.location,
+        }),
+    )
+    .await
+    .map_err(at)?;
+
+    let position = run.begin("verify").await.map_err(|e| (position, e))?;
+    let at = |e| (position, e);
+    let timeout = context.env_type.target["ready_timeout_seconds"]
+        .as_u64()
+        .map_or(run.inner.settings.ready_timeout, Duration::from_secs);
+    let statuses = target
+        .verify(&reference, timeout)
+        .await
+        .map_err(|e| at(failure("workload", "", e.to_string())))?;
+    run.done(position, json!({ "workloads": statuses }))
+        .await
+        .map_err(at)?;
+    Ok(())
+}
+
+/// Renders every workload with its resources' outputs.
+fn render_all(
+    d: &Deployment,
+    workloads: &[Workload],
+    graph: &graph::Graph,
+    outputs: &BTreeMap<String, Outputs>,
+    images: &BTreeMap<String, String>,
+) -> Result<Vec<Value>, StepError> {
+    let no_sources = |source: &str| -> Result<Vec<u8>, String> {
+        Err(format!(
+            "{source:?} was not included when the set was made; `wharf deploy` and `wharf sets \
+             create` inline the files that a Score file's `source` names"
+        ))
+    };
+    let ctx = render::Context {
+        app: &d.app,
+        env: &d.env,
+        images,
+        read_source: &no_sources,
+    };
+    let mut objects = Vec::new();
+    for w in workloads {
+        let names: BTreeMap<String, Outputs> = graph
+            .nodes
+            .values()
+            .flat_map(|n| {
+                n.declared_by
+                    .iter()
+                    .filter(|(wl, _)| wl == w.name())
+                    .filter_map(|(_, name)| Some((name.clone(), outputs.get(&n.uid)?.clone())))
+            })
+            .collect();
+        let rendered = render::kubernetes(w, &names, &ctx).map_err(|problems| {
+            failure(
+                "workload",
+                w.name(),
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        objects.extend(rendered);
+    }
+    Ok(objects)
+}
+
+fn outputs_of(r: &provisioned::Record) -> Outputs {
+    let object = |v: &Value| v.as_object().cloned().unwrap_or_default();
+    Outputs {
+        uid: r.uid.clone(),
+        values: object(&r.outputs),
+        secrets: object(&r.secrets),
+    }
+}
+
+async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
+    let position = run.begin("stop").await.map_err(|e| (0, e))?;
+    let at = |e| (position, e);
+    let (app, env) = (run.d.app.clone(), run.d.env.clone());
+    let sealer = run.inner.sealer.clone();
+    let (env_type, records, definitions) = run
+        .inner
+        .store(move |conn| {
+            let env_type = match envs::get(conn, &app, &env)? {
+                Some(e) => envs::get_type(conn, e.env_type.as_str())?,
+                None => None,
+            };
+            let records = provisioned::list(conn, &sealer, &app, &env)?;
+            let mut definitions = BTreeMap::new();
+            for r in &records {
+                if !definitions.contains_key(&r.definition)
+                    && let Some(d) = resources::get_definition(conn, &r.definition)?
+                {
+                    let inputs = resources::driver_inputs(&sealer, &d)?;
+                    definitions.insert(r.definition.clone(), inputs);
+                }
+            }
+            Ok((env_type, records, definitions))
+        })
+        .await
+        .map_err(at)?;
+    let env_type = env_type.ok_or_else(|| {
+        at(failure(
+            "environment",
+            format!("{}/{}", run.d.app, run.d.env),
+            "the environment or its type is gone",
+        ))
+    })?;
+    let target = run
+        .inner
+        .target(&env_type.target)
+        .map_err(|m| at(failure("target", env_type.id.to_string(), m)))?;
+    let reference = EnvRef {
+        app: run.d.app.clone(),
+        env: run.d.env.clone(),
+        set: String::new(),
+    };
+    target
+        .remove(&reference)
+        .await
+        .map_err(|e| at(failure("target", target.kind(), e.to_string())))?;
+    run.done(position, json!({ "target": target.kind() }))
+        .await
+        .map_err(at)?;
+
+    let position = run.begin("deprovision").await.map_err(|e| (position, e))?;
+    let at = |e| (position, e);
+    let outputs: BTreeMap<String, Outputs> = records
+        .iter()
+        .map(|r| (r.uid.clone(), outputs_of(r)))
+        .collect();
+    let mut doomed = Vec::new();
+    for r in &records {
+        let inputs = definitions.get(&r.definition).ok_or_else(|| {
+            at(failure(
+                "resource",
+                &r.uid,
+                format!(
+                    "its resource definition {} is gone, so its driver cannot be configured to \
+                     deprovision it; create the definition again, then delete the environment",
+                    r.definition
+                ),
+            ))
+        })?;
+        let (_, _, id) = split(&r.uid);
+        let rewritten = graph::definition_inputs(inputs, id)
+            .map_err(|m| at(failure("resource", &r.uid, m)))?
+            .rewritten;
+        let config = provision::resolve_config(
+            &Values {
+                values: rewritten["values"].clone(),
+                secrets: rewritten["secrets"].clone(),
+            },
+            &outputs,
+        )
+        .map_err(|m| at(failure("resource", &r.uid, m)))?;
+        doomed.push(provision::Provisioned {
+            uid: r.uid.clone(),
+            definition: r.definition.clone(),
+            driver: r.driver.clone(),
+            depends_on: r.depends_on.iter().cloned().collect(),
+            params: r.params.clone(),
+            state: r.state.clone(),
+            config,
+        });
+    }
+    let journal = EventJournal {
+        inner: StoreJournal::new(
+            run.inner.store.clone(),
+            run.inner.sealer.clone(),
+            &run.d.app,
+            &run.d.env,
+            run.d.id,
+        ),
+        engine: run.inner,
+        d: &run.d,
+    };
+    let gone = provision::deprovision(
+        &doomed,
+        (&run.d.app, &run.d.env, env_type.id.as_str()),
+        run.inner.drivers.as_ref(),
+        &journal,
+        run.inner.settings.limits,
+    )
+    .await
+    .map_err(|e| match &e {
+        provision::ProvisionError::Node { uid, .. }
+        | provision::ProvisionError::Journal { uid, .. }
+        | provision::ProvisionError::Unassigned(uid) => at(failure("resource", uid, e.to_string())),
+    })?;
+    run.done(position, json!({ "deprovisioned": gone }))
+        .await
+        .map_err(at)?;
+
+    let position = run.begin("remove").await.map_err(|e| (position, e))?;
+    let at = |e| (position, e);
+    let (app, env) = (run.d.app.clone(), run.d.env.clone());
+    // Announced before the rows go: a listener reads the step, then the end.
+    run.inner.emit(
+        &run.d,
+        What::Step {
+            position,
+            name: "remove".into(),
+            status: "done".into(),
+            detail: json!({}),
+            error: None,
+            duration_ms: None,
+        },
+    );
+    run.inner
+        .store(move |conn| envs::delete(conn, &app, &env).map(drop))
+        .await
+        .map_err(at)?;
+    Ok(())
+}
+
+fn split(uid: &str) -> (&str, &str, &str) {
+    let (type_class, id) = uid.split_once('#').unwrap_or((uid, ""));
+    let (res_type, class) = type_class.split_once('.').unwrap_or((type_class, ""));
+    (res_type, class, id)
+}
+
+/// The store journal, announcing each step as an event.
+struct EventJournal<'a> {
+    inner: StoreJournal,
+    engine: &'a Inner,
+    d: &'a Deployment,
+}
+
+impl Journal for EventJournal<'_> {
+    fn record<'a>(&'a self, entry: Entry<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.inner.record(entry).await?;
+            let (status, message) = match entry.progress {
+                Progress::InProgress { message, .. } => ("in-progress", message.clone()),
+                Progress::Retrying { message, .. } => ("retrying", message.clone()),
+                Progress::Done { .. } => ("done", String::new()),
+                Progress::Failed { message } => ("failed", message.clone()),
+            };
+            let status = match entry.operation {
+                provision::Operation::Provision => status.to_string(),
+                provision::Operation::Deprovision => format!("deprovision-{status}"),
+            };
+            self.engine.emit(
+                self.d,
+                What::Resource {
+                    uid: entry.uid.to_string(),
+                    status,
+                    message,
+                },
+            );
+            Ok(())
+        })
+    }
+}

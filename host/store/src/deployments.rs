@@ -1,0 +1,422 @@
+//! Deployments: each run that applies a set to an environment (or deletes the
+//! environment), with its steps. Numbered from 1 in each environment; times are Unix
+//! milliseconds.
+//!
+//! A deployment is written `queued` with all its steps, in one transaction, before the
+//! engine is told about it; the engine then writes each step `running` before acting on
+//! it and `done` or `failed` after. So after a crash, what was queued or running is read
+//! back by [`pending`] and resumed.
+
+use crate::Error;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+/// What a deployment does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Applies a set.
+    Deploy,
+    /// Deletes the environment: stops its workloads, deprovisions its resources.
+    Delete,
+}
+
+impl Kind {
+    /// Its name (`deploy`, `delete`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Delete => "delete",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, Error> {
+        match text {
+            "deploy" => Ok(Self::Deploy),
+            "delete" => Ok(Self::Delete),
+            other => Err(Error::Corrupt(format!("deployment kind {other:?}"))),
+        }
+    }
+}
+
+/// Where a deployment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for the environment's earlier deployments.
+    Queued,
+    /// Being carried out.
+    Running,
+    /// Finished: the environment runs its set.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+}
+
+impl Status {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether it is over.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+
+    fn parse(text: &str) -> Result<Self, Error> {
+        match text {
+            "queued" => Ok(Self::Queued),
+            "running" => Ok(Self::Running),
+            "succeeded" => Ok(Self::Succeeded),
+            "failed" => Ok(Self::Failed),
+            other => Err(Error::Corrupt(format!("deployment status {other:?}"))),
+        }
+    }
+}
+
+/// Where a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// Started.
+    Running,
+    /// Finished.
+    Done,
+    /// Failed.
+    Failed,
+    /// Not run (an earlier step failed).
+    Skipped,
+}
+
+impl StepStatus {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, Error> {
+        match text {
+            "pending" => Ok(Self::Pending),
+            "running" => Ok(Self::Running),
+            "done" => Ok(Self::Done),
+            "failed" => Ok(Self::Failed),
+            "skipped" => Ok(Self::Skipped),
+            other => Err(Error::Corrupt(format!("step status {other:?}"))),
+        }
+    }
+}
+
+/// One step of a deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Its name (`resolve`, `provision`...).
+    pub name: String,
+    /// Where it is.
+    pub status: StepStatus,
+    /// When it started.
+    pub started_at_ms: Option<i64>,
+    /// When it finished.
+    pub finished_at_ms: Option<i64>,
+    /// What it did (a JSON object).
+    pub detail: Value,
+    /// Why it failed: `{scope, object, message}`.
+    pub error: Option<Value>,
+}
+
+impl Step {
+    /// A step not yet started.
+    pub fn pending(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            status: StepStatus::Pending,
+            started_at_ms: None,
+            finished_at_ms: None,
+            detail: Value::Object(Default::default()),
+            error: None,
+        }
+    }
+}
+
+/// A deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// Its number in the environment, from 1.
+    pub id: i64,
+    /// What it does.
+    pub kind: Kind,
+    /// The set it applies (empty for a deletion).
+    pub set_id: String,
+    /// Images given at deploy time, by container (`*` for any): `{"web": "nginx:1"}`.
+    pub images: Value,
+    /// Why it was made.
+    pub comment: String,
+    /// Where it is.
+    pub status: Status,
+    /// Why it failed: `{step, scope, object, message}`.
+    pub error: Option<Value>,
+    /// When it was asked for.
+    pub created_at_ms: i64,
+    /// Who asked.
+    pub created_by: String,
+    /// When the engine started it.
+    pub started_at_ms: Option<i64>,
+    /// When it finished.
+    pub finished_at_ms: Option<i64>,
+    /// Its steps, in order.
+    pub steps: Vec<Step>,
+}
+
+const COLUMNS: &str = "app, env, id, kind, set_id, images, comment, status, error, \
+                       created_at_ms, created_by, started_at_ms, finished_at_ms";
+
+fn json(text: &str) -> Result<Value, Error> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn deployment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Deployment, Error>> {
+    let kind: String = r.get(3)?;
+    let images: String = r.get(5)?;
+    let status: String = r.get(7)?;
+    let error: Option<String> = r.get(8)?;
+    let (app, env, id, set_id, comment) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(4)?, r.get(6)?);
+    let (created_at_ms, created_by, started_at_ms, finished_at_ms) =
+        (r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
+    Ok((|| {
+        Ok(Deployment {
+            app,
+            env,
+            id,
+            kind: Kind::parse(&kind)?,
+            set_id,
+            images: json(&images)?,
+            comment,
+            status: Status::parse(&status)?,
+            error: error.as_deref().map(json).transpose()?,
+            created_at_ms,
+            created_by,
+            started_at_ms,
+            finished_at_ms,
+            steps: Vec::new(),
+        })
+    })())
+}
+
+/// Writes a new deployment of `app/env` with `steps` and returns its number. The
+/// deployment's `id` and `status` fields are ignored: it is numbered after the
+/// environment's last one and written `queued`.
+pub fn create(conn: &Connection, d: &Deployment) -> Result<i64, Error> {
+    let id: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(id), 0) + 1 FROM deployments WHERE app = ?1 AND env = ?2",
+        [&d.app, &d.env],
+        |r| r.get(0),
+    )?;
+    conn.execute(
+        &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', NULL, ?8, ?9, NULL, NULL)"),
+        params![
+            d.app,
+            d.env,
+            id,
+            d.kind.as_str(),
+            d.set_id,
+            d.images.to_string(),
+            d.comment,
+            d.created_at_ms,
+            d.created_by
+        ],
+    )?;
+    for (position, step) in d.steps.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO deployment_steps
+                (app, env, deployment, position, name, status, started_at_ms, finished_at_ms, detail, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                d.app,
+                d.env,
+                id,
+                position as i64,
+                step.name,
+                step.status.as_str(),
+                step.started_at_ms,
+                step.finished_at_ms,
+                step.detail.to_string(),
+                step.error.as_ref().map(Value::to_string),
+            ],
+        )?;
+    }
+    Ok(id)
+}
+
+fn steps(conn: &Connection, app: &str, env: &str, id: i64) -> Result<Vec<Step>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, status, started_at_ms, finished_at_ms, detail, error
+           FROM deployment_steps WHERE app = ?1 AND env = ?2 AND deployment = ?3
+          ORDER BY position",
+    )?;
+    let rows = stmt.query_map(params![app, env, id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (name, status, started_at_ms, finished_at_ms, detail, error) = row?;
+        Ok(Step {
+            name,
+            status: StepStatus::parse(&status)?,
+            started_at_ms,
+            finished_at_ms,
+            detail: json(&detail)?,
+            error: error.as_deref().map(json).transpose()?,
+        })
+    })
+    .collect()
+}
+
+/// The deployment `id` of `app/env` with its steps, if any.
+pub fn get(conn: &Connection, app: &str, env: &str, id: i64) -> Result<Option<Deployment>, Error> {
+    let found = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM deployments WHERE app = ?1 AND env = ?2 AND id = ?3"),
+            params![app, env, id],
+            deployment,
+        )
+        .optional()?
+        .transpose()?;
+    match found {
+        Some(mut d) => {
+            d.steps = steps(conn, app, env, id)?;
+            Ok(Some(d))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The deployments of `app/env`, newest first, without their steps.
+pub fn list(conn: &Connection, app: &str, env: &str) -> Result<Vec<Deployment>, Error> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM deployments WHERE app = ?1 AND env = ?2 ORDER BY id DESC"
+    ))?;
+    let rows = stmt.query_map([app, env], deployment)?;
+    rows.map(|r| r?).collect()
+}
+
+/// Every environment with a deployment queued or running, as `(app, env)`, oldest
+/// deployment first.
+pub fn pending(conn: &Connection) -> Result<Vec<(String, String)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT app, env FROM deployments WHERE status IN ('queued', 'running')
+          GROUP BY app, env ORDER BY MIN(created_at_ms), app, env",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The next deployment of `app/env` to carry out (the oldest queued or running), with its
+/// steps.
+pub fn next(conn: &Connection, app: &str, env: &str) -> Result<Option<Deployment>, Error> {
+    let id: Option<i64> = conn
+        .query_row(
+            "SELECT MIN(id) FROM deployments
+              WHERE app = ?1 AND env = ?2 AND status IN ('queued', 'running')",
+            [app, env],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    match id {
+        Some(id) => get(conn, app, env, id),
+        None => Ok(None),
+    }
+}
+
+/// The last deployment of `app/env` that applied a set and succeeded.
+pub fn current(conn: &Connection, app: &str, env: &str) -> Result<Option<Deployment>, Error> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM deployments
+              WHERE app = ?1 AND env = ?2 AND kind = 'deploy' AND status = 'succeeded'
+              ORDER BY id DESC LIMIT 1"
+        ),
+        [app, env],
+        deployment,
+    )
+    .optional()?
+    .transpose()
+}
+
+/// Sets the status of deployment `id` (and its start or finish time, `now_ms`); `error`
+/// for a failure.
+pub fn set_status(
+    conn: &Connection,
+    app: &str,
+    env: &str,
+    id: i64,
+    status: Status,
+    error: Option<&Value>,
+    now_ms: i64,
+) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE deployments SET status = ?4, error = ?5,
+            started_at_ms = CASE WHEN ?4 = 'running' THEN COALESCE(started_at_ms, ?6) ELSE started_at_ms END,
+            finished_at_ms = CASE WHEN ?4 IN ('succeeded', 'failed') THEN ?6 ELSE NULL END
+          WHERE app = ?1 AND env = ?2 AND id = ?3",
+        params![
+            app,
+            env,
+            id,
+            status.as_str(),
+            error.map(Value::to_string),
+            now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes step `position` of deployment `id`. A step that starts keeps the time it first
+/// started (a resumed step was started before the crash).
+pub fn set_step(
+    conn: &Connection,
+    app: &str,
+    env: &str,
+    id: i64,
+    position: usize,
+    step: &Step,
+) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE deployment_steps SET status = ?5,
+            started_at_ms = COALESCE(started_at_ms, ?6), finished_at_ms = ?7,
+            detail = ?8, error = ?9
+          WHERE app = ?1 AND env = ?2 AND deployment = ?3 AND position = ?4",
+        params![
+            app,
+            env,
+            id,
+            position as i64,
+            step.status.as_str(),
+            step.started_at_ms,
+            step.finished_at_ms,
+            step.detail.to_string(),
+            step.error.as_ref().map(Value::to_string),
+        ],
+    )?;
+    Ok(())
+}
