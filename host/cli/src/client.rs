@@ -97,6 +97,23 @@ pub struct Client {
     output: Output,
 }
 
+/// The server's answer to a request it refused: the status and its problem's detail.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// The HTTP status.
+    pub(crate) status: u16,
+    /// What the server said.
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.status)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// What the server answered.
 struct Reply {
     body: Value,
@@ -104,7 +121,7 @@ struct Reply {
 }
 
 impl Client {
-    fn new(server: String, token: Option<String>, output: Output) -> Self {
+    pub(crate) fn new(server: String, token: Option<String>, output: Output) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(120)))
@@ -192,7 +209,11 @@ impl Client {
             );
         }
         if status >= 400 {
-            bail!("{} ({status})", detail(&body));
+            return Err(Refused {
+                status,
+                message: detail(&body),
+            }
+            .into());
         }
         Ok(Reply { body, next })
     }
@@ -462,6 +483,9 @@ pub enum Command {
     Sets(Sets),
     /// The audit log.
     Audit(Audit),
+    /// Platform configuration from a file (ops).
+    #[command(subcommand)]
+    Platform(crate::deploy::Platform),
     /// Deploy Score files (or a stored set) to an environment.
     Deploy(crate::deploy::Deploy),
     /// Deploy an earlier deployment's set again.
@@ -1004,6 +1028,9 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
         Command::ResourceDefinitions(cmd) => definitions(c, cmd),
         Command::Sets(cmd) => sets(c, cmd),
         Command::Deploy(args) => crate::deploy::deploy(c, args),
+        Command::Platform(crate::deploy::Platform::Apply { file }) => {
+            crate::deploy::apply_platform(c, &file).map(drop)
+        }
         Command::Rollback(args) => crate::deploy::rollback(c, args),
         Command::Status { app, env } => crate::deploy::status(c, &app, &env),
         Command::Logs(args) => crate::deploy::logs(c, args),

@@ -2,7 +2,7 @@
 //! over the API like every client command. A deployment is followed through its
 //! server-sent events and shown step by step.
 
-use crate::client::{Client, Output, V1, json_arg, q, table};
+use crate::client::{Client, Output, Refused, V1, json_arg, q, table};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -72,6 +72,78 @@ pub struct Logs {
     /// Lines to start with, per container.
     #[arg(long, default_value_t = 100)]
     tail: usize,
+}
+
+/// `wharf platform`.
+#[derive(Debug, Subcommand)]
+pub enum Platform {
+    /// Create what a platform file describes and the server does not have yet: environment
+    /// types, plugin installations, resource types and resource definitions (YAML or JSON,
+    /// each entry the body the API takes). What exists is left as it is.
+    Apply {
+        /// The platform file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+}
+
+/// The sections of a platform file, in the order they are created, with their endpoint.
+const PLATFORM: &[(&str, &str)] = &[
+    ("env_types", "env-types"),
+    ("installations", "plugin-installations"),
+    ("resource_types", "resource-types"),
+    ("resource_definitions", "resource-definitions"),
+];
+
+/// Applies a platform file; returns how many objects were created.
+pub fn apply_platform(c: &Client, file: &Path) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("failed to read {}", file.display()))?;
+    let doc: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML or JSON", file.display()))?;
+    let Some(map) = doc.as_object() else {
+        bail!("{}: expected a map of sections", file.display());
+    };
+    if let Some(unknown) = map.keys().find(|k| !PLATFORM.iter().any(|(s, _)| s == k)) {
+        bail!(
+            "{}: unknown section {unknown:?}; the sections are {}",
+            file.display(),
+            PLATFORM
+                .iter()
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut created = 0;
+    for (section, endpoint) in PLATFORM {
+        for (i, entry) in map
+            .get(*section)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let id = entry["id"].as_str().unwrap_or("?");
+            match c.json("POST", &format!("{V1}/{endpoint}"), Some(entry.clone())) {
+                Ok(_) => {
+                    created += 1;
+                    if c.output() == Output::Table {
+                        println!("created {section} {id}");
+                    }
+                }
+                Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.status == 409) => {
+                    if c.output() == Output::Table {
+                        println!("kept {section} {id} (it exists)");
+                    }
+                }
+                Err(e) => {
+                    return Err(e.context(format!("{}: {section}[{i}] ({id})", file.display())));
+                }
+            }
+        }
+    }
+    Ok(created)
 }
 
 /// `wharf deployments`.

@@ -1,16 +1,17 @@
 //! `wharf`: the command-line entry point of Wharf.
 //!
-//! For now it carries a plugin author's first tools, which need no server:
-//! `wharf plugin check` validates a component against the world of its kind and prints
-//! what it says about itself; `wharf plugin call` runs one call in the same sandbox the
-//! host uses. This file only parses arguments, sets up logging and prints errors; the
-//! commands live in [`plugin`]. The binary must stay a thin shell over the library crates:
-//! no plugin or platform logic of its own.
+//! `wharf serve` runs the platform ([`serve`]); `wharf up` runs it with an app deployed
+//! ([`up`]); every other command but the local plugin tools ([`plugin`]: check and call
+//! a component in the host's sandbox, no server needed) is a client of the API
+//! ([`client`], [`deploy`]). This file only parses arguments, sets up logging and prints
+//! errors. The binary must stay a thin shell over the library crates: no plugin or
+//! platform logic of its own.
 
 mod client;
 mod deploy;
 mod plugin;
 mod serve;
+mod up;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -45,6 +46,15 @@ enum Command {
         #[arg(long, env = "WHARF_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Run Wharf with its embedded defaults and deploy an app's directory to it (by
+    /// default the example app), then serve until Ctrl-C.
+    Up {
+        #[command(flatten)]
+        up: up::Options,
+        /// Address to listen on.
+        #[arg(long, env = "WHARF_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Work with plugins (Wasm components) locally, without a server.
     #[command(subcommand)]
     Plugin(plugin::Command),
@@ -61,6 +71,7 @@ enum Command {
 /// The commands that run here, in the async runtime.
 enum Local {
     Serve(serve::Settings),
+    Up(serve::Settings, up::Options),
     Plugin(plugin::Command),
     Admin(AdminCommand),
 }
@@ -109,6 +120,12 @@ fn main() -> ExitCode {
             };
             Local::Serve(settings)
         }
+        Command::Up { up, listen } => {
+            match serve::Settings::resolve(None, Some(listen), cli.data_dir.clone(), None) {
+                Ok(s) => Local::Up(s, up),
+                Err(e) => return report(Err(e)),
+            }
+        }
         Command::Plugin(command) => Local::Plugin(command),
         Command::Admin(command) => Local::Admin(command),
     };
@@ -123,6 +140,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Local::Serve(settings) => serve::run(settings).await.map(|()| ExitCode::SUCCESS),
+            Local::Up(settings, up) => up::run(settings, up).await.map(|()| ExitCode::SUCCESS),
             Local::Plugin(command) => plugin::run(command, &data_dir).await,
             Local::Admin(AdminCommand::Backup { file }) => {
                 backup(&data_dir, &file).await.map(|()| ExitCode::SUCCESS)
@@ -176,5 +194,14 @@ pub(crate) fn default_data_dir() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".local/share/wharf"),
         None => PathBuf::from(".wharf"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

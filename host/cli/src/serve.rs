@@ -56,7 +56,46 @@ impl Settings {
     }
 }
 
+/// A Wharf ready to serve: its state loaded, its listener bound.
+pub struct Prepared {
+    pub(crate) store: Store,
+    pub(crate) state: wharf_api::AppState,
+    pub(crate) listener: tokio::net::TcpListener,
+    pub(crate) address: SocketAddr,
+}
+
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let prepared = prepare(settings).await?;
+    eprintln!("Wharf is serving on http://{}", prepared.address);
+    serve(prepared, shutdown()).await
+}
+
+/// Starts the engine (resuming what was in flight) and serves until `stop`; then stops
+/// the engine and closes the store.
+pub async fn serve(
+    prepared: Prepared,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Prepared {
+        store,
+        state,
+        listener,
+        ..
+    } = prepared;
+    let engine = state.engine.clone();
+    engine
+        .start()
+        .await
+        .context("failed to resume the deployments in flight")?;
+    let served = serve_until_stopped(listener, wharf_api::router(state), stop).await;
+    engine.shutdown().await;
+    store.close().await;
+    served
+}
+
+/// Opens the data directory, loads the plugins, bootstraps the admin on a new Wharf and
+/// binds the listener.
+pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let Settings {
         listen,
         data_dir,
@@ -118,16 +157,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .local_addr()
         .context("failed to read the listen address")?;
     tracing::info!(address = %local, "serving");
-    eprintln!("Wharf is serving on http://{local}");
-    let engine = state.engine.clone();
-    engine
-        .start()
-        .await
-        .context("failed to resume the deployments in flight")?;
-    serve_until_stopped(listener, wharf_api::router(state), shutdown()).await?;
-    engine.shutdown().await;
-    store.close().await;
-    Ok(())
+    Ok(Prepared {
+        store,
+        state,
+        listener,
+        address: local,
+    })
 }
 
 /// Serves until `stop` resolves, then lets open requests finish for a few seconds: a
@@ -159,7 +194,7 @@ pub(crate) async fn serve_until_stopped(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

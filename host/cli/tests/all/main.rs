@@ -1,6 +1,7 @@
 //! End-to-end tests of the `wharf` binary (one test binary, to keep link time down).
 
 mod client;
+mod deploy;
 mod durability;
 mod plugin;
 mod serve;

@@ -35,6 +35,18 @@ pub(crate) fn start(data: &std::path::Path) -> Server {
     Server { child, addr, token }
 }
 
+impl Drop for Server {
+    /// A test that fails halfway leaves no server (nor its workloads) running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Server {
     pub(crate) fn request(
         &self,

@@ -1396,9 +1396,11 @@ async fn check(probe: &Probe, spec: &ContainerSpec) -> Result<(), String> {
                     .write_all(request.as_bytes())
                     .await
                     .map_err(|e| e.to_string())?;
-                let mut head = [0u8; 64];
-                let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
-                let line = String::from_utf8_lossy(&head[..n]);
+                // The whole answer is read (the server closes after it): closing a
+                // connection with unread data would reset it under the server's feet.
+                let mut answer = Vec::new();
+                let _ = (&mut stream).take(64 << 10).read_to_end(&mut answer).await;
+                let line = String::from_utf8_lossy(&answer[..answer.len().min(64)]);
                 let code: u16 = line
                     .split_whitespace()
                     .nth(1)

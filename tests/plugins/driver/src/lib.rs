@@ -8,7 +8,8 @@
 //! - `fail: MESSAGE` fails for good with MESSAGE;
 //! - `counter: URL` reports to a test's HTTP server: `POST URL/create?uid=..&key=..` when
 //!   it creates the resource (a call without state), `POST URL/delete?...` when it
-//!   deprovisions it, so that the test can count what the host really asked for. The
+//!   deprovisions it, and `POST URL/call?...` on every provision call, so that the test
+//!   can count what the host really asked for. The
 //!   counter may answer 503, which fails the call retryably.
 //!
 //! It exists for tests and benchmarks only and must never be bundled into the host.
@@ -51,7 +52,7 @@ impl Driver for TestDriver {
         Description {
             info: PluginInfo::new("test-driver", "1.2.3", "Echoes its configuration")
                 .with_config_schema(json!({ "type": "object" })),
-            resource_types: vec![ResourceType::new("echo")],
+            resource_types: vec![ResourceType::new("echo"), ResourceType::new("thing")],
         }
     }
 
@@ -77,6 +78,7 @@ impl Driver for TestDriver {
         }
         let steps = setting(&request, "steps").as_u64().unwrap_or(0);
         if steps > 0 || setting(&request, "counter").is_string() {
+            report(&request, "call")?;
             let state = request.state.clone().unwrap_or(Value::Null);
             let mut step = state["step"].as_u64().unwrap_or(0);
             if state["created"] != true {

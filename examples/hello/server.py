@@ -1,0 +1,36 @@
+"""The example workload: answers GET / with what Wharf injected (never the secret itself)."""
+
+import http.server
+import os
+import sys
+
+PORT = int(os.environ.get("PORT", "8080"))
+GREETING = os.environ.get("GREETING", "Hello")
+MOTD = os.environ.get("MESSAGE_OF_THE_DAY", "")
+SECRET = os.environ.get("SESSION_SECRET", "")
+VERSION = sys.argv[1] if len(sys.argv) > 1 else "1"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/healthz":
+            body = "ok\n"
+        else:
+            body = (
+                f"{GREETING} (version {VERSION})\n"
+                f"message of the day: {MOTD}\n"
+                f"session secret: {len(SECRET)} characters, injected and not shown\n"
+            )
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/plain; charset=utf-8")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format, *args):
+        print(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}", flush=True)
+
+
+print(f"listening on 127.0.0.1:{PORT}", flush=True)
+http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
