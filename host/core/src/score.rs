@@ -202,8 +202,8 @@ pub fn load(text: &str) -> Result<(Workload, Notes), Vec<Problem>> {
 
 /// [`load`] for a document already parsed into JSON.
 pub fn from_value(mut doc: Value) -> Result<(Workload, Notes), Vec<Problem>> {
-    let notes = upgrade(&mut doc);
-    let mut problems = schema_problems(&doc);
+    let (notes, mut problems) = upgrade(&mut doc);
+    problems.extend(schema_problems(&doc));
     if !problems.is_empty() {
         problems.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(problems);
@@ -288,12 +288,13 @@ fn yaml_to_json(value: serde_yaml::Value, path: &str) -> Result<Value, Vec<Probl
 }
 
 /// Rewrites the deprecated array forms of `files` and `volumes` into maps keyed by
-/// `target` (renaming `read_only`), noting each change. A malformed entry is left for
-/// the schema to report.
-fn upgrade(doc: &mut Value) -> Notes {
+/// `target` (renaming `read_only`), noting each change. An entry without a target is a
+/// problem (the list is then left as it is).
+fn upgrade(doc: &mut Value) -> (Notes, Vec<Problem>) {
     let mut notes = Vec::new();
+    let mut problems = Vec::new();
     let Some(containers) = doc.get_mut("containers").and_then(Value::as_object_mut) else {
-        return Notes(notes);
+        return (Notes(notes), problems);
     };
     for (name, container) in containers.iter_mut() {
         for field in ["files", "volumes"] {
@@ -302,12 +303,19 @@ fn upgrade(doc: &mut Value) -> Notes {
             };
             let mut map = Map::new();
             let mut ok = true;
-            for item in items {
+            for (i, item) in items.iter().enumerate() {
                 let Some(mut entry) = item.as_object().cloned() else {
                     ok = false;
                     break;
                 };
                 let Some(Value::String(target)) = entry.remove("target") else {
+                    problems.push(problem(
+                        format!("/containers/{}/{field}/{i}/target", pointer_segment(name)),
+                        format!(
+                            "an entry of the list form of {field} needs a target path (or \
+                             write {field} as a map keyed by target)"
+                        ),
+                    ));
                     ok = false;
                     break;
                 };
@@ -336,7 +344,7 @@ fn upgrade(doc: &mut Value) -> Notes {
             }
         }
     }
-    Notes(notes)
+    (Notes(notes), problems)
 }
 
 fn validator() -> &'static jsonschema::Validator {

@@ -8,6 +8,9 @@ use wharf_core::score::load;
 use wharf_core::score::resolve::Outputs;
 use wharf_engine::render::{Context, kubernetes, to_yaml};
 
+#[path = "engine/pipeline.rs"]
+mod pipeline;
+
 fn samples() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/score")
 }
@@ -46,6 +49,7 @@ fn golden(name: &str, rendered: &str) {
         .join("tests/golden")
         .join(name);
     if std::env::var_os("WHARF_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, rendered).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {

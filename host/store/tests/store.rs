@@ -48,14 +48,14 @@ async fn a_database_from_a_newer_wharf_is_refused() {
             err,
             Error::TooNew {
                 found: 99,
-                known: 6,
+                known: 7,
                 ..
             }
         ),
         "{err}"
     );
     assert!(
-        err.to_string().contains("newer than this Wharf knows (6)"),
+        err.to_string().contains("newer than this Wharf knows (7)"),
         "{err}"
     );
 }

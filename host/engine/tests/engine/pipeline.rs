@@ -1,0 +1,379 @@
+//! The whole pipeline over the store, to the gitops target: every Score sample that can
+//! render is deployed with echo-like drivers and written as manifests, compared with
+//! golden files and checked against what the samples' README expects (or against the
+//! documented, deliberate differences).
+
+use super::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wharf_core::set::Set;
+use wharf_engine::pipeline::{DEPLOY_STEPS, Engine, Settings, Transformers, What};
+use wharf_engine::provision::Drivers;
+use wharf_engine::target::BoxFuture;
+use wharf_plugins::{DriverRequest, PluginFailure, Step, TransformContext, Values};
+use wharf_store::deployments::{self, Deployment, Kind, Status, StepStatus};
+use wharf_store::secrets::Sealer;
+use wharf_store::{Store, resources, sets};
+
+/// Outputs its configuration, like the bundled echo driver.
+pub(crate) struct Echoing;
+
+impl Drivers for Echoing {
+    fn provision<'a>(
+        &'a self,
+        _driver: &'a str,
+        r: DriverRequest,
+    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
+        Box::pin(async move {
+            Ok(Step::Done {
+                outputs: r.config,
+                state: json!({}),
+            })
+        })
+    }
+
+    fn deprovision<'a>(
+        &'a self,
+        _driver: &'a str,
+        _r: DriverRequest,
+    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
+        Box::pin(async move {
+            Ok(Step::Done {
+                outputs: Values::default(),
+                state: json!({}),
+            })
+        })
+    }
+}
+
+/// Changes nothing.
+pub(crate) struct Unchanged;
+
+impl Transformers for Unchanged {
+    fn transform<'a>(
+        &'a self,
+        _installation: &'a str,
+        _context: TransformContext,
+        objects: Vec<Value>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, PluginFailure>> {
+        Box::pin(async move { Ok(objects) })
+    }
+}
+
+/// A store with app `shop`, an environment type `gitops` writing under `root`, a driver
+/// installation `echo` and a definition per `(type, values, secrets)`.
+pub(crate) async fn platform(
+    dir: &Path,
+    root: &Path,
+    sealer: &Sealer,
+    definitions: &[(&str, Value, Value)],
+) -> Store {
+    let store = Store::open(&dir.join("wharf.db")).await.unwrap();
+    let target = json!({ "kind": "gitops", "path": root }).to_string();
+    let mut rows = Vec::new();
+    for (res_type, values, secrets) in definitions {
+        let sealed = sealer.seal(
+            secrets.to_string().as_bytes(),
+            &resources::secrets_context(res_type),
+        );
+        use base64::Engine as _;
+        rows.push(resources::Definition {
+            id: res_type.to_string(),
+            res_type: res_type.to_string(),
+            driver: "echo".into(),
+            body: json!({
+                "driver_inputs": {
+                    "values": values,
+                    "secrets_sealed": base64::engine::general_purpose::STANDARD.encode(sealed),
+                },
+                "criteria": [{}],
+            }),
+            version: 1,
+            created_at: 1,
+            updated_at: 1,
+            updated_by: "ops".into(),
+        });
+    }
+    store
+        .transaction(move |tx| {
+            tx.execute_batch(&format!(
+                "INSERT INTO apps VALUES ('shop', 'shop', 1, 'admin');
+                 INSERT INTO env_types (id, target, created_at) VALUES ('gitops', '{target}', 1);
+                 INSERT INTO plugins (id, kind, version, digest, component, manifest, info, created_at, created_by)
+                    VALUES ('echo', 'driver', '1', 'x', x'00', '{{}}', '{{}}', 1, 'ops');
+                 INSERT INTO installations (id, plugin, config, grants, enabled, position, revision, created_at, updated_at, updated_by)
+                    VALUES ('echo', 'echo', '{{}}', '{{}}', 1, 0, 1, 1, 1, 'ops');"
+            ))?;
+            for d in &rows {
+                tx.execute(
+                    "INSERT INTO resource_types (id, outputs, created_at) VALUES (?1, '{}', 1)",
+                    [&d.res_type],
+                )?;
+                resources::put_definition(tx, d)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    store
+}
+
+/// Creates environment `env` and deploys `workloads` to it; returns the finished
+/// deployment.
+pub(crate) async fn deploy(
+    store: &Store,
+    engine: &Engine,
+    env: &str,
+    workloads: Vec<wharf_core::score::Workload>,
+) -> Deployment {
+    let set = Set::new(workloads).unwrap();
+    let (e, set_id, body) = (env.to_string(), set.id(), set.to_json());
+    let mut events = engine.subscribe();
+    let id = store
+        .transaction(move |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO environments (app, id, env_type, created_at, created_by)
+                 VALUES ('shop', ?1, 'gitops', 1, 'dev')",
+                [&e],
+            )?;
+            sets::put(
+                tx,
+                &sets::StoredSet {
+                    app: "shop".into(),
+                    id: set_id.clone(),
+                    body,
+                    created_at: 1,
+                    created_by: "dev".into(),
+                },
+            )?;
+            let mut steps: Vec<deployments::Step> = DEPLOY_STEPS
+                .iter()
+                .map(|n| deployments::Step::pending(n))
+                .collect();
+            for s in &mut steps[..2] {
+                s.status = StepStatus::Done;
+            }
+            deployments::create(
+                tx,
+                &Deployment {
+                    app: "shop".into(),
+                    env: e.clone(),
+                    id: 0,
+                    kind: Kind::Deploy,
+                    set_id,
+                    images: json!({ "container-two2": "nginx:1.27" }),
+                    comment: String::new(),
+                    status: Status::Queued,
+                    error: None,
+                    created_at_ms: 1,
+                    created_by: "dev".into(),
+                    started_at_ms: None,
+                    finished_at_ms: None,
+                    steps,
+                },
+            )
+        })
+        .await
+        .unwrap();
+    engine.wake("shop", env);
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("the deployment finishes")
+            .unwrap();
+        if event.env == env
+            && event.deployment == id
+            && matches!(&event.what, What::Status { status, .. } if status != "running")
+        {
+            break;
+        }
+    }
+    let e = env.to_string();
+    store
+        .call(move |conn| deployments::get(conn, "shop", &e, id))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn sample(name: &str) -> wharf_core::score::Workload {
+    let text = std::fs::read_to_string(samples().join(name)).unwrap();
+    let (mut w, _) = load(&text).unwrap_or_else(|p| panic!("{name}: {p:#?}"));
+    // `files.*.source` is inlined by the client when it makes the set, as `wharf deploy`
+    // does.
+    for c in w.containers.values_mut() {
+        for f in c.files.values_mut() {
+            if let Some(source) = f.source.take() {
+                f.content = Some(std::fs::read_to_string(samples().join(source)).unwrap());
+            }
+        }
+    }
+    w
+}
+
+/// Everything written for an environment, file by file, as one text.
+fn written(root: &Path, env: &str) -> String {
+    let dir = root.join("shop").join(env);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            format!(
+                "# {}\n{}",
+                f.file_name().unwrap().to_string_lossy(),
+                std::fs::read_to_string(f).unwrap()
+            )
+        })
+        .collect()
+}
+
+fn gitops_golden(name: &str, text: &str) {
+    golden(&format!("gitops/{name}"), text);
+}
+
+#[tokio::test]
+async fn every_sample_validates_and_those_that_can_render_are_written_as_expected() {
+    // Every sample parses and validates.
+    for entry in std::fs::read_dir(samples()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            load(&text).unwrap_or_else(|p| panic!("{}: {p:#?}", path.display()));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("manifests");
+    let sealer = Sealer::new([3; 32]);
+    let store = platform(
+        dir.path(),
+        &root,
+        &sealer,
+        &[
+            (
+                "postgres",
+                json!({ "host": "pg.internal", "port": 5432, "name": "hello", "username": "hello" }),
+                json!({ "password": "s3cret" }),
+            ),
+            ("dns", json!({ "host": "hello.example.test" }), json!({})),
+            ("route", json!({}), json!({})),
+            ("environment", json!({ "NAME": "World" }), json!({})),
+            ("volume", json!({ "source": { "emptyDir": {} } }), json!({})),
+            (
+                "redis",
+                json!({ "host": "redis.internal", "port": 6379, "username": "default" }),
+                json!({ "password": "r3dis" }),
+            ),
+            (
+                "service-port",
+                json!({ "hostname": "workload-a", "port": 8080 }),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+    let engine = Engine::new(
+        store.clone(),
+        sealer,
+        Arc::new(Echoing),
+        Arc::new(Unchanged),
+        Settings::new(dir.path().join("envs")),
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("k8s-init", &["k8s-init-sample.yaml"]),
+        ("compose-02", &["compose-02-environment.yaml"]),
+        ("compose-03", &["compose-03-files.yaml"]),
+        ("compose-05", &["compose-05-volume-mounts.yaml"]),
+        (
+            "compose-06",
+            &[
+                "compose-06-workload-one.yaml",
+                "compose-06-workload-two.yaml",
+            ],
+        ),
+        (
+            "compose-08",
+            &["compose-08-workload-a.yaml", "compose-08-workload-b.yaml"],
+        ),
+    ];
+    for (env, files) in cases {
+        let d = deploy(
+            &store,
+            &engine,
+            env,
+            files.iter().map(|f| sample(f)).collect(),
+        )
+        .await;
+        assert_eq!(d.status, Status::Succeeded, "{env}: {:?}", d.error);
+        let text = written(&root, env);
+        assert!(
+            !text.contains("s3cret") && !text.contains("r3dis"),
+            "{env}: secrets only base64 in Secrets"
+        );
+        gitops_golden(&format!("{env}.yaml"), &text);
+    }
+
+    // What the README expects, or the documented difference.
+    let k8s = written(&root, "k8s-init");
+    assert!(
+        k8s.contains("secretKeyRef"),
+        "DB_PASSWORD comes from the Secret"
+    );
+    assert!(
+        k8s.contains("value: pg.internal"),
+        "the other DB_* are plain values"
+    );
+    assert!(k8s.contains("port: 8080") && k8s.contains("targetPort: 3000"));
+    let compose02 = written(&root, "compose-02");
+    assert!(
+        compose02.contains("value: $_${fizzbuzz}"),
+        "$$ is unescaped: {compose02}"
+    );
+    assert!(compose02.contains("value: hello-world") && compose02.contains("value: World"));
+    assert!(
+        compose02.contains("$${GREETING}"),
+        "args are copied verbatim"
+    );
+    let compose03 = written(&root, "compose-03");
+    use base64::Engine as _;
+    let file_b = base64::engine::general_purpose::STANDARD.encode("I am hello-world\n");
+    assert!(
+        compose03.contains(&file_b),
+        "fileB's content is expanded: {compose03}"
+    );
+    assert!(
+        compose03.contains("subPath"),
+        "each file mounted alone, not a projected /"
+    );
+    let compose05 = written(&root, "compose-05");
+    assert!(compose05.contains("emptyDir") && compose05.contains("mountPath: /data"));
+    assert!(!compose05.contains("kind: Service"), "no Service");
+    let compose06 = written(&root, "compose-06");
+    assert_eq!(compose06.matches("kind: Deployment").count(), 2);
+    let records = store
+        .call(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT uid FROM provisioned WHERE env = 'compose-06' ORDER BY uid")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        records,
+        [
+            "redis.default#main-cache",
+            "redis.default#workload-two.cache-c"
+        ],
+        "the shared cache is one resource"
+    );
+    let compose08 = written(&root, "compose-08");
+    assert!(
+        compose08.contains("http://workload-a:8080"),
+        "the service port (8080), not the target port: {compose08}"
+    );
+}
