@@ -19,6 +19,8 @@ pub struct Registry {
     runtime: Runtime,
     /// `(installation, revision)` → the loaded plugin.
     loaded: Mutex<HashMap<(String, i64), Plugin>>,
+    /// Installation rows read for the engine, by id; dropped when the API changes one.
+    rows: Mutex<HashMap<String, Installation>>,
     /// Serializes chain rebuilds, so that the last one to finish saw the newest state.
     rebuild: tokio::sync::Mutex<()>,
 }
@@ -39,6 +41,7 @@ impl Registry {
         Self {
             runtime,
             loaded: Mutex::new(HashMap::new()),
+            rows: Mutex::new(HashMap::new()),
             rebuild: tokio::sync::Mutex::new(()),
         }
     }
@@ -88,6 +91,35 @@ impl Registry {
             .lock()
             .expect("never poisoned")
             .retain(|(loaded, _), _| loaded != id);
+        self.changed(id);
+    }
+
+    /// Installation `id` was written: the next call reads it again.
+    pub fn changed(&self, id: &str) {
+        self.rows.lock().expect("never poisoned").remove(id);
+    }
+
+    /// The stored installation `id`, read once and kept until [`Registry::changed`]: a
+    /// deployment calls its drivers many times, and the API is the only writer.
+    pub async fn installation(
+        &self,
+        store: &Store,
+        id: &str,
+    ) -> Result<Option<Installation>, wharf_store::Error> {
+        if let Some(row) = self.rows.lock().expect("never poisoned").get(id) {
+            return Ok(Some(row.clone()));
+        }
+        let key = id.to_string();
+        let found = store
+            .call(move |conn| stored::installation_by_id(conn, &key))
+            .await?;
+        if let Some(row) = &found {
+            self.rows
+                .lock()
+                .expect("never poisoned")
+                .insert(id.to_string(), row.clone());
+        }
+        Ok(found)
     }
 
     /// Loads `installation`, which need not be stored (a candidate being checked), without
@@ -203,10 +235,9 @@ impl Installed {
                 retry_after_ms: None,
             })
         };
-        let key = id.to_string();
         let installation = self
-            .store
-            .call(move |conn| stored::installation_by_id(conn, &key))
+            .registry
+            .installation(&self.store, id)
             .await
             .map_err(|e| PluginFailure::Host(format!("reading installation {id}: {e}")))?
             .ok_or_else(|| missing(format!("there is no plugin installation {id}")))?;
@@ -235,7 +266,9 @@ impl wharf_engine::provision::Drivers for Installed {
     > {
         Box::pin(async move {
             match self.plugin(driver).await? {
-                (Plugin::Driver(d), _) => d.provision(&request).await,
+                (Plugin::Driver(d), _) => {
+                    on_a_worker(async move { d.provision(&request).await }).await
+                }
                 _ => Err(not_a(driver, "driver")),
             }
         })
@@ -251,7 +284,9 @@ impl wharf_engine::provision::Drivers for Installed {
     > {
         Box::pin(async move {
             match self.plugin(driver).await? {
-                (Plugin::Driver(d), _) => d.deprovision(&request).await,
+                (Plugin::Driver(d), _) => {
+                    on_a_worker(async move { d.deprovision(&request).await }).await
+                }
                 _ => Err(not_a(driver, "driver")),
             }
         })
@@ -272,6 +307,21 @@ impl wharf_engine::pipeline::Transformers for Installed {
             }
         })
     }
+}
+
+/// Runs a driver call as a task of its own: the engine drives a level's resources
+/// concurrently from one task, and a task of its own lets each call's Wasm run on any
+/// worker thread, in parallel.
+async fn on_a_worker(
+    call: impl std::future::Future<Output = Result<wharf_plugins::Step, wharf_plugins::PluginFailure>>
+    + Send
+    + 'static,
+) -> Result<wharf_plugins::Step, wharf_plugins::PluginFailure> {
+    tokio::spawn(call).await.unwrap_or_else(|e| {
+        Err(wharf_plugins::PluginFailure::Host(format!(
+            "the call failed: {e}"
+        )))
+    })
 }
 
 fn not_a(id: &str, kind: &str) -> wharf_plugins::PluginFailure {

@@ -61,6 +61,20 @@ impl Set {
     }
 
     /// Reads a set back from its JSON (validating every workload).
+    /// A set as the store keeps it, which was validated when it was made: read without
+    /// validating again (a deployment reads its set once per run, and validating ten
+    /// workloads costs more than deploying them).
+    pub fn from_stored(value: Value) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            workloads: BTreeMap<String, Workload>,
+        }
+        let stored: Stored = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        Ok(Self {
+            workloads: stored.workloads,
+        })
+    }
+
     pub fn from_json(value: Value) -> Result<Self, Vec<Problem>> {
         let Some(workloads) = value.get("workloads").and_then(Value::as_object) else {
             return Err(vec![Problem {

@@ -479,6 +479,10 @@ async fn worker(inner: Arc<Inner>, key: (String, String)) {
 struct Run<'a> {
     inner: &'a Inner,
     d: Deployment,
+    /// Steps finished but not yet written: written with the next step's start (or the
+    /// deployment's end), one store call instead of two. A crash in between leaves the
+    /// step `running`, and a resumed deployment runs it again, as it must anyway.
+    unwritten: Vec<usize>,
 }
 
 impl Run<'_> {
@@ -491,26 +495,55 @@ impl Run<'_> {
     }
 
     async fn write_step(&mut self, position: usize) -> Result<(), StepError> {
-        let step = self.d.steps[position].clone();
+        self.write(Some(position), None).await
+    }
+
+    /// Writes the unwritten steps, step `position`, and the deployment's end, in one
+    /// transaction; then announces them.
+    async fn write(
+        &mut self,
+        position: Option<usize>,
+        end: Option<(Status, Option<Value>)>,
+    ) -> Result<(), StepError> {
+        let mut positions = std::mem::take(&mut self.unwritten);
+        positions.extend(position);
+        positions.dedup();
+        let steps: Vec<(usize, deployments::Step)> = positions
+            .iter()
+            .map(|p| (*p, self.d.steps[*p].clone()))
+            .collect();
         let (app, env, id) = (self.d.app.clone(), self.d.env.clone(), self.d.id);
-        let written = step.clone();
+        let written = steps.clone();
+        let status = end.clone();
         self.inner
-            .store(move |conn| deployments::set_step(conn, &app, &env, id, position, &written))
+            .store(move |conn| {
+                let tx = conn.transaction()?;
+                for (p, step) in &written {
+                    deployments::set_step(&tx, &app, &env, id, *p, step)?;
+                }
+                if let Some((status, error)) = status {
+                    deployments::set_status(&tx, &app, &env, id, status, error.as_ref(), now_ms())?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
             .await?;
-        self.inner.emit(
-            &self.d,
-            What::Step {
-                position,
-                name: step.name,
-                status: step.status.as_str().into(),
-                detail: step.detail,
-                error: step.error,
-                duration_ms: step
-                    .started_at_ms
-                    .zip(step.finished_at_ms)
-                    .map(|(s, f)| f - s),
-            },
-        );
+        for (position, step) in steps {
+            self.inner.emit(
+                &self.d,
+                What::Step {
+                    position,
+                    name: step.name,
+                    status: step.status.as_str().into(),
+                    detail: step.detail,
+                    error: step.error,
+                    duration_ms: step
+                        .started_at_ms
+                        .zip(step.finished_at_ms)
+                        .map(|(s, f)| f - s),
+                },
+            );
+        }
         Ok(())
     }
 
@@ -539,7 +572,8 @@ impl Run<'_> {
             step.detail["resumed"] = r;
         }
         step.error = None;
-        self.write_step(position).await
+        self.unwritten.push(position);
+        Ok(())
     }
 
     /// Fails the step at `position` and the deployment; later steps are skipped.
@@ -550,11 +584,11 @@ impl Run<'_> {
         step.status = StepStatus::Failed;
         step.finished_at_ms = Some(now);
         step.error = Some(error_json.clone());
-        let _ = self.write_step(position).await;
+        self.unwritten.push(position);
         for later in position + 1..self.d.steps.len() {
             if self.d.steps[later].status == StepStatus::Pending {
                 self.d.steps[later].status = StepStatus::Skipped;
-                let _ = self.write_step(later).await;
+                self.unwritten.push(later);
             }
         }
         let mut whole = error_json;
@@ -564,15 +598,7 @@ impl Run<'_> {
     }
 
     async fn finish(&mut self, status: Status, error: Option<Value>) {
-        let (app, env, id) = (self.d.app.clone(), self.d.env.clone(), self.d.id);
-        let written = error.clone();
-        let result = self
-            .inner
-            .store(move |conn| {
-                deployments::set_status(conn, &app, &env, id, status, written.as_ref(), now_ms())
-            })
-            .await;
-        if let Err(e) = result {
+        if let Err(e) = self.write(None, Some((status, error.clone()))).await {
             tracing::error!(message = %e.message, "recording the end of a deployment failed");
         }
         self.d.status = status;
@@ -598,7 +624,11 @@ async fn run(inner: &Inner, d: Deployment) {
         tracing::error!(error = %e, "starting a deployment failed");
         return;
     }
-    let mut run = Run { inner, d };
+    let mut run = Run {
+        inner,
+        d,
+        unwritten: Vec::new(),
+    };
     run.inner.emit(
         &run.d,
         What::Status {
@@ -681,15 +711,11 @@ async fn deploy(run: &mut Run<'_>) -> Result<(), Failed> {
         .map_err(at)?
         .map_err(at)?;
     let (env_type, body, definitions, records) = context;
-    let set = Set::from_json(body).map_err(|problems| {
+    let set = Set::from_stored(body).map_err(|e| {
         at(failure(
             "set",
             &run.d.set_id,
-            problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
+            format!("the stored set cannot be read: {e}"),
         ))
     })?;
     let context = Context {

@@ -162,7 +162,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            concurrency: 8,
+            concurrency: 16,
             max_attempts: 5,
             max_steps: 1000,
             base_delay: Duration::from_millis(200),

@@ -401,22 +401,22 @@ pub fn set_step(
     position: usize,
     step: &Step,
 ) -> Result<(), Error> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE deployment_steps SET status = ?5,
             started_at_ms = COALESCE(started_at_ms, ?6), finished_at_ms = ?7,
             detail = ?8, error = ?9
           WHERE app = ?1 AND env = ?2 AND deployment = ?3 AND position = ?4",
-        params![
-            app,
-            env,
-            id,
-            position as i64,
-            step.status.as_str(),
-            step.started_at_ms,
-            step.finished_at_ms,
-            step.detail.to_string(),
-            step.error.as_ref().map(Value::to_string),
-        ],
-    )?;
+    )?
+    .execute(params![
+        app,
+        env,
+        id,
+        position as i64,
+        step.status.as_str(),
+        step.started_at_ms,
+        step.finished_at_ms,
+        step.detail.to_string(),
+        step.error.as_ref().map(Value::to_string),
+    ])?;
     Ok(())
 }

@@ -103,7 +103,7 @@ pub fn record(
     );
     let keep_outputs = r.outputs.as_object().is_none_or(|o| o.is_empty())
         && r.secrets.as_object().is_none_or(|o| o.is_empty());
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO provisioned (app, env, uid, status, message, state, outputs, secrets,
                                   updated_at, deployment, definition, driver, depends_on, params)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?13, ?14, ?15)
@@ -119,24 +119,24 @@ pub fn record(
             driver = excluded.driver,
             depends_on = excluded.depends_on,
             params = excluded.params",
-        params![
-            app,
-            env,
-            r.uid,
-            r.status.as_str(),
-            r.message,
-            state,
-            r.outputs.to_string(),
-            secrets,
-            r.updated_at,
-            keep_outputs,
-            r.deployment,
-            r.definition,
-            r.driver,
-            serde_json::to_string(&r.depends_on).expect("strings serialize"),
-            params,
-        ],
-    )?;
+    )?
+    .execute(params![
+        app,
+        env,
+        r.uid,
+        r.status.as_str(),
+        r.message,
+        state,
+        r.outputs.to_string(),
+        secrets,
+        r.updated_at,
+        keep_outputs,
+        r.deployment,
+        r.definition,
+        r.driver,
+        serde_json::to_string(&r.depends_on).expect("strings serialize"),
+        params,
+    ])?;
     Ok(())
 }
 

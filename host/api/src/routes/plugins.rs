@@ -595,6 +595,7 @@ async fn install(
             )
         })
         .await?;
+    state.registry.changed(&candidate.id);
     if plugin.kind == "policy" {
         state
             .registry
@@ -764,6 +765,7 @@ async fn update_installation(
             Ok(Ok(()))
         })
         .await??;
+    state.registry.changed(&next.id);
     if is_policy {
         state
             .registry
