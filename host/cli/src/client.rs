@@ -561,6 +561,13 @@ pub enum EnvTypes {
         /// The target as JSON (or @FILE); the local process target when absent.
         #[arg(long)]
         target: Option<String>,
+        /// A transformer installation every deployment goes through; repeat, in order.
+        #[arg(long = "transformer")]
+        transformers: Vec<String>,
+        /// Resources provisioned in every environment, as a JSON list (or @FILE):
+        /// `[{"type": "namespace", "id": "env"}]`.
+        #[arg(long)]
+        resources: Option<String>,
     },
     /// Delete one no environment uses.
     Delete { id: String },
@@ -822,10 +829,16 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
                 id,
                 description,
                 target,
+                transformers,
+                resources,
             } => {
-                let mut body = json!({ "id": id, "description": description });
+                let mut body =
+                    json!({ "id": id, "description": description, "transformers": transformers });
                 if let Some(t) = target {
                     body["target"] = json_arg(&t).context("--target")?;
+                }
+                if let Some(r) = resources {
+                    body["resources"] = json_arg(&r).context("--resources")?;
                 }
                 c.print(
                     &c.json("POST", &format!("{V1}/env-types"), Some(body))?,

@@ -60,7 +60,6 @@ impl Set {
         hex::encode(Sha256::digest(self.to_json().to_string().as_bytes()))
     }
 
-    /// Reads a set back from its JSON (validating every workload).
     /// A set as the store keeps it, which was validated when it was made: read without
     /// validating again (a deployment reads its set once per run, and validating ten
     /// workloads costs more than deploying them).
@@ -75,6 +74,7 @@ impl Set {
         })
     }
 
+    /// Reads a set back from its JSON (validating every workload).
     pub fn from_json(value: Value) -> Result<Self, Vec<Problem>> {
         let Some(workloads) = value.get("workloads").and_then(Value::as_object) else {
             return Err(vec![Problem {
