@@ -214,6 +214,32 @@ fn the_example_app_deploys_changes_rolls_back_and_is_deleted() {
     );
     assert_ne!(list[0]["set"], set_two);
 
+    // A clone runs the same set on a port of its own; deleted, it leaves dev running.
+    let clone = wharf.ok(&[
+        "envs",
+        "create",
+        "hello",
+        "pr-1",
+        "--type",
+        "development",
+        "--from",
+        "dev",
+    ]);
+    assert!(
+        clone.contains("Deployment 1 of hello/pr-1 succeeded"),
+        "{clone}"
+    );
+    let clone_url = answers_at(&clone);
+    assert_ne!(clone_url, url);
+    let (_, body) = get(&clone_url).unwrap();
+    assert!(
+        body.contains("(version 1)"),
+        "the clone runs dev's current set: {body}"
+    );
+    wharf.ok(&["envs", "delete", "hello", "pr-1"]);
+    assert!(get(&clone_url).is_none());
+    assert!(get(&url).is_some_and(|(s, _)| s == 200));
+
     // Delete: processes gone, resources deprovisioned, nothing left in the data dir.
     let pid = wharf.json(&["status", "hello", "dev"])["workloads"][0]["containers"][0]["pid"]
         .as_u64()
@@ -695,4 +721,76 @@ fn a_server_killed_while_it_provisions_resumes_and_provisions_nothing_twice() {
         assert_eq!(keys.len(), 20, "one key per resource");
     });
     assert!(server.stop().success());
+}
+
+#[test]
+fn workloads_run_again_after_the_server_is_killed_and_restarted() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let wharf = Client::new(&server);
+    let dir = example();
+    wharf.ok(&[
+        "platform",
+        "apply",
+        "-f",
+        dir.join("platform.yaml").to_str().unwrap(),
+    ]);
+    wharf.ok(&["apps", "create", "hello"]);
+    wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
+    let score = dir.join("score.yaml");
+    let out = wharf.ok(&[
+        "deploy",
+        "-f",
+        score.to_str().unwrap(),
+        "--app",
+        "hello",
+        "--env",
+        "dev",
+        "--follow",
+    ]);
+    let url = answers_at(&out);
+    let pid = wharf.json(&["status", "hello", "dev"])["workloads"][0]["containers"][0]["pid"]
+        .as_u64()
+        .unwrap();
+    let token = server.token.clone();
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert!(
+        pid_alive(pid),
+        "a killed server leaves its processes behind"
+    );
+
+    let mut server = start(data.path());
+    server.token = token;
+    let wharf = Client::new(&server);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = wharf.json(&["status", "hello", "dev"]);
+        if status["workloads"][0]["ready"] == true {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "not running again: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let new_pid = status["workloads"][0]["containers"][0]["pid"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(new_pid, pid);
+    assert!(
+        !pid_alive(pid),
+        "the process the killed server left was stopped"
+    );
+    assert_eq!(
+        status["workloads"][0]["endpoints"][0],
+        url.as_str(),
+        "on the same port"
+    );
+    let (status, body) = get(&url).unwrap();
+    assert!(
+        status == 200 && body.contains("message of the day"),
+        "{body}"
+    );
+    assert!(server.stop().success());
+    assert!(!pid_alive(new_pid), "a clean stop stops the workloads");
 }
