@@ -48,6 +48,14 @@ pub fn openapi() -> serde_json::Value {
     routes::documented().1
 }
 
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()

@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::authz::Target;
 use crate::routes::sets::{invalid, parse};
 use crate::routes::{Page, PageQuery, audit, body, id, page};
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState, now, now_ms};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -153,16 +153,8 @@ pub(crate) async fn environment(
         .ok_or_else(|| ApiError::NotFound(format!("environment {app}/{env}")))
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// A step that is done, with its times.
-fn done_step(name: &str, started_at_ms: i64, detail: Value) -> Step {
+pub(crate) fn done_step(name: &str, started_at_ms: i64, detail: Value) -> Step {
     Step {
         name: name.into(),
         status: StepStatus::Done,

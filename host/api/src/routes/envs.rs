@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::authz::Target;
 use crate::routes::{Page, PageQuery, audit, body, id, page};
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState, now, now_ms};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -237,13 +237,6 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// Loads `app/env`, or a 404 that names which of the two is missing.
 async fn load(state: &AppState, app: &str, env: &str) -> Result<envs::Environment, ApiError> {
     let (app_id, env_id) = (id(app, "app")?, id(env, "env")?);
@@ -285,8 +278,9 @@ async fn remove(
     caller: Caller,
     Path((app, env)): Path<(String, String)>,
 ) -> Result<axum::response::Response, ApiError> {
+    use crate::routes::deployments::done_step;
     use axum::response::IntoResponse;
-    use wharf_store::deployments::{self, Deployment, Kind, Status, Step, StepStatus};
+    use wharf_store::deployments::{self, Deployment, Kind, Status};
     // Deleting needs `deployer` on the environment's type, so it is read first; a
     // principal without access to the app is refused before learning whether it exists.
     id(&app, "app")?;
@@ -344,14 +338,6 @@ async fn remove(
     if let Some(d) = pending {
         return Ok(crate::routes::deployments::accepted(d));
     }
-    let step = |name: &str| Step {
-        name: name.into(),
-        status: StepStatus::Done,
-        started_at_ms: Some(started),
-        finished_at_ms: Some(now_ms()),
-        detail: serde_json::json!({}),
-        error: None,
-    };
     let queued = crate::routes::deployments::queue(
         &state,
         &caller,
@@ -371,8 +357,12 @@ async fn remove(
             finished_at_ms: None,
             steps: crate::routes::deployments::steps(
                 Kind::Delete,
-                step("accept"),
-                step("authorize"),
+                done_step("accept", started, serde_json::json!({})),
+                done_step(
+                    "authorize",
+                    started,
+                    serde_json::json!({ "action": "environments.delete" }),
+                ),
             ),
         },
         None,

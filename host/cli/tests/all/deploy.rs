@@ -91,6 +91,31 @@ fn answers_at(output: &str) -> String {
         .to_string()
 }
 
+/// The example's platform applied, its app and `dev` environment created.
+fn hello_platform(server: &Server) -> Client {
+    let wharf = Client::new(server);
+    let platform = example().join("platform.yaml");
+    wharf.ok(&["platform", "apply", "-f", platform.to_str().unwrap()]);
+    wharf.ok(&["apps", "create", "hello"]);
+    wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
+    wharf
+}
+
+/// `wharf deploy -f examples/hello/score.yaml --app hello --env ENV --follow`: its output.
+fn deploy_hello(wharf: &Client, env: &str) -> String {
+    let score = example().join("score.yaml");
+    wharf.ok(&[
+        "deploy",
+        "-f",
+        score.to_str().unwrap(),
+        "--app",
+        "hello",
+        "--env",
+        env,
+        "--follow",
+    ])
+}
+
 fn pid_alive(pid: u64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -341,14 +366,7 @@ pub(crate) fn post(server: &Server, path: &str, body: Value) -> Value {
 fn failures_fail_the_deployment_with_their_reason_and_the_previous_set_keeps_serving() {
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path());
-    let wharf = Client::new(&server);
-    let dir = example();
-    wharf.ok(&[
-        "platform",
-        "apply",
-        "-f",
-        dir.join("platform.yaml").to_str().unwrap(),
-    ]);
+    let wharf = hello_platform(&server);
     install(
         &server,
         "scripted",
@@ -374,19 +392,7 @@ fn failures_fail_the_deployment_with_their_reason_and_the_previous_set_keeps_ser
             }),
         );
     }
-    wharf.ok(&["apps", "create", "hello"]);
-    wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
-    let score = dir.join("score.yaml");
-    let first = wharf.ok(&[
-        "deploy",
-        "-f",
-        score.to_str().unwrap(),
-        "--app",
-        "hello",
-        "--env",
-        "dev",
-        "--follow",
-    ]);
+    let first = deploy_hello(&wharf, "dev");
     let url = answers_at(&first);
 
     // A permanent driver error: the deployment fails with the driver's message; the
@@ -457,6 +463,7 @@ fn failures_fail_the_deployment_with_their_reason_and_the_previous_set_keeps_ser
         json!({ "id": "trapped", "transformers": ["trap"] }),
     );
     wharf.ok(&["envs", "create", "hello", "qa", "--type", "trapped"]);
+    let score = example().join("score.yaml");
     let trapped = wharf.fails(&[
         "deploy",
         "-f",
@@ -727,27 +734,8 @@ fn a_server_killed_while_it_provisions_resumes_and_provisions_nothing_twice() {
 fn workloads_run_again_after_the_server_is_killed_and_restarted() {
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path());
-    let wharf = Client::new(&server);
-    let dir = example();
-    wharf.ok(&[
-        "platform",
-        "apply",
-        "-f",
-        dir.join("platform.yaml").to_str().unwrap(),
-    ]);
-    wharf.ok(&["apps", "create", "hello"]);
-    wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
-    let score = dir.join("score.yaml");
-    let out = wharf.ok(&[
-        "deploy",
-        "-f",
-        score.to_str().unwrap(),
-        "--app",
-        "hello",
-        "--env",
-        "dev",
-        "--follow",
-    ]);
+    let wharf = hello_platform(&server);
+    let out = deploy_hello(&wharf, "dev");
     let url = answers_at(&out);
     let pid = wharf.json(&["status", "hello", "dev"])["workloads"][0]["containers"][0]["pid"]
         .as_u64()
