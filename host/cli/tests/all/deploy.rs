@@ -782,3 +782,44 @@ fn workloads_run_again_after_the_server_is_killed_and_restarted() {
     assert!(server.stop().success());
     assert!(!pid_alive(new_pid), "a clean stop stops the workloads");
 }
+
+#[test]
+fn wharf_up_deploys_the_example_and_stops_it_with_the_server() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("wharf up printed where hello answers")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("hello answers at ") {
+            break url.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let (status, body) = get(&url).expect("hello answers");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("message of the day: Ship small changes often."),
+        "{body}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "Ctrl-C or SIGTERM is a clean stop"
+    );
+    assert!(get(&url).is_none(), "the workload stopped with Wharf");
+}
