@@ -243,7 +243,11 @@ impl Client {
         if status >= 400 {
             let text = body.read_to_string().unwrap_or_default();
             let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            bail!("{} ({status})", detail(&body));
+            return Err(Refused {
+                status,
+                message: detail(&body),
+            }
+            .into());
         }
         Ok(std::io::BufReader::new(body.into_reader()))
     }
@@ -888,7 +892,15 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
                     None,
                 )?;
                 match answer["id"].as_i64() {
-                    Some(n) if !no_wait => crate::deploy::follow(c, &app, &env, n),
+                    Some(n) if !no_wait => match crate::deploy::follow(c, &app, &env, n) {
+                        // A quick deletion can be over, its rows gone with the
+                        // environment, before the client asks to follow it.
+                        Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.status == 404) => {
+                            c.done(format!("deleted environment {app}/{env}"));
+                            Ok(())
+                        }
+                        other => other,
+                    },
                     Some(n) => {
                         c.done(format!(
                             "deleting environment {app}/{env} (deployment {n}); follow it with \

@@ -1090,7 +1090,7 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
         | provision::ProvisionError::Journal { uid, .. }
         | provision::ProvisionError::Unassigned(uid) => at(failure("resource", uid, e.to_string())),
     })?;
-    run.done(position, json!({ "deprovisioned": gone }))
+    run.done(position, json!({ "deprovisioned": &gone }))
         .await
         .map_err(at)?;
 
@@ -1109,8 +1109,23 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
             duration_ms: None,
         },
     );
+    // The deployment's rows go with the environment; the audit log keeps what it did.
+    let event = wharf_store::audit::Event {
+        seq: 0,
+        at: now_ms() / 1000,
+        principal: run.d.created_by.clone(),
+        action: "environments.deleted".into(),
+        target: format!("env:{app}/{env}"),
+        detail: json!({ "deployment": run.d.id, "deprovisioned": gone }),
+    };
     run.inner
-        .store(move |conn| envs::delete(conn, &app, &env).map(drop))
+        .store(move |conn| {
+            let tx = conn.transaction()?;
+            envs::delete(&tx, &app, &env)?;
+            wharf_store::audit::record(&tx, &event)?;
+            tx.commit()?;
+            Ok(())
+        })
         .await
         .map_err(at)?;
     Ok(())

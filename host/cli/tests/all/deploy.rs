@@ -271,15 +271,29 @@ fn the_example_app_deploys_changes_rolls_back_and_is_deleted() {
         .unwrap();
     let deleted = wharf.ok(&["envs", "delete", "hello", "dev"]);
     assert!(
-        deleted.contains("Environment hello/dev is deleted"),
+        deleted.contains("hello/dev is deleted")
+            || deleted.contains("deleted environment hello/dev"),
         "{deleted}"
     );
-    for uid in ["password.default#hello.session", "motd.default#hello.motd"] {
-        assert!(
-            deleted.contains(&format!("{uid} deprovision-done")),
-            "the driver deprovisioned {uid}:\n{deleted}"
-        );
-    }
+    let audit = wharf.json(&[
+        "audit",
+        "--action",
+        "environments.deleted",
+        "--target",
+        "env:hello/dev",
+    ]);
+    let mut gone: Vec<&str> = audit[0]["detail"]["deprovisioned"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    gone.sort();
+    assert_eq!(
+        gone,
+        ["motd.default#hello.motd", "password.default#hello.session"],
+        "the drivers deprovisioned both resources"
+    );
     assert!(!pid_alive(pid), "the workload's process is gone");
     assert!(get(&url).is_none(), "nothing answers at {url} any more");
     assert!(
@@ -367,12 +381,13 @@ fn failures_fail_the_deployment_with_their_reason_and_the_previous_set_keeps_ser
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path());
     let wharf = hello_platform(&server);
+    let counter = Counter::start(None);
     install(
         &server,
         "scripted",
         "driver",
         wharf_artifacts::TEST_DRIVER,
-        None,
+        Some(&counter.url),
         json!({}),
     );
     post(&server, "/api/v1/resource-types", json!({ "id": "thing" }));
@@ -381,7 +396,10 @@ fn failures_fail_the_deployment_with_their_reason_and_the_previous_set_keeps_ser
             "broken",
             json!({ "fail": "quota exceeded: at most 3 databases per team" }),
         ),
-        ("slow", json!({ "steps": 3, "retry_after_ms": 20 })),
+        (
+            "slow",
+            json!({ "steps": 3, "retry_after_ms": 20, "counter": counter.url }),
+        ),
     ] {
         post(
             &server,
@@ -441,12 +459,21 @@ fn failures_fail_the_deployment_with_their_reason_and_the_previous_set_keeps_ser
         done.contains("Deployment 3 of hello/dev succeeded"),
         "{done}"
     );
-    let in_progress = done
-        .lines()
-        .filter(|l| l.contains("thing.slow#hello.quota in-progress"))
-        .count();
-    assert_eq!(in_progress, 3, "{done}");
-    assert!(done.contains("thing.slow#hello.quota done"), "{done}");
+    // What the driver was asked: created once, then called again with its state until
+    // done (three in-progress answers, then done: four calls).
+    counter.counts(|c| {
+        assert_eq!(c.creates.len(), 1, "{c:?}");
+        assert_eq!(
+            c.calls
+                .iter()
+                .filter(|(uid, _)| uid == "hello.quota")
+                .count(),
+            4,
+            "{c:?}"
+        );
+    });
+    let d = wharf.json(&["deployments", "get", "hello", "dev", "3"]);
+    assert_eq!(d["status"], "succeeded");
 
     // A transformer that traps fails the deployment at transform; the server carries on.
     install(
