@@ -95,7 +95,7 @@ pub enum PluginFailure {
         requested: u64,
     },
     /// The plugin used a capability it was not granted, and the call failed.
-    #[error("plugin was denied {capability} (not granted to this installation)")]
+    #[error("not granted: {capability} (the installation's grants do not include it)")]
     CapabilityDenied {
         /// What was refused (`http to http://host:port`, `tcp connect to ip:port`).
         capability: String,

@@ -109,7 +109,7 @@ fn call_reports_a_denied_capability() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("plugin was denied http to http://127.0.0.1:9"),
+        err.contains("not granted: http to http://127.0.0.1:9"),
         "{err}"
     );
 }
