@@ -25,6 +25,9 @@ pub struct Registry {
     rebuild: tokio::sync::Mutex<()>,
 }
 
+/// In a manifest's requested grants: any origin (or address) the operator grants.
+pub const ANY: &str = "*";
+
 /// What an uploaded plugin's manifest asks for.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,12 +58,28 @@ impl Registry {
         requested: &Requested,
         component: &[u8],
     ) -> Result<Plugin, ApiError> {
+        // `*` asks for what the operator will grant: nothing to check until then.
+        let specific = |list: &[String]| list.iter().filter(|g| *g != ANY).cloned().collect();
         let manifest = Manifest {
             name: id.to_string(),
             kind,
-            grants: requested.grants.clone(),
+            grants: Grants {
+                http: specific(&requested.grants.http),
+                sockets: specific(&requested.grants.sockets),
+            },
             limits: requested.limits,
         };
+        let any = requested
+            .grants
+            .http
+            .iter()
+            .chain(&requested.grants.sockets)
+            .any(|g| g == ANY);
+        if any && kind != Kind::Driver {
+            return Err(ApiError::BadRequest(format!(
+                "component: {kind} plugins get no network: remove the requested http and sockets"
+            )));
+        }
         self.runtime
             .install(component, manifest)
             .await

@@ -74,6 +74,39 @@ pub struct Grants {
     pub sockets: Vec<String>,
 }
 
+impl Grants {
+    /// Every grant that is not a valid origin or address, with what is wrong; empty when
+    /// all are valid.
+    pub fn problems(&self) -> Vec<String> {
+        self.parsed().err().unwrap_or_default()
+    }
+
+    fn parsed(&self) -> Result<(Vec<Origin>, Vec<SocketAddr>), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut origins = Vec::new();
+        for (i, grant) in self.http.iter().enumerate() {
+            match Origin::parse(grant) {
+                Ok(o) => origins.push(o),
+                Err(e) => problems.push(format!("grants.http[{i}]: {e}")),
+            }
+        }
+        let mut sockets = Vec::new();
+        for (i, grant) in self.sockets.iter().enumerate() {
+            match grant.parse::<SocketAddr>() {
+                Ok(a) => sockets.push(a),
+                Err(_) => problems.push(format!(
+                    "grants.sockets[{i}]: {grant:?} is not ip:port (like 127.0.0.1:5432)"
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok((origins, sockets))
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 /// Limits of every call to one installation of a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -150,22 +183,13 @@ impl Manifest {
                 self.kind
             ));
         }
-        let mut origins = Vec::new();
-        for (i, grant) in self.grants.http.iter().enumerate() {
-            match Origin::parse(grant) {
-                Ok(o) => origins.push(o),
-                Err(e) => problems.push(format!("grants.http[{i}]: {e}")),
+        let (origins, sockets) = match self.grants.parsed() {
+            Ok(parsed) => parsed,
+            Err(found) => {
+                problems.extend(found);
+                (Vec::new(), Vec::new())
             }
-        }
-        let mut sockets = Vec::new();
-        for (i, grant) in self.grants.sockets.iter().enumerate() {
-            match grant.parse::<SocketAddr>() {
-                Ok(a) => sockets.push(a),
-                Err(_) => problems.push(format!(
-                    "grants.sockets[{i}]: {grant:?} is not ip:port (like 127.0.0.1:5432)"
-                )),
-            }
-        }
+        };
         let l = &self.limits;
         if l.memory_bytes == 0 || l.memory_bytes > max_memory {
             problems.push(format!(

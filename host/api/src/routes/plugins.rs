@@ -124,10 +124,11 @@ pub(crate) struct UploadQuery {
     /// `driver`, `policy` or `transformer`.
     kind: String,
     /// Origins (`https://host:port`) installations may be granted over wasi:http,
-    /// comma-separated (drivers only).
+    /// comma-separated (drivers only); `*` for whatever origin the operator grants (a
+    /// driver for a system whose address differs from site to site).
     http: Option<String>,
     /// Addresses (`ip:port`) installations may be granted over TCP, comma-separated
-    /// (drivers only).
+    /// (drivers only); `*` for whatever address the operator grants.
     sockets: Option<String>,
     /// Linear memory per call, in bytes (64 MiB when absent).
     memory_bytes: Option<u64>,
@@ -428,9 +429,10 @@ async fn check_installation(
         .map_err(|e| ApiError::Internal(format!("stored manifest of {}: {e}", plugin.id)))?;
     let grants: Grants = serde_json::from_value(candidate.grants.clone())
         .map_err(|e| ApiError::BadRequest(format!("grants: {e}")))?;
-    let mut problems = Vec::new();
+    let mut problems = grants.problems();
+    let any = |list: &[String]| list.iter().any(|r| r == crate::registry::ANY);
     for origin in &grants.http {
-        if !requested.grants.http.contains(origin) {
+        if !requested.grants.http.contains(origin) && !any(&requested.grants.http) {
             problems.push(format!(
                 "grants.http: plugin {} does not request {origin:?} (it requests {:?})",
                 plugin.id, requested.grants.http
@@ -438,7 +440,7 @@ async fn check_installation(
         }
     }
     for socket in &grants.sockets {
-        if !requested.grants.sockets.contains(socket) {
+        if !requested.grants.sockets.contains(socket) && !any(&requested.grants.sockets) {
             problems.push(format!(
                 "grants.sockets: plugin {} does not request {socket:?} (it requests {:?})",
                 plugin.id, requested.grants.sockets

@@ -740,3 +740,59 @@ async fn broken_score_files_list_every_problem_and_store_nothing() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(detail(&problem).contains("already in the set"), "{problem}");
 }
+
+#[tokio::test]
+async fn a_driver_that_requests_any_origin_gets_what_the_operator_grants_and_no_more() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let driver = std::fs::read(wharf_artifacts::TEST_DRIVER).unwrap();
+    let (status, body) = api
+        .send_bytes(
+            "POST",
+            &format!("{V1}/plugins?id=anywhere&kind=driver&http=*&sockets=*"),
+            admin,
+            "application/wasm",
+            driver,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = api
+        .send(
+            "POST",
+            &format!("{V1}/plugin-installations"),
+            admin,
+            Some(json!({ "id": "site", "plugin": "anywhere",
+                         "grants": { "http": ["http://127.0.0.1:8081"], "sockets": ["127.0.0.1:5432"] } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["grants"]["http"], json!(["http://127.0.0.1:8081"]));
+    let (status, body) = api
+        .send(
+            "POST",
+            &format!("{V1}/plugin-installations"),
+            admin,
+            Some(json!({ "id": "bad", "plugin": "anywhere", "grants": { "http": ["not a url"] } })),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a grant must still be an origin: {body}"
+    );
+    let freeze = std::fs::read(wharf_artifacts::FREEZE_WINDOW).unwrap();
+    let (status, body) = api
+        .send_bytes(
+            "POST",
+            &format!("{V1}/plugins?id=nosy&kind=policy&http=*"),
+            admin,
+            "application/wasm",
+            freeze,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"].as_str().unwrap().contains("get no network"),
+        "{body}"
+    );
+}
