@@ -16,6 +16,7 @@ const BUNDLED: &[(&str, &str, &str)] = &[
     ("password", "driver", "wharf-plugin-password"),
     ("template", "driver", "wharf-plugin-template"),
     ("baseline", "transformer", "wharf-plugin-baseline"),
+    ("dns", "driver", "wharf-plugin-dns"),
 ];
 
 /// (constant name, package) of each component to build.
@@ -25,6 +26,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("PASSWORD", "wharf-plugin-password"),
     ("TEMPLATE", "wharf-plugin-template"),
     ("BASELINE", "wharf-plugin-baseline"),
+    ("DNS", "wharf-plugin-dns"),
     ("FREEZE_WINDOW", "freeze-window"),
     ("TEST_DRIVER", "test-driver"),
     ("TEST_POLICY", "test-policy"),

@@ -78,6 +78,19 @@ pub struct BundledPlugin<'a> {
 /// The policy installed on a new Wharf, the one that decides by roles.
 pub const RBAC: &str = "rbac";
 
+/// What a bundled plugin's manifest requests: the drivers for systems of the site
+/// (PowerDNS, S3, PostgreSQL) may be granted whatever origin or address the operator
+/// grants their installations; the others get no network.
+fn bundled_requests(id: &str) -> registry::Requested {
+    let mut requested = registry::Requested::default();
+    match id {
+        "dns" | "s3" => requested.grants.http = vec![registry::ANY.into()],
+        "postgres" => requested.grants.sockets = vec![registry::ANY.into()],
+        _ => {}
+    }
+    requested
+}
+
 /// Prepares the state the API serves: stores the bundled plugins (adding those that are
 /// new, replacing those that changed with this binary), installs the `rbac` policy on a
 /// new Wharf, builds the policy chain from the enabled policy installations, and creates
@@ -93,8 +106,9 @@ pub async fn start(
     let registry = Arc::new(Registry::new(runtime));
     for b in bundled {
         let kind = registry::kind(b.kind)?;
+        let requested = bundled_requests(b.id);
         let loaded = registry
-            .check(b.id, kind, &registry::Requested::default(), b.bytes)
+            .check(b.id, kind, &requested, b.bytes)
             .await
             .map_err(|e| ApiError::Internal(format!("bundled plugin {}: {e}", b.id)))?;
         let info = routes::describe_plugin(&loaded)
@@ -105,8 +119,7 @@ pub async fn start(
             kind: b.kind.to_string(),
             version: info["version"].as_str().unwrap_or_default().to_string(),
             digest: loaded.digest().to_string(),
-            manifest: serde_json::to_value(registry::Requested::default())
-                .expect("a manifest serializes"),
+            manifest: serde_json::to_value(&requested).expect("a manifest serializes"),
             info,
             bundled: true,
             created_at: now(),

@@ -285,7 +285,8 @@ impl wharf_engine::provision::Drivers for Installed {
     > {
         Box::pin(async move {
             match self.plugin(driver).await? {
-                (Plugin::Driver(d), _) => {
+                (Plugin::Driver(d), config) => {
+                    let request = with_installation_config(request, &config);
                     on_a_worker(async move { d.provision(&request).await }).await
                 }
                 _ => Err(not_a(driver, "driver")),
@@ -303,7 +304,8 @@ impl wharf_engine::provision::Drivers for Installed {
     > {
         Box::pin(async move {
             match self.plugin(driver).await? {
-                (Plugin::Driver(d), _) => {
+                (Plugin::Driver(d), config) => {
+                    let request = with_installation_config(request, &config);
                     on_a_worker(async move { d.deprovision(&request).await }).await
                 }
                 _ => Err(not_a(driver, "driver")),
@@ -326,6 +328,27 @@ impl wharf_engine::pipeline::Transformers for Installed {
             }
         })
     }
+}
+
+/// A driver's configuration for one call: its installation's configuration (what all its
+/// definitions share, like the address of the system it talks to, which goes with the
+/// installation's grants), with the resource definition's driver inputs over it, key by
+/// key.
+fn with_installation_config(
+    mut request: wharf_plugins::DriverRequest,
+    installation: &Value,
+) -> wharf_plugins::DriverRequest {
+    for (field, target) in [
+        ("values", &mut request.config.values),
+        ("secrets", &mut request.config.secrets),
+    ] {
+        if let (Some(base), Some(over)) = (installation[field].as_object(), target.as_object()) {
+            let mut merged = base.clone();
+            merged.extend(over.clone());
+            *target = Value::Object(merged);
+        }
+    }
+    request
 }
 
 /// Runs a driver call as a task of its own: the engine drives a level's resources

@@ -2,6 +2,7 @@
 
 mod client;
 mod deploy;
+mod drivers;
 mod durability;
 mod plugin;
 mod serve;

@@ -149,6 +149,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
         ("password", "driver"),
         ("template", "driver"),
         ("baseline", "transformer"),
+        ("dns", "driver"),
     ] {
         let line = table
             .lines()
@@ -160,7 +161,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
     }
     let out = wharf(data.path(), &["plugin", "list-bundled", "--json"]);
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.len(), 5);
+    assert_eq!(list.len(), 6);
 }
 
 #[test]

@@ -1,0 +1,406 @@
+//! The bundled drivers for real systems, against the real servers, started here on
+//! loopback with free ports: what a driver did is checked in the system itself.
+//!
+//! A server that is not installed fails the test when CI=true (`.ci/run` installs them);
+//! elsewhere the test says what it skipped and how to enable it, and passes.
+
+use crate::deploy::{Client, post};
+use crate::serve::start;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether `program` is installed; when it is not, a failure under CI and a note
+/// otherwise.
+pub(crate) fn installed(program: &str, install: &str) -> bool {
+    if Path::new(program).exists() {
+        return true;
+    }
+    let message = format!("{program} is not installed; install it with: {install}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message} (.ci/run does)");
+    }
+    eprintln!("SKIPPED: {message}, then run the tests again");
+    false
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One HTTP request with headers; the status and the body.
+pub(crate) fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(stream, "{head}\r\n{body}").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    Some((
+        status,
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    ))
+}
+
+/// A PowerDNS authoritative server with the sqlite backend and its HTTP API.
+pub(crate) struct PowerDns {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub(crate) api: String,
+    pub(crate) key: String,
+    dns_port: u16,
+    web_port: u16,
+}
+
+impl PowerDns {
+    const SERVER: &'static str = "/usr/sbin/pdns_server";
+    const SCHEMA: &'static str = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql";
+
+    pub(crate) fn start() -> Option<Self> {
+        let install = "apt-get install pdns-server pdns-backend-sqlite3 bind9-dnsutils sqlite3";
+        if !installed(Self::SERVER, install) || !installed("/usr/bin/dig", install) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("pdns.db");
+        let schema = std::fs::read_to_string(Self::SCHEMA).unwrap();
+        let conn = wharf_store::rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(&schema).unwrap();
+        drop(conn);
+        let (dns_port, web_port) = (free_port(), free_port());
+        let key = "wharf-test-key".to_string();
+        let mut server = Self {
+            child: Command::new("true").spawn().unwrap(),
+            api: format!("http://127.0.0.1:{web_port}"),
+            key,
+            dns_port,
+            web_port,
+            dir,
+        };
+        server.launch();
+        Some(server)
+    }
+
+    /// Starts the server process (again) on the same ports and database.
+    pub(crate) fn launch(&mut self) {
+        let dir = self.dir.path();
+        std::fs::write(
+            dir.join("pdns.conf"),
+            format!(
+                "launch=gsqlite3\ngsqlite3-database={}\nlocal-address=127.0.0.1\nlocal-port={}\n\
+                 api=yes\napi-key={}\nwebserver=yes\nwebserver-address=127.0.0.1\nwebserver-port={}\n\
+                 webserver-allow-from=127.0.0.0/8\ndaemon=no\nguardian=no\nsocket-dir={}\n\
+                 security-poll-suffix=\ndisable-syslog=yes\n",
+                dir.join("pdns.db").display(),
+                self.dns_port,
+                self.key,
+                self.web_port,
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let _ = self.child.wait();
+        self.child = Command::new(Self::SERVER)
+            .arg(format!("--config-dir={}", dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.zones().is_none() {
+            assert!(Instant::now() < deadline, "PowerDNS did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server process (its database stays).
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn zones(&self) -> Option<Value> {
+        let (status, body) = http(
+            "GET",
+            &format!("{}/api/v1/servers/localhost/zones", self.api),
+            &[("x-api-key", &self.key)],
+            "",
+        )?;
+        (status == 200).then(|| serde_json::from_str(&body).unwrap())
+    }
+
+    pub(crate) fn create_zone(&self, zone: &str) {
+        let body = json!({ "name": format!("{zone}."), "kind": "Native",
+                           "nameservers": [format!("ns1.{zone}.")] });
+        let (status, text) = http(
+            "POST",
+            &format!("{}/api/v1/servers/localhost/zones", self.api),
+            &[
+                ("x-api-key", &self.key),
+                ("content-type", "application/json"),
+            ],
+            &body.to_string(),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{text}");
+    }
+
+    /// The A records of `name`, by asking the server over DNS.
+    pub(crate) fn dig(&self, name: &str) -> String {
+        let out = Command::new("dig")
+            .args([
+                "+short",
+                "@127.0.0.1",
+                "-p",
+                &self.dns_port.to_string(),
+                name,
+                "A",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// How many record sets the zone has with `name`.
+    pub(crate) fn rrsets(&self, zone: &str, name: &str) -> usize {
+        let (_, body) = http(
+            "GET",
+            &format!("{}/api/v1/servers/localhost/zones/{zone}.", self.api),
+            &[("x-api-key", &self.key)],
+            "",
+        )
+        .unwrap();
+        let zone: Value = serde_json::from_str(&body).unwrap();
+        zone["rrsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"] == format!("{name}."))
+            .count()
+    }
+}
+
+impl Drop for PowerDns {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn workload(resources: Value) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("score.yaml");
+    let doc = json!({
+        "apiVersion": "score.dev/v1b1",
+        "metadata": { "name": "web" },
+        "containers": { "main": {
+            "image": "busybox",
+            "command": ["sh", "-c", "echo host=$HOST; exec sleep 600"],
+            "variables": { "HOST": "${resources.dns.host}" },
+        } },
+        "resources": resources,
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn the_dns_driver_manages_a_record_in_a_real_powerdns() {
+    let Some(mut pdns) = PowerDns::start() else {
+        return;
+    };
+    pdns.create_zone("example.test");
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let wharf = Client::new(&server);
+    post(
+        &server,
+        "/api/v1/plugin-installations",
+        json!({ "id": "pdns", "plugin": "dns",
+                "config": { "values": { "api_url": pdns.api } },
+                "grants": { "http": [pdns.api] } }),
+    );
+    post(&server, "/api/v1/resource-types", json!({ "id": "dns" }));
+    post(
+        &server,
+        "/api/v1/resource-definitions",
+        json!({ "id": "dns", "type": "dns", "driver": "pdns",
+                "driver_inputs": { "values": { "zone": "example.test" },
+                                   "secrets": { "api_key": pdns.key } },
+                "criteria": [{}] }),
+    );
+    wharf.ok(&["apps", "create", "shop"]);
+    wharf.ok(&["envs", "create", "shop", "dev", "--type", "development"]);
+    let file = workload(json!({ "dns": { "type": "dns", "params": { "address": "192.0.2.10" } } }));
+    let deploy = |wharf: &Client| {
+        wharf.ok(&[
+            "deploy",
+            "-f",
+            file.to_str().unwrap(),
+            "--app",
+            "shop",
+            "--env",
+            "dev",
+            "--follow",
+        ])
+    };
+    deploy(&wharf);
+    let status = wharf.json(&["status", "shop", "dev"]);
+    let host = status["resources"][0]["outputs"]["host"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{status}"))
+        .to_string();
+    assert!(host.ends_with(".example.test"), "{host}");
+    assert_eq!(pdns.dig(&host), "192.0.2.10", "the record resolves");
+    let logs = wharf.ok(&["logs", "shop", "dev", "web"]);
+    assert!(
+        logs.contains(&format!("host={host}")),
+        "the workload got it: {logs}"
+    );
+
+    // Again: the same record, once.
+    deploy(&wharf);
+    let again = wharf.json(&["status", "shop", "dev"]);
+    assert_eq!(again["resources"][0]["outputs"]["host"], host.as_str());
+    assert_eq!(pdns.rrsets("example.test", &host), 1);
+
+    // Server down: retried until it is back.
+    pdns.stop();
+    let delta = json!([{ "op": "replace", "path": "/workloads/web/resources/dns/params/address",
+                         "value": "192.0.2.20" }])
+    .to_string();
+    let queued = wharf.ok(&["deploy", "--delta", &delta, "--app", "shop", "--env", "dev"]);
+    assert!(queued.contains("Deployment 3"), "{queued}");
+    std::thread::sleep(Duration::from_millis(600));
+    pdns.launch();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = wharf.json(&["deployments", "get", "shop", "dev", "3"]);
+        if d["status"] == "succeeded" {
+            break;
+        }
+        assert!(d["status"] != "failed" && Instant::now() < deadline, "{d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(pdns.dig(&host), "192.0.2.20");
+
+    // A wrong key fails for good, saying so.
+    post(
+        &server,
+        "/api/v1/resource-definitions",
+        json!({ "id": "dns-wrong", "type": "dns", "driver": "pdns",
+                "driver_inputs": { "values": { "zone": "example.test" },
+                                   "secrets": { "api_key": "not-the-key" } },
+                "criteria": [{ "class": "wrong" }] }),
+    );
+    let wrong = workload(json!({ "dns": { "type": "dns", "class": "wrong" } }));
+    wharf.ok(&["envs", "create", "shop", "qa", "--type", "development"]);
+    let failed = wharf.fails(&[
+        "deploy",
+        "-f",
+        wrong.to_str().unwrap(),
+        "--app",
+        "shop",
+        "--env",
+        "qa",
+        "--follow",
+    ]);
+    assert!(failed.contains("authentication failed"), "{failed}");
+    let d = wharf.json(&["deployments", "get", "shop", "qa", "1"]);
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PermissionDenied"),
+        "a permanent error: {d}"
+    );
+
+    // Deleting the environment deletes the record.
+    wharf.ok(&["envs", "delete", "shop", "dev"]);
+    assert_eq!(pdns.dig(&host), "");
+    assert_eq!(pdns.rrsets("example.test", &host), 0);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn without_the_grant_the_dns_driver_is_not_granted_and_nothing_is_reached() {
+    let Some(pdns) = PowerDns::start() else {
+        return;
+    };
+    pdns.create_zone("example.test");
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let wharf = Client::new(&server);
+    post(
+        &server,
+        "/api/v1/plugin-installations",
+        json!({ "id": "pdns", "plugin": "dns", "config": { "values": { "api_url": pdns.api } } }),
+    );
+    post(&server, "/api/v1/resource-types", json!({ "id": "dns" }));
+    post(
+        &server,
+        "/api/v1/resource-definitions",
+        json!({ "id": "dns", "type": "dns", "driver": "pdns",
+                "driver_inputs": { "values": { "zone": "example.test" },
+                                   "secrets": { "api_key": pdns.key } },
+                "criteria": [{}] }),
+    );
+    wharf.ok(&["apps", "create", "shop"]);
+    wharf.ok(&["envs", "create", "shop", "dev", "--type", "development"]);
+    let file = workload(json!({ "dns": { "type": "dns" } }));
+    let failed = wharf.fails(&[
+        "deploy",
+        "-f",
+        file.to_str().unwrap(),
+        "--app",
+        "shop",
+        "--env",
+        "dev",
+        "--follow",
+    ]);
+    assert!(
+        failed.contains(&format!("not granted: http to {}", pdns.api)),
+        "{failed}"
+    );
+    let (_, zone) = http(
+        "GET",
+        &format!("{}/api/v1/servers/localhost/zones/example.test.", pdns.api),
+        &[("x-api-key", &pdns.key)],
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&zone).unwrap()["rrsets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "only the zone's SOA and NS: {zone}"
+    );
+    assert!(server.stop().success());
+}
