@@ -17,6 +17,7 @@ const BUNDLED: &[(&str, &str, &str)] = &[
     ("template", "driver", "wharf-plugin-template"),
     ("baseline", "transformer", "wharf-plugin-baseline"),
     ("dns", "driver", "wharf-plugin-dns"),
+    ("volume", "driver", "wharf-plugin-volume"),
 ];
 
 /// (constant name, package) of each component to build.
@@ -27,6 +28,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("TEMPLATE", "wharf-plugin-template"),
     ("BASELINE", "wharf-plugin-baseline"),
     ("DNS", "wharf-plugin-dns"),
+    ("VOLUME", "wharf-plugin-volume"),
     ("FREEZE_WINDOW", "freeze-window"),
     ("TEST_DRIVER", "test-driver"),
     ("TEST_POLICY", "test-policy"),

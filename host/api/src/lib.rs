@@ -79,13 +79,15 @@ pub struct BundledPlugin<'a> {
 pub const RBAC: &str = "rbac";
 
 /// What a bundled plugin's manifest requests: the drivers for systems of the site
-/// (PowerDNS, S3, PostgreSQL) may be granted whatever origin or address the operator
-/// grants their installations; the others get no network.
+/// (PowerDNS, S3, PostgreSQL, a volume directory) may be granted whatever origin,
+/// address or directory the operator grants their installations; the others get no
+/// network and no files.
 fn bundled_requests(id: &str) -> registry::Requested {
     let mut requested = registry::Requested::default();
     match id {
         "dns" | "s3" => requested.grants.http = vec![registry::ANY.into()],
         "postgres" => requested.grants.sockets = vec![registry::ANY.into()],
+        "volume" => requested.grants.directories = vec![registry::ANY.into()],
         _ => {}
     }
     requested

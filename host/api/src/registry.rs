@@ -66,6 +66,7 @@ impl Registry {
             grants: Grants {
                 http: specific(&requested.grants.http),
                 sockets: specific(&requested.grants.sockets),
+                directories: specific(&requested.grants.directories),
             },
             limits: requested.limits,
         };

@@ -54,6 +54,10 @@ pub struct PluginArgs {
     /// Grant TCP connections to this address (ip:port); repeatable.
     #[arg(long = "grant-socket", value_name = "ADDR")]
     grant_socket: Vec<String>,
+    /// Grant reading and writing this host directory (an absolute path, visible to the
+    /// plugin at the same path); repeatable.
+    #[arg(long = "grant-dir", value_name = "DIR")]
+    grant_dir: Vec<String>,
     /// CPU budget per call, in milliseconds.
     #[arg(long, default_value_t = Limits::default().cpu_ms)]
     cpu_ms: u64,
@@ -143,6 +147,7 @@ async fn install(file: &Path, args: &PluginArgs, data_dir: &Path) -> anyhow::Res
     let mut manifest = Manifest::new(&name, args.kind);
     manifest.grants.http = args.grant_http.clone();
     manifest.grants.sockets = args.grant_socket.clone();
+    manifest.grants.directories = args.grant_dir.clone();
     manifest.limits = Limits {
         cpu_ms: args.cpu_ms,
         memory_bytes: args.memory_mib << 20,

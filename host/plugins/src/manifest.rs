@@ -69,6 +69,9 @@ pub struct Grants {
     /// Origins reachable over `wasi:http`: `scheme://host[:port]`, exactly (no wildcards,
     /// no paths). Redirects are not followed, so a redirect elsewhere is never reached.
     pub http: Vec<String>,
+    /// Host directories the plugin may read and write, each visible to it at the same
+    /// absolute path (a preopen; nothing else of the file system is). Drivers only.
+    pub directories: Vec<String>,
     /// Addresses reachable over `wasi:sockets` TCP: `ip:port` (`127.0.0.1:5432`,
     /// `[::1]:5432`). Names are not resolved: grant the address the plugin connects to.
     pub sockets: Vec<String>,
@@ -81,7 +84,7 @@ impl Grants {
         self.parsed().err().unwrap_or_default()
     }
 
-    fn parsed(&self) -> Result<(Vec<Origin>, Vec<SocketAddr>), Vec<String>> {
+    fn parsed(&self) -> Result<ValidGrants, Vec<String>> {
         let mut problems = Vec::new();
         let mut origins = Vec::new();
         for (i, grant) in self.http.iter().enumerate() {
@@ -99,8 +102,31 @@ impl Grants {
                 )),
             }
         }
+        let mut directories = Vec::new();
+        for (i, grant) in self.directories.iter().enumerate() {
+            let path = std::path::Path::new(grant);
+            if !path.is_absolute()
+                || path
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                problems.push(format!(
+                    "grants.directories[{i}]: {grant:?} must be an absolute path without `..`"
+                ));
+            } else if !path.is_dir() {
+                problems.push(format!(
+                    "grants.directories[{i}]: {grant:?} is not a directory on the Wharf host; create it first"
+                ));
+            } else {
+                directories.push(path.to_path_buf());
+            }
+        }
         if problems.is_empty() {
-            Ok((origins, sockets))
+            Ok(ValidGrants {
+                origins,
+                sockets,
+                directories,
+            })
         } else {
             Err(problems)
         }
@@ -176,18 +202,21 @@ impl Manifest {
             problems.push("name must not be empty".to_string());
         }
         if self.kind != Kind::Driver
-            && (!self.grants.http.is_empty() || !self.grants.sockets.is_empty())
+            && (!self.grants.http.is_empty()
+                || !self.grants.sockets.is_empty()
+                || !self.grants.directories.is_empty())
         {
             problems.push(format!(
-                "{} plugins get no network: remove grants.http and grants.sockets",
+                "{} plugins get no network and no files: remove grants.http, grants.sockets \
+                 and grants.directories",
                 self.kind
             ));
         }
-        let (origins, sockets) = match self.grants.parsed() {
+        let grants = match self.grants.parsed() {
             Ok(parsed) => parsed,
             Err(found) => {
                 problems.extend(found);
-                (Vec::new(), Vec::new())
+                ValidGrants::default()
             }
         };
         let l = &self.limits;
@@ -200,7 +229,7 @@ impl Manifest {
             problems.push("limits.cpu_ms, wall_ms and output_bytes must be above 0".into());
         }
         if problems.is_empty() {
-            Ok(ValidGrants { origins, sockets })
+            Ok(grants)
         } else {
             Err(Error::InvalidManifest { problems })
         }
@@ -212,6 +241,7 @@ impl Manifest {
 pub(crate) struct ValidGrants {
     pub origins: Vec<Origin>,
     pub sockets: Vec<SocketAddr>,
+    pub directories: Vec<std::path::PathBuf>,
 }
 
 /// `scheme://host:port`, with the port made explicit.

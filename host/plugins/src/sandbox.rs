@@ -129,6 +129,14 @@ impl HostState {
                 }
                 Box::pin(async move { ok })
             });
+            for dir in &sandbox.grants.directories {
+                let at = dir.to_string_lossy();
+                if let Err(e) = wasi.preopened_dir(dir, &at, wasmtime_wasi::FsPerms::ReadWrite) {
+                    // Checked when the installation was made; a directory removed since
+                    // is simply not there for the plugin.
+                    tracing::warn!(directory = %at, error = %e, "a granted directory cannot be opened");
+                }
+            }
         } else {
             wasi.allow_tcp(false);
         }

@@ -130,6 +130,9 @@ pub(crate) struct UploadQuery {
     /// Addresses (`ip:port`) installations may be granted over TCP, comma-separated
     /// (drivers only); `*` for whatever address the operator grants.
     sockets: Option<String>,
+    /// Host directories installations may be granted (absolute paths), comma-separated
+    /// (drivers only); `*` for whatever directory the operator grants.
+    directories: Option<String>,
     /// Linear memory per call, in bytes (64 MiB when absent).
     memory_bytes: Option<u64>,
     /// Wasm CPU time per call, in milliseconds (1000 when absent).
@@ -176,6 +179,7 @@ async fn upload(
         grants: Grants {
             http: list_param(&query.http),
             sockets: list_param(&query.sockets),
+            directories: list_param(&query.directories),
         },
         limits: Limits {
             memory_bytes: query.memory_bytes.unwrap_or(defaults.memory_bytes),
@@ -444,6 +448,14 @@ async fn check_installation(
             problems.push(format!(
                 "grants.sockets: plugin {} does not request {socket:?} (it requests {:?})",
                 plugin.id, requested.grants.sockets
+            ));
+        }
+    }
+    for dir in &grants.directories {
+        if !requested.grants.directories.contains(dir) && !any(&requested.grants.directories) {
+            problems.push(format!(
+                "grants.directories: plugin {} does not request {dir:?} (it requests {:?})",
+                plugin.id, requested.grants.directories
             ));
         }
     }

@@ -404,3 +404,118 @@ fn without_the_grant_the_dns_driver_is_not_granted_and_nothing_is_reached() {
     );
     assert!(server.stop().success());
 }
+
+/// A workload that writes into its `data` volume.
+fn writer(class: Option<&str>) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("score.yaml");
+    let mut resource = json!({ "type": "volume" });
+    if let Some(c) = class {
+        resource["class"] = json!(c);
+    }
+    let doc = json!({
+        "apiVersion": "score.dev/v1b1",
+        "metadata": { "name": "web" },
+        "containers": { "main": {
+            "image": "busybox",
+            "command": ["sh", "-c", "echo hello > \"$DATA/greeting\"; exec sleep 600"],
+            "variables": { "DATA": "/data" },
+            "volumes": { "/data": { "source": "${resources.data}" } },
+        } },
+        "resources": { "data": resource },
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn the_volume_driver_makes_a_directory_under_the_granted_base_only() {
+    let base = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let wharf = Client::new(&server);
+    let base_path = base.path().to_str().unwrap();
+    post(
+        &server,
+        "/api/v1/plugin-installations",
+        json!({ "id": "vol", "plugin": "volume", "config": { "values": { "base": base_path } },
+                "grants": { "directories": [base_path] } }),
+    );
+    post(
+        &server,
+        "/api/v1/plugin-installations",
+        json!({ "id": "vol-ungranted", "plugin": "volume",
+                "config": { "values": { "base": base_path } } }),
+    );
+    post(&server, "/api/v1/resource-types", json!({ "id": "volume" }));
+    for (id, driver, class, values) in [
+        ("volume", "vol", "default", json!({})),
+        ("volume-kept", "vol", "kept", json!({ "retain": true })),
+        ("volume-ungranted", "vol-ungranted", "ungranted", json!({})),
+    ] {
+        post(
+            &server,
+            "/api/v1/resource-definitions",
+            json!({ "id": id, "type": "volume", "driver": driver,
+                    "driver_inputs": { "values": values }, "criteria": [{ "class": class }] }),
+        );
+    }
+    wharf.ok(&["apps", "create", "shop"]);
+    let deploy = |env: &str, file: &Path| {
+        wharf.run(&[
+            "deploy",
+            "-f",
+            file.to_str().unwrap(),
+            "--app",
+            "shop",
+            "--env",
+            env,
+            "--follow",
+        ])
+    };
+    for env in ["dev", "kept", "none"] {
+        wharf.ok(&["envs", "create", "shop", env, "--type", "development"]);
+    }
+    let plain = writer(None);
+    assert!(deploy("dev", &plain).status.success());
+    let dir = base.path().join("shop-dev-web.data");
+    let greeting = dir.join("greeting");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !greeting.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the workload wrote nothing into {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(&greeting).unwrap(), "hello\n");
+    let status = wharf.json(&["status", "shop", "dev"]);
+    assert_eq!(
+        status["resources"][0]["outputs"]["path"],
+        dir.to_str().unwrap()
+    );
+    // Again: the same directory, its contents kept.
+    assert!(deploy("dev", &plain).status.success());
+    assert!(greeting.exists());
+
+    // Without the grant: not granted, and nothing made.
+    let out = deploy("none", &writer(Some("ungranted")));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("not granted: directory"),
+        "{text}"
+    );
+    assert!(!base.path().join("shop-none-web.data").exists());
+
+    // Deleted with its environment, unless it is to be kept.
+    assert!(deploy("kept", &writer(Some("kept"))).status.success());
+    wharf.ok(&["envs", "delete", "shop", "dev"]);
+    wharf.ok(&["envs", "delete", "shop", "kept"]);
+    assert!(!dir.exists(), "deprovisioned: removed");
+    assert!(
+        base.path().join("shop-kept-web.data").exists(),
+        "retain: kept"
+    );
+    assert!(server.stop().success());
+}

@@ -150,6 +150,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
         ("template", "driver"),
         ("baseline", "transformer"),
         ("dns", "driver"),
+        ("volume", "driver"),
     ] {
         let line = table
             .lines()
@@ -161,7 +162,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
     }
     let out = wharf(data.path(), &["plugin", "list-bundled", "--json"]);
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.len(), 6);
+    assert_eq!(list.len(), 7);
 }
 
 #[test]
