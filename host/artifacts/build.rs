@@ -18,6 +18,7 @@ const BUNDLED: &[(&str, &str, &str)] = &[
     ("baseline", "transformer", "wharf-plugin-baseline"),
     ("dns", "driver", "wharf-plugin-dns"),
     ("volume", "driver", "wharf-plugin-volume"),
+    ("s3", "driver", "wharf-plugin-s3"),
 ];
 
 /// (constant name, package) of each component to build.
@@ -29,6 +30,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("BASELINE", "wharf-plugin-baseline"),
     ("DNS", "wharf-plugin-dns"),
     ("VOLUME", "wharf-plugin-volume"),
+    ("S3", "wharf-plugin-s3"),
     ("FREEZE_WINDOW", "freeze-window"),
     ("TEST_DRIVER", "test-driver"),
     ("TEST_POLICY", "test-policy"),

@@ -519,3 +519,210 @@ fn the_volume_driver_makes_a_directory_under_the_granted_base_only() {
     );
     assert!(server.stop().success());
 }
+
+/// moto's S3-compatible server (it accepts any credentials and does not check
+/// signatures: the signing is tested against AWS's documented example instead).
+pub(crate) struct Moto {
+    child: Child,
+    pub(crate) url: String,
+}
+
+impl Moto {
+    pub(crate) fn start() -> Option<Self> {
+        let venv =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/moto-venv/bin/moto_server");
+        let program = venv.to_string_lossy().into_owned();
+        if !installed(
+            &program,
+            "python3 -m venv target/moto-venv && target/moto-venv/bin/pip install 'moto[server]'",
+        ) || !installed("/usr/bin/curl", "apt-get install curl")
+        {
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http("GET", &format!("{url}/"), &[], "").is_none() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Self { child, url })
+    }
+
+    /// An object's content, read with credentials (moto refuses anonymous reads).
+    pub(crate) fn object(&self, bucket: &str, key: &str) -> Option<String> {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "--user",
+                "test:test",
+            ])
+            .arg(format!("{}/{bucket}/{key}", self.url))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The buckets it holds.
+    pub(crate) fn buckets(&self) -> Vec<String> {
+        let (_, body) = http("GET", &format!("{}/", self.url), &[], "").unwrap();
+        body.split("<Name>")
+            .skip(1)
+            .filter_map(|b| b.split("</Name>").next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_s3_driver_makes_a_bucket_the_workload_writes_to() {
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let wharf = Client::new(&server);
+    for (id, grants) in [
+        ("store", json!({ "http": [moto.url] })),
+        ("store-ungranted", json!({})),
+    ] {
+        post(
+            &server,
+            "/api/v1/plugin-installations",
+            json!({ "id": id, "plugin": "s3", "config": { "values": { "endpoint": moto.url } },
+                    "grants": grants }),
+        );
+    }
+    post(&server, "/api/v1/resource-types", json!({ "id": "s3" }));
+    let definition = |id: &str, driver: &str, class: &str, force: bool| {
+        json!({ "id": id, "type": "s3", "driver": driver,
+                "driver_inputs": { "values": { "force": force },
+                                   "secrets": { "access_key_id": "wharf", "secret_access_key": "s3cr3t" } },
+                "criteria": [{ "class": class }] })
+    };
+    post(
+        &server,
+        "/api/v1/resource-definitions",
+        definition("s3", "store", "default", false),
+    );
+    post(
+        &server,
+        "/api/v1/resource-definitions",
+        definition("s3-ungranted", "store-ungranted", "ungranted", false),
+    );
+    let file = |class: &str| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("score.yaml");
+        let doc = json!({
+            "apiVersion": "score.dev/v1b1",
+            "metadata": { "name": "web" },
+            "containers": { "main": {
+                "image": "busybox",
+                "command": ["sh", "-c",
+                    "curl -sf --aws-sigv4 aws:amz:$REGION:s3 --user \"$KEY:$SECRET\" -X PUT -H content-type:text/plain \
+                     --data-binary written-by-the-workload \"$ENDPOINT/$BUCKET/greeting\" \
+                     && echo uploaded; exec sleep 600"],
+                "variables": {
+                    "ENDPOINT": "${resources.files.endpoint}", "BUCKET": "${resources.files.bucket}",
+                    "REGION": "${resources.files.region}", "KEY": "${resources.files.access_key_id}",
+                    "SECRET": "${resources.files.secret_access_key}",
+                },
+            } },
+            "resources": { "files": { "type": "s3", "class": class } },
+        });
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    };
+    wharf.ok(&["apps", "create", "shop"]);
+    for env in ["dev", "qa"] {
+        wharf.ok(&["envs", "create", "shop", env, "--type", "development"]);
+    }
+    let plain = file("default");
+    let deploy = |env: &str, f: &Path| {
+        wharf.run(&[
+            "deploy",
+            "-f",
+            f.to_str().unwrap(),
+            "--app",
+            "shop",
+            "--env",
+            env,
+            "--follow",
+        ])
+    };
+    assert!(deploy("dev", &plain).status.success());
+    let status = wharf.json(&["status", "shop", "dev"]);
+    let bucket = status["resources"][0]["outputs"]["bucket"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{status}"))
+        .to_string();
+    assert_eq!(
+        status["resources"][0]["secret_outputs"],
+        json!(["access_key_id", "secret_access_key"])
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let object = loop {
+        let got = moto.object(&bucket, "greeting");
+        if let Some(text) = got {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workload wrote nothing: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        object,
+        "written-by-the-workload",
+        "{}",
+        wharf.ok(&["logs", "shop", "dev"])
+    );
+    assert!(deploy("dev", &plain).status.success(), "again");
+    assert_eq!(moto.buckets(), [bucket.as_str()], "one bucket, adopted");
+
+    // Not granted: nothing reached.
+    let out = deploy("qa", &file("ungranted"));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!("not granted: http to {}", moto.url)),
+        "{text}"
+    );
+    assert_eq!(moto.buckets().len(), 1);
+
+    // A bucket with an object is not deleted unless the definition says force.
+    let out = wharf.run(&["envs", "delete", "shop", "dev"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("is not empty"),
+        "{text}"
+    );
+    assert_eq!(moto.buckets(), [bucket.as_str()]);
+    let (status, body) = server.request(
+        "PUT",
+        "/api/v1/resource-definitions/s3",
+        server.token.as_deref(),
+        &definition("s3", "store", "default", true).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    wharf.ok(&["envs", "delete", "shop", "dev"]);
+    assert!(moto.buckets().is_empty(), "deleted with what it held");
+    assert!(server.stop().success());
+}

@@ -151,6 +151,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
         ("baseline", "transformer"),
         ("dns", "driver"),
         ("volume", "driver"),
+        ("s3", "driver"),
     ] {
         let line = table
             .lines()
@@ -162,7 +163,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
     }
     let out = wharf(data.path(), &["plugin", "list-bundled", "--json"]);
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.len(), 7);
+    assert_eq!(list.len(), 8);
 }
 
 #[test]
