@@ -19,6 +19,7 @@ const BUNDLED: &[(&str, &str, &str)] = &[
     ("dns", "driver", "wharf-plugin-dns"),
     ("volume", "driver", "wharf-plugin-volume"),
     ("s3", "driver", "wharf-plugin-s3"),
+    ("postgres", "driver", "wharf-plugin-postgres"),
 ];
 
 /// (constant name, package) of each component to build.
@@ -31,6 +32,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("DNS", "wharf-plugin-dns"),
     ("VOLUME", "wharf-plugin-volume"),
     ("S3", "wharf-plugin-s3"),
+    ("POSTGRES", "wharf-plugin-postgres"),
     ("FREEZE_WINDOW", "freeze-window"),
     ("TEST_DRIVER", "test-driver"),
     ("TEST_POLICY", "test-policy"),

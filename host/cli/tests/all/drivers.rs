@@ -726,3 +726,338 @@ fn the_s3_driver_makes_a_bucket_the_workload_writes_to() {
     assert!(moto.buckets().is_empty(), "deleted with what it held");
     assert!(server.stop().success());
 }
+
+/// A PostgreSQL server of its own, with SCRAM-SHA-256 for every login.
+pub(crate) struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) password: String,
+}
+
+impl Postgres {
+    pub(crate) fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| versions.filter_map(Result::ok).map(|e| e.path()).max())
+            .map(|v| v.join("bin"))
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
+        let initdb = bin.join("initdb");
+        if !installed(initdb.to_str().unwrap(), "apt-get install postgresql")
+            || !installed("/usr/bin/psql", "apt-get install postgresql-client")
+        {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let password = "admin-secret-42".to_string();
+        std::fs::write(dir.path().join("pw"), &password).unwrap();
+        let server = Self {
+            port: free_port(),
+            bin,
+            dir,
+            password,
+        };
+        if Self::root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(server.dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let data = server.dir.path().join("data");
+        let init = server
+            .as_postgres(&server.bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "scram-sha-256", "--pwfile"])
+            .arg(server.dir.path().join("pw"))
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        server.launch();
+        Some(server)
+    }
+
+    fn root() -> bool {
+        // SAFETY: geteuid has no preconditions and no effects.
+        unsafe { libc_geteuid() == 0 }
+    }
+
+    /// `program` as the `postgres` user when the tests run as root (initdb refuses root).
+    fn as_postgres(&self, program: &Path) -> Command {
+        if Self::root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    pub(crate) fn launch(&self) {
+        let out = self
+            .as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-o")
+            .arg(format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {}",
+                self.port,
+                self.dir.path().display()
+            ))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub(crate) fn stop(&self) {
+        let _ = self
+            .as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    /// One statement as the admin, in `database`; its rows as `psql -tA` prints them.
+    pub(crate) fn sql(&self, database: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .arg(format!(
+                "postgres://postgres:{}@127.0.0.1:{}/{database}",
+                self.password, self.port
+            ))
+            .args(["-tAc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+#[test]
+fn the_postgres_driver_gives_the_workload_a_database_of_its_own() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let wharf = Client::new(&server);
+    let address = format!("127.0.0.1:{}", pg.port);
+    // A listener nothing is granted to: it must see no connection.
+    let bystander = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    bystander.set_nonblocking(true).unwrap();
+    let bystander_port = bystander.local_addr().unwrap().port();
+    for (id, port, grants) in [
+        ("pg", pg.port, json!({ "sockets": [address] })),
+        // Granted another address: the connection to the listener is what is refused.
+        ("pg-ungranted", bystander_port, json!({ "sockets": [address] })),
+    ] {
+        post(
+            &server,
+            "/api/v1/plugin-installations",
+            json!({ "id": id, "plugin": "postgres",
+                    "config": { "values": { "host": "127.0.0.1", "port": port } },
+                    "grants": grants }),
+        );
+    }
+    post(
+        &server,
+        "/api/v1/resource-types",
+        json!({ "id": "postgres" }),
+    );
+    for (id, driver, class, password) in [
+        ("postgres", "pg", "default", pg.password.as_str()),
+        ("postgres-wrong", "pg", "wrong", "not-the-password"),
+        (
+            "postgres-ungranted",
+            "pg-ungranted",
+            "ungranted",
+            pg.password.as_str(),
+        ),
+    ] {
+        post(
+            &server,
+            "/api/v1/resource-definitions",
+            json!({ "id": id, "type": "postgres", "driver": driver,
+                    "driver_inputs": { "secrets": { "password": password } },
+                    "criteria": [{ "class": class }] }),
+        );
+    }
+    let file = |class: &str| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("score.yaml");
+        let doc = json!({
+            "apiVersion": "score.dev/v1b1",
+            "metadata": { "name": "web" },
+            "containers": { "main": {
+                "image": "busybox",
+                "command": ["sh", "-c",
+                    "echo \"url-hash $(printf %s \"$DATABASE_URL\" | sha256sum | cut -c1-16)\"; \
+                     psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -qc \
+                     'CREATE TABLE IF NOT EXISTS visits (n int); INSERT INTO visits VALUES (1)' \
+                     && echo \"visit recorded as $DB_USER\"; exec sleep 600"],
+                "variables": { "DATABASE_URL": "${resources.db.url}", "DB_USER": "${resources.db.username}",
+                               "RUN": "1" },
+            } },
+            "resources": { "db": { "type": "postgres", "class": class } },
+        });
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    };
+    wharf.ok(&["apps", "create", "shop"]);
+    for env in ["dev", "qa", "none"] {
+        wharf.ok(&["envs", "create", "shop", env, "--type", "development"]);
+    }
+    let deploy = |env: &str, f: &Path| {
+        wharf.run(&[
+            "deploy",
+            "-f",
+            f.to_str().unwrap(),
+            "--app",
+            "shop",
+            "--env",
+            env,
+            "--follow",
+        ])
+    };
+    let logs_with = |needle: &str, times: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let logs = wharf.ok(&["logs", "shop", "dev", "web"]);
+            if logs.matches(needle).count() >= times {
+                return logs;
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} in:\n{logs}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(deploy("dev", &file("default")).status.success());
+    let db = "shop_dev_web_db";
+    logs_with(&format!("visit recorded as {db}"), 1);
+    assert_eq!(pg.sql(db, "SELECT count(*) FROM visits"), "1");
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db}'")
+        ),
+        db,
+        "the role owns its database"
+    );
+
+    // Redeploy (the workload restarted by a changed variable): the same database and
+    // credentials.
+    let delta = json!([{ "op": "replace", "path": "/workloads/web/containers/main/variables/RUN",
+                         "value": "2" }])
+    .to_string();
+    assert!(
+        wharf
+            .run(&[
+                "deploy", "--delta", &delta, "--app", "shop", "--env", "dev", "--follow"
+            ])
+            .status
+            .success()
+    );
+    let logs = logs_with(&format!("visit recorded as {db}"), 2);
+    let hashes: std::collections::BTreeSet<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("url-hash "))
+        .collect();
+    assert_eq!(hashes.len(), 1, "the credentials did not change: {logs}");
+    assert_eq!(pg.sql(db, "SELECT count(*) FROM visits"), "2");
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")
+        ),
+        "1"
+    );
+
+    // Server down: retryable, then done once it is back.
+    pg.stop();
+    let delta = json!([{ "op": "replace", "path": "/workloads/web/containers/main/variables/RUN",
+                         "value": "3" }])
+    .to_string();
+    wharf.ok(&["deploy", "--delta", &delta, "--app", "shop", "--env", "dev"]);
+    std::thread::sleep(Duration::from_millis(600));
+    pg.launch();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = wharf.json(&["deployments", "get", "shop", "dev", "3"]);
+        if d["status"] == "succeeded" {
+            break;
+        }
+        assert!(d["status"] != "failed" && Instant::now() < deadline, "{d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A wrong admin password: a permanent error that says so.
+    let out = deploy("qa", &file("wrong"));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("authentication failed"),
+        "{text}"
+    );
+    let d = wharf.json(&["deployments", "get", "shop", "qa", "1"]);
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PermissionDenied"),
+        "{d}"
+    );
+
+    // Not granted: refused before a connection is made.
+    let out = deploy("none", &file("ungranted"));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!(
+            "not granted: tcp connect to 127.0.0.1:{bystander_port}"
+        )),
+        "{text}"
+    );
+    assert!(
+        bystander.accept().is_err(),
+        "the ungranted listener saw no connection"
+    );
+
+    // Deleting the environment drops the database and the role.
+    wharf.ok(&["envs", "delete", "shop", "dev"]);
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            &format!(
+                "SELECT (SELECT count(*) FROM pg_database WHERE datname = '{db}') + \
+                    (SELECT count(*) FROM pg_roles WHERE rolname = '{db}')"
+            )
+        ),
+        "0"
+    );
+    assert!(server.stop().success());
+}

@@ -152,6 +152,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
         ("dns", "driver"),
         ("volume", "driver"),
         ("s3", "driver"),
+        ("postgres", "driver"),
     ] {
         let line = table
             .lines()
@@ -163,7 +164,7 @@ fn list_bundled_shows_every_first_party_plugin_with_its_digest() {
     }
     let out = wharf(data.path(), &["plugin", "list-bundled", "--json"]);
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.len(), 8);
+    assert_eq!(list.len(), 9);
 }
 
 #[test]

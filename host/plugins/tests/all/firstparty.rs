@@ -70,7 +70,7 @@ fn bundled(name: &str) -> &'static wharf_artifacts::Bundled {
 #[tokio::test]
 async fn every_bundled_plugin_installs_as_its_kind_and_describes_itself() {
     let (rt, _dir) = runtime();
-    assert_eq!(wharf_artifacts::BUNDLED.len(), 8);
+    assert_eq!(wharf_artifacts::BUNDLED.len(), 9);
     for b in wharf_artifacts::BUNDLED {
         let kind: Kind = b.kind.parse().unwrap();
         let plugin = rt
