@@ -877,7 +877,11 @@ fn the_postgres_driver_gives_the_workload_a_database_of_its_own() {
     for (id, port, grants) in [
         ("pg", pg.port, json!({ "sockets": [address] })),
         // Granted another address: the connection to the listener is what is refused.
-        ("pg-ungranted", bystander_port, json!({ "sockets": [address] })),
+        (
+            "pg-ungranted",
+            bystander_port,
+            json!({ "sockets": [address] }),
+        ),
     ] {
         post(
             &server,
