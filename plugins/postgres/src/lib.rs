@@ -145,8 +145,26 @@ fn failure(a: &Admin, e: WireError) -> PluginError {
                 a.user
             ),
         ),
+        WireError::Server { ref code, .. } if transient(code) => {
+            PluginError::unavailable(format!("PostgreSQL at {at}: {e}"))
+        }
+        WireError::Server { ref code, .. } if code.starts_with("28") || code == "42501" => {
+            PluginError::new(
+                ErrorKind::PermissionDenied,
+                format!("PostgreSQL at {at} refused user {}: {e}", a.user),
+            )
+        }
         other => PluginError::other(format!("PostgreSQL at {at}: {other}")),
     }
+}
+
+/// SQLSTATEs that say "not now" rather than "no": a connection exception (class 08), the
+/// server starting up or shutting down (57P01-57P03), too many connections or another
+/// shortage (class 53), a serialization failure or a deadlock (40001, 40P01). Retried.
+fn transient(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
 }
 
 fn connect(a: &Admin) -> Result<Session, PluginError> {
@@ -276,6 +294,41 @@ mod tests {
         let pw = random(32).unwrap();
         assert_eq!(pw.len(), 32);
         assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn not_now_is_retried_and_no_is_not() {
+        let a = Admin {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            user: "postgres".into(),
+            database: "postgres".into(),
+            password: "x".into(),
+        };
+        let server = |code: &str| WireError::Server {
+            code: code.into(),
+            message: "m".into(),
+        };
+        for code in ["57P03", "08006", "53300", "40001"] {
+            assert_eq!(
+                failure(&a, server(code)).kind,
+                ErrorKind::Unavailable,
+                "{code}"
+            );
+        }
+        for code in ["28P01", "42501"] {
+            assert_eq!(
+                failure(&a, server(code)).kind,
+                ErrorKind::PermissionDenied,
+                "{code}"
+            );
+        }
+        let e = failure(&a, server("42P04"));
+        assert_eq!(e.kind, ErrorKind::Other);
+        assert_eq!(
+            e.message,
+            "PostgreSQL at 127.0.0.1:5432: m (SQLSTATE 42P04)"
+        );
     }
 
     #[test]
