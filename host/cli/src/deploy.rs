@@ -607,6 +607,7 @@ pub fn status(c: &Client, app: &str, env: &str) -> anyhow::Result<()> {
                 "status": r["status"],
                 "definition": r["definition"],
                 "driver": r["driver"],
+                "outputs": outputs_line(r),
                 "message": r["message"],
             })
         })
@@ -616,10 +617,44 @@ pub fn status(c: &Client, app: &str, env: &str) -> anyhow::Result<()> {
         "{}",
         table(
             &Value::Array(resources),
-            &["resource", "status", "definition", "driver", "message"]
+            &[
+                "resource",
+                "status",
+                "definition",
+                "driver",
+                "outputs",
+                "message"
+            ]
         )
     );
     Ok(())
+}
+
+/// A resource's outputs on one line: `key=value` for each value, `key=(secret)` for each
+/// secret, whose value is never shown.
+fn outputs_line(resource: &Value) -> String {
+    let mut parts: Vec<String> = resource["outputs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    parts.extend(
+        resource["secret_outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|k| format!("{k}=(secret)")),
+    );
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(" ")
+    }
 }
 
 pub fn logs(c: &Client, args: Logs) -> anyhow::Result<()> {
