@@ -1161,7 +1161,7 @@ fn the_shop_example_runs_on_real_servers() {
     );
     let zone = "shop.test";
     assert_eq!(pdns.rrsets(zone, &host), 1);
-    assert_eq!(moto.buckets(), [bucket.clone()]);
+    assert_eq!(moto.buckets(), std::slice::from_ref(&bucket));
     assert_eq!(moto.object(&bucket, "visits/3").as_deref(), Some("visit 3"));
 
     // Deleting the environment removes them from the servers.
