@@ -161,7 +161,11 @@ pub async fn start(
             })
             .await?;
     }
-    let installed = Arc::new(registry::Installed::new(store.clone(), registry.clone()));
+    let installed = Arc::new(registry::Installed::new(
+        store.clone(),
+        registry.clone(),
+        sealer.clone(),
+    ));
     let engine = wharf_engine::Engine::new(
         store.clone(),
         sealer.clone(),

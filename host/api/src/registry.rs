@@ -7,7 +7,7 @@
 
 use crate::ApiError;
 use crate::authz::{Policy, PolicyChain};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wharf_plugins::{Grants, Kind, Limits, Manifest, Plugin, Runtime};
@@ -238,12 +238,22 @@ fn error_text(e: &dyn std::error::Error) -> String {
 pub struct Installed {
     store: Store,
     registry: Arc<Registry>,
+    sealer: wharf_store::secrets::Sealer,
 }
 
 impl Installed {
-    /// Calls through `registry`, reading installations from `store`.
-    pub fn new(store: Store, registry: Arc<Registry>) -> Self {
-        Self { store, registry }
+    /// Calls through `registry`, reading installations from `store` and opening their
+    /// secrets with `sealer`.
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        sealer: wharf_store::secrets::Sealer,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            sealer,
+        }
     }
 
     async fn plugin(&self, id: &str) -> Result<(Plugin, Value), wharf_plugins::PluginFailure> {
@@ -271,7 +281,9 @@ impl Installed {
             .load(&self.store, &installation)
             .await
             .map_err(|e| PluginFailure::Host(format!("loading installation {id}: {e}")))?;
-        Ok((plugin, installation.config))
+        let config = open_config(&self.sealer, id, &installation.config)
+            .map_err(|e| PluginFailure::Host(e.to_string()))?;
+        Ok((plugin, config))
     }
 }
 
@@ -329,6 +341,109 @@ impl wharf_engine::pipeline::Transformers for Installed {
             }
         })
     }
+}
+
+/// Where a driver installation's sealed secrets are bound.
+fn secrets_context(installation: &str) -> String {
+    format!("plugin-installation/secrets:{installation}")
+}
+
+/// A driver installation's configuration as sent, checked for its shape:
+/// `{"values": {...}, "secrets": {...}}`, both optional (`secret_keys`, which a read shows,
+/// is accepted and ignored, so that what was read can be sent back). Without `secrets`,
+/// those of `previous` (an open configuration) are kept.
+pub fn driver_config(config: Value, previous: Option<&Value>) -> Result<Value, ApiError> {
+    let Value::Object(mut fields) = config else {
+        return Err(ApiError::BadRequest(
+            "config: a driver's configuration is {\"values\": {...}, \"secrets\": {...}}".into(),
+        ));
+    };
+    fields.remove("secret_keys");
+    if let Some(other) = fields.keys().find(|k| *k != "values" && *k != "secrets") {
+        return Err(ApiError::BadRequest(format!(
+            "config.{other}: a driver's configuration has only values and secrets"
+        )));
+    }
+    for field in ["values", "secrets"] {
+        match fields.get(field) {
+            None | Some(Value::Object(_)) => {}
+            Some(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "config.{field}: must be a JSON object"
+                )));
+            }
+        }
+    }
+    let values = fields.remove("values").unwrap_or_else(|| json!({}));
+    let secrets = match fields.remove("secrets") {
+        Some(s) => s,
+        None => previous
+            .map(|p| p["secrets"].clone())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({})),
+    };
+    Ok(json!({ "values": values, "secrets": secrets }))
+}
+
+/// A driver installation's open configuration as it is stored: the secrets sealed, bound
+/// to the installation, and their names kept.
+pub fn seal_config(
+    sealer: &wharf_store::secrets::Sealer,
+    installation: &str,
+    config: &Value,
+) -> Value {
+    use base64::Engine as _;
+    let secrets = config["secrets"].as_object().cloned().unwrap_or_default();
+    let keys: Vec<&String> = secrets.keys().collect();
+    let sealed = sealer.seal(
+        Value::Object(secrets.clone()).to_string().as_bytes(),
+        &secrets_context(installation),
+    );
+    json!({
+        "values": config["values"],
+        "secret_keys": keys,
+        "secrets_sealed": base64::engine::general_purpose::STANDARD.encode(sealed),
+    })
+}
+
+/// A stored configuration opened: a driver installation's secrets unsealed. Any other
+/// configuration (a policy's, a transformer's, one stored before secrets were sealed) is
+/// as it was stored.
+pub fn open_config(
+    sealer: &wharf_store::secrets::Sealer,
+    installation: &str,
+    config: &Value,
+) -> Result<Value, wharf_store::Error> {
+    use base64::Engine as _;
+    let Some(text) = config["secrets_sealed"].as_str() else {
+        return Ok(config.clone());
+    };
+    let corrupt = |e: String| {
+        wharf_store::Error::Corrupt(format!(
+            "sealed secrets of installation {installation}: {e}"
+        ))
+    };
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let bytes = sealer.open(&sealed, &secrets_context(installation))?;
+    let secrets: Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    Ok(json!({ "values": config["values"], "secrets": secrets }))
+}
+
+/// A configuration as the API shows it: a driver's secrets by name only.
+pub fn config_view(config: &Value) -> Value {
+    let mut view = config.clone();
+    if let Some(fields) = view.as_object_mut() {
+        fields.remove("secrets_sealed");
+        if let Some(Value::Object(secrets)) = fields.remove("secrets") {
+            fields.insert(
+                "secret_keys".into(),
+                json!(secrets.keys().collect::<Vec<_>>()),
+            );
+        }
+    }
+    view
 }
 
 /// A driver's configuration for one call: its installation's configuration (what all its

@@ -323,7 +323,8 @@ pub(crate) struct InstallationView {
     plugin: String,
     /// The plugin's kind.
     kind: String,
-    /// Its configuration.
+    /// Its configuration. A driver's secrets are shown by name only (`secret_keys`):
+    /// they are sealed at rest and only the driver gets them.
     config: Value,
     /// The capabilities granted.
     #[schema(value_type = Object)]
@@ -344,7 +345,7 @@ fn installation_view(i: Installation, kind: String) -> InstallationView {
         id: i.id,
         plugin: i.plugin,
         kind,
-        config: i.config,
+        config: crate::registry::config_view(&i.config),
         grants: i.grants,
         enabled: i.enabled,
         position: i.position,
@@ -582,10 +583,14 @@ async fn install(
         ))
     })?;
     let at = now();
+    let mut config = new.config.unwrap_or_else(|| json!({}));
+    if plugin.kind == "driver" {
+        config = crate::registry::driver_config(config, None)?;
+    }
     let candidate = Installation {
         id: installation_id.to_string(),
         plugin: plugin.id.clone(),
-        config: new.config.unwrap_or_else(|| json!({})),
+        config,
         grants: serde_json::to_value(new.grants.unwrap_or_default()).expect("serializes"),
         enabled: new.enabled.unwrap_or(true),
         position: new.position.unwrap_or(last + 10),
@@ -595,7 +600,7 @@ async fn install(
         updated_by: caller.id.clone(),
     };
     check_installation(&state, &caller, &plugin, &candidate).await?;
-    let row = candidate.clone();
+    let row = stored_form(&state, &plugin, &candidate);
     state
         .store
         .transaction(move |tx| {
@@ -621,6 +626,15 @@ async fn install(
         StatusCode::CREATED,
         tagged(revision, Json(installation_view(candidate, plugin.kind))),
     ))
+}
+
+/// An installation as it is stored: a driver's secrets sealed.
+fn stored_form(state: &AppState, plugin: &stored::Plugin, open: &Installation) -> Installation {
+    let mut row = open.clone();
+    if plugin.kind == "driver" {
+        row.config = crate::registry::seal_config(&state.sealer, &row.id, &open.config);
+    }
+    row
 }
 
 async fn load_installation(
@@ -729,8 +743,16 @@ async fn update_installation(
         &format!("installation {installation}"),
     )?;
     let mut next = current.clone();
+    let is_driver = plugin.kind == "driver";
+    if is_driver {
+        next.config = crate::registry::open_config(&state.sealer, &current.id, &current.config)?;
+    }
     if let Some(config) = change.config {
-        next.config = config;
+        next.config = if is_driver {
+            crate::registry::driver_config(config, Some(&next.config))?
+        } else {
+            config
+        };
     }
     if let Some(grants) = change.grants {
         next.grants = serde_json::to_value(grants).expect("serializes");
@@ -745,7 +767,7 @@ async fn update_installation(
     next.updated_at = now();
     next.updated_by = caller.id.clone();
     check_installation(&state, &caller, &plugin, &next).await?;
-    let row = next.clone();
+    let row = stored_form(&state, &plugin, &next);
     let is_policy = plugin.kind == "policy";
     state
         .store

@@ -796,3 +796,154 @@ async fn a_driver_that_requests_any_origin_gets_what_the_operator_grants_and_no_
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_driver_installations_secrets_are_sealed_and_reach_only_the_driver() {
+    use wharf_engine::provision::Drivers as _;
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    let (status, body) = api
+        .send(
+            "POST",
+            &format!("{V1}/plugin-installations"),
+            admin,
+            Some(json!({ "id": "vault", "plugin": "echo",
+                         "config": { "values": { "host": "db.internal" },
+                                     "secrets": { "token": "t0ken-123" } } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let shown = json!({ "values": { "host": "db.internal" }, "secret_keys": ["token"] });
+    assert_eq!(body["config"], shown);
+    let (status, body) = api
+        .send(
+            "GET",
+            &format!("{V1}/plugin-installations/vault"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["config"], shown, "secrets are shown by name only");
+    let (_, list) = api
+        .send("GET", &format!("{V1}/plugin-installations"), admin, None)
+        .await;
+    assert!(!list.to_string().contains("t0ken-123"), "{list}");
+    let stored: Vec<String> = api
+        .state
+        .store
+        .call(|conn| {
+            let mut stmt = conn.prepare("SELECT config FROM installations")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|c| !c.contains("t0ken-123")),
+        "sealed at rest: {stored:?}"
+    );
+
+    // The driver gets them, under the definition's driver inputs.
+    let installed = wharf_api::registry::Installed::new(
+        api.state.store.clone(),
+        api.state.registry.clone(),
+        api.state.sealer.clone(),
+    );
+    let call = |installation: &'static str| {
+        let installed = &installed;
+        async move {
+            let request = wharf_plugins::DriverRequest {
+                context: Default::default(),
+                params: json!({}),
+                config: serde_json::from_value(
+                    json!({ "values": { "db": "shop" }, "secrets": {} }),
+                )
+                .unwrap(),
+                state: None,
+                idempotency_key: "k".into(),
+            };
+            installed.provision(installation, request).await
+        }
+    };
+    let outputs = |step: wharf_plugins::Step| match step {
+        wharf_plugins::Step::Done { outputs, .. } => outputs,
+        other => panic!("{other:?}"),
+    };
+    let got = outputs(call("vault").await.unwrap());
+    assert_eq!(got.values, json!({ "host": "db.internal", "db": "shop" }));
+    assert_eq!(got.secrets, json!({ "token": "t0ken-123" }));
+
+    // What a read showed, sent back with a change: the secrets are kept.
+    let path = format!("{V1}/plugin-installations/vault");
+    let (status, _, body) = send_if_match(
+        &api,
+        "PATCH",
+        &path,
+        "\"1\"",
+        json!({ "config": { "values": { "host": "db2.internal" }, "secret_keys": ["token"] } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = outputs(call("vault").await.unwrap());
+    assert_eq!(got.values["host"], "db2.internal");
+    assert_eq!(got.secrets, json!({ "token": "t0ken-123" }));
+    // Replaced when given.
+    let (status, _, body) = send_if_match(
+        &api,
+        "PATCH",
+        &path,
+        "\"2\"",
+        json!({ "config": { "secrets": { "token": "rotated" } } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["config"]["secret_keys"], json!(["token"]));
+    let got = outputs(call("vault").await.unwrap());
+    assert_eq!(got.secrets, json!({ "token": "rotated" }));
+    assert_eq!(got.values, json!({ "db": "shop" }), "values: none given");
+
+    // A configuration of another shape says what is wrong; nothing changes.
+    for (config, problem) in [
+        (
+            json!({ "values": {}, "sekrets": {} }),
+            "config.sekrets: a driver's configuration has only values and secrets",
+        ),
+        (
+            json!({ "secrets": "x" }),
+            "config.secrets: must be a JSON object",
+        ),
+    ] {
+        let (status, _, body) =
+            send_if_match(&api, "PATCH", &path, "\"3\"", json!({ "config": config })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(detail(&body), problem);
+    }
+
+    // Sealed for this installation: copied to another, it does not open.
+    let (status, body) = api
+        .send(
+            "POST",
+            &format!("{V1}/plugin-installations"),
+            admin,
+            Some(json!({ "id": "copy", "plugin": "echo" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    api.state
+        .store
+        .call(|conn| {
+            conn.execute(
+                "UPDATE installations SET config = \
+                 (SELECT config FROM installations WHERE id = 'vault') WHERE id = 'copy'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let err = call("copy").await.unwrap_err().to_string();
+    assert!(err.contains("does not open"), "{err}");
+    let got = outputs(call("vault").await.unwrap());
+    assert_eq!(got.secrets, json!({ "token": "rotated" }));
+}
