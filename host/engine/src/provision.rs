@@ -163,7 +163,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             concurrency: 16,
-            max_attempts: 5,
+            max_attempts: 8,
             max_steps: 1000,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(30),

@@ -496,10 +496,10 @@ mod provision {
         let (driver, journal) = (Scripted::default(), Recorded::default());
         let err = go(flaky, &driver, &journal).await.unwrap_err();
         assert!(
-            err.to_string().contains("gave up after 5 attempts"),
+            err.to_string().contains("gave up after 8 attempts"),
             "{err}"
         );
-        assert_eq!(driver.calls.lock().unwrap().len(), 5);
+        assert_eq!(driver.calls.lock().unwrap().len(), 8);
     }
 
     #[tokio::test]

@@ -524,6 +524,8 @@ fn the_volume_driver_makes_a_directory_under_the_granted_base_only() {
 /// signatures: the signing is tested against AWS's documented example instead).
 pub(crate) struct Moto {
     child: Child,
+    program: String,
+    port: u16,
     pub(crate) url: String,
 }
 
@@ -540,19 +542,37 @@ impl Moto {
             return None;
         }
         let port = free_port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut moto = Self {
+            child: Command::new("true").spawn().unwrap(),
+            program,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        moto.launch();
+        Some(moto)
+    }
+
+    /// Starts the server (again) on the same port; it keeps its data in memory, so a new
+    /// one starts empty.
+    pub(crate) fn launch(&mut self) {
+        let _ = self.child.wait();
+        self.child = Command::new(&self.program)
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http("GET", &format!("{url}/"), &[], "").is_none() {
+        while http("GET", &format!("{}/", self.url), &[], "").is_none() {
             assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Self { child, url })
+    }
+
+    /// Stops the server.
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// An object's content, read with credentials (moto refuses anonymous reads).
@@ -586,14 +606,13 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
 #[test]
 fn the_s3_driver_makes_a_bucket_the_workload_writes_to() {
-    let Some(moto) = Moto::start() else {
+    let Some(mut moto) = Moto::start() else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -724,6 +743,23 @@ fn the_s3_driver_makes_a_bucket_the_workload_writes_to() {
     assert_eq!(status, 200, "{body}");
     wharf.ok(&["envs", "delete", "shop", "dev"]);
     assert!(moto.buckets().is_empty(), "deleted with what it held");
+
+    // Server down: retried, and done once it is back.
+    moto.stop();
+    wharf.ok(&["envs", "create", "shop", "later", "--type", "development"]);
+    let out = std::thread::scope(|s| {
+        let deploying = s.spawn(|| deploy("later", &plain));
+        std::thread::sleep(Duration::from_millis(300));
+        moto.launch();
+        deploying.join().unwrap()
+    });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("retrying"), "{text}");
+    assert_eq!(moto.buckets().len(), 1, "made once it was back");
     assert!(server.stop().success());
 }
 
