@@ -443,9 +443,33 @@ impl Progress {
                 .map(|n| format!("{n} object(s)"))
                 .unwrap_or_default(),
             (_, "apply") => detail["location"].as_str().unwrap_or_default().to_string(),
+            (_, "prune") => {
+                let uids = |v: &Value| -> Vec<String> {
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|u| u.as_str().map(str::to_string))
+                        .collect()
+                };
+                let gone = uids(&detail["deprovisioned"]);
+                if gone.is_empty() {
+                    "nothing unused".to_string()
+                } else {
+                    format!(
+                        "deprovisioned what the set no longer uses: {}",
+                        gone.join(", ")
+                    )
+                }
+            }
             _ => String::new(),
         };
         println!("  {name:<12}{status:<9}{took:>9}  {note}");
+        if name == "prune" {
+            for (uid, why) in detail["failed"].as_object().into_iter().flatten() {
+                let why = why.as_str().unwrap_or_default();
+                println!("{:34}{uid} stays: {why}", "");
+            }
+        }
     }
 
     /// Shows one event; the end when it is the last.

@@ -25,7 +25,7 @@ use crate::target::process::Process;
 use crate::target::{BoxFuture, EnvRef, LogQuery, LogStream, Target, WorkloadStatus};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,6 +60,7 @@ pub const DEPLOY_STEPS: &[&str] = &[
     "transform",
     "apply",
     "verify",
+    "prune",
 ];
 
 /// The steps of an environment's deletion, in order.
@@ -494,6 +495,11 @@ impl Run<'_> {
             .expect("the deployment has every step of its kind")
     }
 
+    /// Whether the deployment has step `name` (one stored before the step existed has not).
+    fn has(&self, name: &str) -> bool {
+        self.d.steps.iter().any(|s| s.name == name)
+    }
+
     async fn write_step(&mut self, position: usize) -> Result<(), StepError> {
         self.write(Some(position), None).await
     }
@@ -915,7 +921,199 @@ async fn deploy(run: &mut Run<'_>) -> Result<(), Failed> {
     run.done(position, json!({ "workloads": statuses }))
         .await
         .map_err(at)?;
+
+    if run.has("prune") {
+        let position = run.begin("prune").await.map_err(|e| (position, e))?;
+        let at = |e| (position, e);
+        let detail = prune(run, &context, &assignments, &env_type_id)
+            .await
+            .map_err(at)?;
+        run.done(position, detail).await.map_err(at)?;
+    }
     Ok(())
+}
+
+/// Deprovisions the resources of the environment that the deployed set no longer uses
+/// (the new set serves without them). What cannot be deprovisioned stays, marked failed
+/// with the reason in `wharf status`, and the next deployment tries again; the deployment
+/// itself has succeeded.
+async fn prune(
+    run: &Run<'_>,
+    context: &Context,
+    assignments: &BTreeMap<String, Assignment>,
+    env_type: &str,
+) -> Result<Value, StepError> {
+    let orphans: Vec<&provisioned::Record> = context
+        .records
+        .iter()
+        .filter(|r| !assignments.contains_key(&r.uid))
+        .collect();
+    if orphans.is_empty() {
+        return Ok(json!({ "deprovisioned": [] }));
+    }
+    let inputs: BTreeMap<String, Value> = context
+        .definitions
+        .iter()
+        .map(|(d, inputs)| (d.id.clone(), inputs.clone()))
+        .collect();
+    let mut failed = BTreeMap::new();
+    let mut doomed = Vec::new();
+    for prepared in to_deprovision(&orphans, &inputs, &context.records, "") {
+        match prepared {
+            Ok(p) => doomed.push(p),
+            Err((uid, message)) => {
+                failed.insert(uid, message);
+            }
+        }
+    }
+    // What an orphan that stays depends on stays too.
+    let orphan_uids: BTreeSet<&str> = orphans.iter().map(|r| r.uid.as_str()).collect();
+    loop {
+        let kept: BTreeSet<String> = orphans
+            .iter()
+            .filter(|r| failed.contains_key(&r.uid))
+            .flat_map(|r| r.depends_on.iter())
+            .filter(|uid| orphan_uids.contains(uid.as_str()) && !failed.contains_key(*uid))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            break;
+        }
+        for uid in kept {
+            failed.insert(
+                uid,
+                "kept: a resource the set no longer uses, which stays, depends on it".into(),
+            );
+        }
+    }
+    doomed.retain(|p| !failed.contains_key(&p.uid));
+    let journal = EventJournal {
+        inner: StoreJournal::new(
+            run.inner.store.clone(),
+            run.inner.sealer.clone(),
+            &run.d.app,
+            &run.d.env,
+            run.d.id,
+        ),
+        engine: run.inner,
+        d: &run.d,
+    };
+    // What could not be prepared is marked failed, with the reason, where status shows it.
+    for r in &orphans {
+        let Some(message) = failed.get(&r.uid) else {
+            continue;
+        };
+        if message.starts_with("kept: ") {
+            continue;
+        }
+        let depends_on: BTreeSet<String> = r.depends_on.iter().cloned().collect();
+        journal
+            .record(Entry {
+                uid: &r.uid,
+                operation: provision::Operation::Deprovision,
+                definition: &r.definition,
+                driver: &r.driver,
+                depends_on: &depends_on,
+                params: &r.params,
+                progress: &Progress::Failed {
+                    message: message.clone(),
+                },
+            })
+            .await
+            .map_err(|m| failure("resource", &r.uid, m))?;
+    }
+    let outcome = provision::deprovision(
+        &doomed,
+        (&run.d.app, &run.d.env, env_type),
+        run.inner.drivers.as_ref(),
+        &journal,
+        run.inner.settings.limits,
+    )
+    .await;
+    let gone = match outcome {
+        Ok(gone) => gone,
+        Err(provision::ProvisionError::Journal { uid, message }) => {
+            return Err(failure("resource", uid, message));
+        }
+        Err(e) => {
+            let uid = match &e {
+                provision::ProvisionError::Node { uid, .. }
+                | provision::ProvisionError::Unassigned(uid) => uid.clone(),
+                provision::ProvisionError::Journal { .. } => unreachable!("handled above"),
+            };
+            failed.insert(uid, e.to_string());
+            // The rows of what was deprovisioned before the failure are gone.
+            let (app, env, sealer) = (
+                run.d.app.clone(),
+                run.d.env.clone(),
+                run.inner.sealer.clone(),
+            );
+            let left: BTreeSet<String> = run
+                .inner
+                .store(move |conn| provisioned::list(conn, &sealer, &app, &env))
+                .await?
+                .into_iter()
+                .map(|r| r.uid)
+                .collect();
+            doomed
+                .iter()
+                .filter(|p| !left.contains(&p.uid))
+                .map(|p| p.uid.clone())
+                .collect()
+        }
+    };
+    for (uid, message) in &failed {
+        tracing::warn!(resource = %uid, %message, "a resource the set no longer uses stays");
+    }
+    Ok(json!({ "deprovisioned": gone, "failed": failed }))
+}
+
+/// What deprovisioning `records` needs: each one with its driver configuration (its
+/// definition's driver inputs, by definition id, resolved against the outputs of `all`),
+/// or its uid and why it cannot be deprovisioned (`then` ends the advice to recreate a
+/// missing definition).
+fn to_deprovision(
+    records: &[&provisioned::Record],
+    inputs: &BTreeMap<String, Value>,
+    all: &[provisioned::Record],
+    then: &str,
+) -> Vec<Result<provision::Provisioned, (String, String)>> {
+    let outputs: BTreeMap<String, Outputs> =
+        all.iter().map(|r| (r.uid.clone(), outputs_of(r))).collect();
+    records
+        .iter()
+        .map(|r| {
+            let fail = |m: String| (r.uid.clone(), m);
+            let inputs = inputs.get(&r.definition).ok_or_else(|| {
+                fail(format!(
+                    "its resource definition {} is gone, so its driver cannot be configured to \
+                     deprovision it; create the definition again{then}",
+                    r.definition
+                ))
+            })?;
+            let (_, _, id) = split(&r.uid);
+            let rewritten = graph::definition_inputs(inputs, id)
+                .map_err(fail)?
+                .rewritten;
+            let config = provision::resolve_config(
+                &Values {
+                    values: rewritten["values"].clone(),
+                    secrets: rewritten["secrets"].clone(),
+                },
+                &outputs,
+            )
+            .map_err(fail)?;
+            Ok(provision::Provisioned {
+                uid: r.uid.clone(),
+                definition: r.definition.clone(),
+                driver: r.driver.clone(),
+                depends_on: r.depends_on.iter().cloned().collect(),
+                params: r.params.clone(),
+                state: r.state.clone(),
+                config,
+            })
+        })
+        .collect()
 }
 
 /// Renders every workload with its resources' outputs.
@@ -1027,45 +1225,16 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
 
     let position = run.begin("deprovision").await.map_err(|e| (position, e))?;
     let at = |e| (position, e);
-    let outputs: BTreeMap<String, Outputs> = records
-        .iter()
-        .map(|r| (r.uid.clone(), outputs_of(r)))
-        .collect();
-    let mut doomed = Vec::new();
-    for r in &records {
-        let inputs = definitions.get(&r.definition).ok_or_else(|| {
-            at(failure(
-                "resource",
-                &r.uid,
-                format!(
-                    "its resource definition {} is gone, so its driver cannot be configured to \
-                     deprovision it; create the definition again, then delete the environment",
-                    r.definition
-                ),
-            ))
-        })?;
-        let (_, _, id) = split(&r.uid);
-        let rewritten = graph::definition_inputs(inputs, id)
-            .map_err(|m| at(failure("resource", &r.uid, m)))?
-            .rewritten;
-        let config = provision::resolve_config(
-            &Values {
-                values: rewritten["values"].clone(),
-                secrets: rewritten["secrets"].clone(),
-            },
-            &outputs,
-        )
-        .map_err(|m| at(failure("resource", &r.uid, m)))?;
-        doomed.push(provision::Provisioned {
-            uid: r.uid.clone(),
-            definition: r.definition.clone(),
-            driver: r.driver.clone(),
-            depends_on: r.depends_on.iter().cloned().collect(),
-            params: r.params.clone(),
-            state: r.state.clone(),
-            config,
-        });
-    }
+    let all: Vec<&provisioned::Record> = records.iter().collect();
+    let doomed = to_deprovision(
+        &all,
+        &definitions,
+        &records,
+        ", then delete the environment",
+    )
+    .into_iter()
+    .map(|prepared| prepared.map_err(|(uid, message)| at(failure("resource", uid, message))))
+    .collect::<Result<Vec<_>, _>>()?;
     let journal = EventJournal {
         inner: StoreJournal::new(
             run.inner.store.clone(),

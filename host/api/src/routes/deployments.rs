@@ -41,7 +41,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StepView {
     /// `accept`, `authorize`, `resolve`, `provision`, `render`, `transform`, `apply`,
-    /// `verify` (or, for a deletion, `stop`, `deprovision`, `remove`).
+    /// `verify`, `prune` (or, for a deletion, `stop`, `deprovision`, `remove`).
     name: String,
     /// `pending`, `running`, `done`, `failed` or `skipped`.
     status: String,

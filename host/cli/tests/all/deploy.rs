@@ -163,6 +163,7 @@ fn the_example_app_deploys_changes_rolls_back_and_is_deleted() {
         "transform",
         "apply",
         "verify",
+        "prune",
     ] {
         assert!(
             first
@@ -439,7 +440,7 @@ fn failures_fail_the_deployment_with_their_reason_and_the_previous_set_keeps_ser
     assert_eq!(
         steps,
         [
-            "done", "done", "done", "failed", "skipped", "skipped", "skipped", "skipped"
+            "done", "done", "done", "failed", "skipped", "skipped", "skipped", "skipped", "skipped"
         ]
     );
     let (status, body) = get(&url).unwrap();

@@ -340,6 +340,49 @@ fn the_dns_driver_manages_a_record_in_a_real_powerdns() {
         "a permanent error: {d}"
     );
 
+    // A set that no longer uses it: deleted once the set serves without it.
+    wharf.ok(&["envs", "create", "shop", "pr-1", "--type", "development"]);
+    wharf.ok(&[
+        "deploy",
+        "-f",
+        file.to_str().unwrap(),
+        "--app",
+        "shop",
+        "--env",
+        "pr-1",
+        "--follow",
+    ]);
+    let status = wharf.json(&["status", "shop", "pr-1"]);
+    let preview = status["resources"][0]["outputs"]["host"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{status}"))
+        .to_string();
+    assert_ne!(preview, host);
+    assert_eq!(pdns.dig(&preview), "192.0.2.10");
+    let without = json!([
+        { "op": "remove", "path": "/workloads/web/resources/dns" },
+        { "op": "replace", "path": "/workloads/web/containers/main/variables/HOST", "value": "none" },
+    ])
+    .to_string();
+    let out = wharf.ok(&[
+        "deploy", "--delta", &without, "--app", "shop", "--env", "pr-1", "--follow",
+    ]);
+    assert!(
+        out.contains("deprovisioned what the set no longer uses: dns.default#web.dns"),
+        "{out}"
+    );
+    assert_eq!(pdns.dig(&preview), "", "the record is gone");
+    assert_eq!(pdns.rrsets("example.test", &preview), 0);
+    assert_eq!(
+        pdns.dig(&host),
+        "192.0.2.20",
+        "another environment's is not"
+    );
+    let status = wharf.json(&["status", "shop", "pr-1"]);
+    assert_eq!(status["resources"], json!([]), "{status}");
+    let logs = wharf.ok(&["logs", "shop", "pr-1", "web"]);
+    assert!(logs.contains("host=none"), "{logs}");
+
     // Deleting the environment deletes the record.
     wharf.ok(&["envs", "delete", "shop", "dev"]);
     assert_eq!(pdns.dig(&host), "");

@@ -127,6 +127,17 @@ pub(crate) async fn deploy(
     env: &str,
     workloads: Vec<wharf_core::score::Workload>,
 ) -> Deployment {
+    deploy_with_steps(store, engine, env, workloads, DEPLOY_STEPS).await
+}
+
+/// [`deploy`], with a deployment of the given steps (as one stored by an older version).
+async fn deploy_with_steps(
+    store: &Store,
+    engine: &Engine,
+    env: &str,
+    workloads: Vec<wharf_core::score::Workload>,
+    names: &'static [&'static str],
+) -> Deployment {
     let set = Set::new(workloads).unwrap();
     let (e, set_id, body) = (env.to_string(), set.id(), set.to_json());
     let mut events = engine.subscribe();
@@ -147,7 +158,7 @@ pub(crate) async fn deploy(
                     created_by: "dev".into(),
                 },
             )?;
-            let mut steps: Vec<deployments::Step> = DEPLOY_STEPS
+            let mut steps: Vec<deployments::Step> = names
                 .iter()
                 .map(|n| deployments::Step::pending(n))
                 .collect();
@@ -376,4 +387,140 @@ async fn every_sample_validates_and_those_that_can_render_are_written_as_expecte
         compose08.contains("http://workload-a:8080"),
         "the service port (8080), not the target port: {compose08}"
     );
+}
+
+/// [`Echoing`], refusing to deprovision a cache while `on`.
+#[derive(Default)]
+struct Refusing {
+    on: std::sync::atomic::AtomicBool,
+}
+
+impl Drivers for Refusing {
+    fn provision<'a>(
+        &'a self,
+        driver: &'a str,
+        r: DriverRequest,
+    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
+        Echoing.provision(driver, r)
+    }
+
+    fn deprovision<'a>(
+        &'a self,
+        driver: &'a str,
+        r: DriverRequest,
+    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
+        if r.context.resource_type == "redis" && self.on.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(PluginFailure::Plugin(wharf_plugins::PluginError {
+                    kind: wharf_plugins::ErrorKind::Other,
+                    message: "the cache is busy".into(),
+                    retry_after_ms: None,
+                }))
+            });
+        }
+        Echoing.deprovision(driver, r)
+    }
+}
+
+/// A web workload with these resources (YAML lines under `resources:`).
+fn web(resources: &str) -> wharf_core::score::Workload {
+    load(&format!(
+        "apiVersion: score.dev/v1b1\nmetadata:\n  name: web\ncontainers:\n  main:\n    image: x\nresources:\n{resources}"
+    ))
+    .unwrap()
+    .0
+}
+
+#[tokio::test]
+async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("manifests");
+    let sealer = Sealer::new([5; 32]);
+    let store = platform(
+        dir.path(),
+        &root,
+        &sealer,
+        &[
+            ("postgres", json!({ "host": "pg" }), json!({})),
+            ("redis", json!({ "host": "redis" }), json!({})),
+            ("dns", json!({ "host": "web.example.test" }), json!({})),
+        ],
+    )
+    .await;
+    let refusing = Arc::new(Refusing::default());
+    let engine = Engine::new(
+        store.clone(),
+        sealer,
+        refusing.clone(),
+        Arc::new(Unchanged),
+        Settings::new(dir.path().join("envs")),
+    );
+    let uids = |status: &wharf_engine::pipeline::EnvStatus| -> Vec<(String, String)> {
+        status
+            .resources
+            .iter()
+            .map(|r| (r.uid.clone(), r.status.clone()))
+            .collect()
+    };
+    let prune = |d: &Deployment| {
+        let step = d.steps.iter().find(|s| s.name == "prune").unwrap();
+        assert_eq!(step.status, StepStatus::Done, "{d:?}");
+        step.detail.clone()
+    };
+    let all = "  db:\n    type: postgres\n  cache:\n    type: redis\n  dns:\n    type: dns\n";
+    let d = deploy(&store, &engine, "dev", vec![web(all)]).await;
+    assert_eq!(d.status, Status::Succeeded, "{d:?}");
+    assert_eq!(prune(&d), json!({ "deprovisioned": [] }));
+    assert_eq!(
+        engine.status("shop", "dev").await.unwrap().resources.len(),
+        3
+    );
+
+    // The cache's driver refuses to deprovision it: it stays, failed with the driver's
+    // reason; the deployment succeeds, and the dns record goes.
+    refusing.on.store(true, std::sync::atomic::Ordering::SeqCst);
+    let only_db = web("  db:\n    type: postgres\n");
+    let d = deploy(&store, &engine, "dev", vec![only_db.clone()]).await;
+    assert_eq!(d.status, Status::Succeeded, "{d:?}");
+    let detail = prune(&d);
+    assert_eq!(detail["deprovisioned"], json!(["dns.default#web.dns"]));
+    let why = detail["failed"]["redis.default#web.cache"]
+        .as_str()
+        .unwrap();
+    assert!(why.contains("the cache is busy"), "{why}");
+    let status = engine.status("shop", "dev").await.unwrap();
+    assert_eq!(
+        uids(&status),
+        [
+            ("postgres.default#web.db".to_string(), "done".to_string()),
+            ("redis.default#web.cache".to_string(), "failed".to_string()),
+        ]
+    );
+    assert!(
+        status.resources[1]
+            .message
+            .starts_with("deprovisioning failed: "),
+        "{}",
+        status.resources[1].message
+    );
+
+    // Once it can be, the next deployment deprovisions it.
+    refusing
+        .on
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let d = deploy(&store, &engine, "dev", vec![only_db.clone()]).await;
+    assert_eq!(
+        prune(&d)["deprovisioned"],
+        json!(["redis.default#web.cache"])
+    );
+    assert_eq!(
+        uids(&engine.status("shop", "dev").await.unwrap()),
+        [("postgres.default#web.db".to_string(), "done".to_string())]
+    );
+
+    // A deployment stored before the prune step existed runs without it.
+    let old: &'static [&'static str] = &DEPLOY_STEPS[..DEPLOY_STEPS.len() - 1];
+    let d = deploy_with_steps(&store, &engine, "dev", vec![web(all)], old).await;
+    assert_eq!(d.status, Status::Succeeded, "{d:?}");
+    assert!(d.steps.iter().all(|s| s.name != "prune"));
 }
