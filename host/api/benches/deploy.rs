@@ -247,7 +247,15 @@ fn main() {
             "  orchestration (resolve to transform), median of {runs}: {orchestration_ms:.2} ms"
         );
         println!("  whole deployment (POST to succeeded, files on tmpfs), median: {whole_ms:.2} ms");
-        for step in ["resolve", "provision", "render", "transform", "apply", "verify"] {
+        for step in [
+            "resolve",
+            "provision",
+            "render",
+            "transform",
+            "apply",
+            "verify",
+            "prune",
+        ] {
             if let Some(d) = per_step.remove(step) {
                 println!("    {step:<10} median {:.2} ms", median(d).as_secs_f64() * 1e3);
             }
