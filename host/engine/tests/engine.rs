@@ -125,15 +125,12 @@ mod gitops {
     use wharf_engine::target::gitops::Gitops;
     use wharf_engine::target::{EnvRef, Target};
 
-    /// Runs a future that does not wait on anything (the gitops target's).
+    /// Runs a future of the gitops target (its file work goes to tokio's blocking pool).
     fn now<T>(future: impl std::future::Future<Output = T>) -> T {
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
     }
 
     fn objects() -> Vec<Value> {

@@ -207,6 +207,18 @@ fn read_dir(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Runs file system work (and git) on the blocking pool, off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TargetError> + Send + 'static,
+) -> Result<T, TargetError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(TargetError::System {
+            what: "writing the manifests".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
 impl Target for Gitops {
     fn kind(&self) -> &'static str {
         "gitops"
@@ -217,7 +229,8 @@ impl Target for Gitops {
         env: &'a EnvRef,
         objects: &'a [Value],
     ) -> BoxFuture<'a, Result<Applied, TargetError>> {
-        Box::pin(async move { self.apply_now(env, objects) })
+        let (this, env, objects) = (self.clone(), env.clone(), objects.to_vec());
+        Box::pin(blocking(move || this.apply_now(&env, &objects)))
     }
 
     fn verify<'a>(
@@ -225,11 +238,17 @@ impl Target for Gitops {
         env: &'a EnvRef,
         _timeout: std::time::Duration,
     ) -> BoxFuture<'a, Result<Vec<WorkloadStatus>, TargetError>> {
-        Box::pin(async move { Ok(self.written(env)) })
+        let (this, env) = (self.clone(), env.clone());
+        Box::pin(blocking(move || Ok(this.written(&env))))
     }
 
     fn status<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Vec<WorkloadStatus>> {
-        Box::pin(async move { self.written(env) })
+        let (this, env) = (self.clone(), env.clone());
+        Box::pin(async move {
+            blocking(move || Ok(this.written(&env)))
+                .await
+                .unwrap_or_default()
+        })
     }
 
     fn logs<'a>(
@@ -247,7 +266,8 @@ impl Target for Gitops {
     }
 
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
-        Box::pin(async move { self.remove_now(env) })
+        let (this, env) = (self.clone(), env.clone());
+        Box::pin(blocking(move || this.remove_now(&env)))
     }
 }
 
