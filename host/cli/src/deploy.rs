@@ -283,6 +283,9 @@ pub fn follow(c: &Client, app: &str, env: &str, n: i64) -> anyhow::Result<()> {
     let mut view = Progress::new(c.output() == Output::Table);
     let mut event = String::new();
     let mut data = String::new();
+    // A deployment already over when the stream starts: its resources follow the
+    // snapshot, then the stream ends.
+    let mut over = None;
     for line in reader.lines() {
         let line = line.context("the event stream broke off")?;
         if let Some(e) = line.strip_prefix("event:") {
@@ -292,10 +295,15 @@ pub fn follow(c: &Client, app: &str, env: &str, n: i64) -> anyhow::Result<()> {
         } else if line.is_empty() && !data.is_empty() {
             let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
             data.clear();
-            if let Some(end) = view.event(&event, &value) {
-                return finish(c, app, env, n, end, view);
+            match view.event(&event, &value) {
+                Some(end) if event == "deployment" => over = Some(end),
+                Some(end) => return finish(c, app, env, n, end, view),
+                None => {}
             }
         }
+    }
+    if let Some(end) = over {
+        return finish(c, app, env, n, end, view);
     }
     // The stream ended without a final status (a deletion's rows are gone with the
     // environment): ask for the deployment itself.

@@ -257,3 +257,21 @@ pub fn list(
     let rows = stmt.query_map([app, env], row)?;
     rows.map(|r| open_row(sealer, app, env, r?)).collect()
 }
+
+/// Where each resource deployment `deployment` of `app/env` last touched is: its uid,
+/// status and message, by uid (nothing is unsealed).
+pub fn progress(
+    conn: &Connection,
+    app: &str,
+    env: &str,
+    deployment: i64,
+) -> Result<Vec<(String, String, String)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT uid, status, message FROM provisioned
+         WHERE app = ?1 AND env = ?2 AND deployment = ?3 ORDER BY uid",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![app, env, deployment], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -557,9 +557,35 @@ async fn events(
         .event("deployment")
         .json_data(view(first))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Then where each resource this deployment touched is, so that a client connecting
+    // late still sees every resource (the steps are in the snapshot).
+    let (a, e) = (app.clone(), env.clone());
+    let resources = state
+        .store
+        .call(move |conn| wharf_store::provisioned::progress(conn, &a, &e, n))
+        .await?;
     let store = state.store.clone();
     type Item = Result<SseEvent, std::convert::Infallible>;
-    let head = futures_util::stream::iter(vec![Item::Ok(snapshot)]);
+    let mut head = vec![Item::Ok(snapshot)];
+    for (uid, status, message) in resources {
+        let event = wharf_engine::pipeline::Event {
+            app: app.clone(),
+            env: env.clone(),
+            deployment: n,
+            what: wharf_engine::pipeline::What::Resource {
+                uid,
+                status,
+                message,
+            },
+        };
+        head.push(Item::Ok(
+            SseEvent::default()
+                .event("resource")
+                .json_data(&event)
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        ));
+    }
+    let head = futures_util::stream::iter(head);
     let live = futures_util::stream::unfold(
         (receiver, over, store),
         move |(mut receiver, over, store)| {

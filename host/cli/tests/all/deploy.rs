@@ -181,6 +181,18 @@ fn the_example_app_deploys_changes_rolls_back_and_is_deleted() {
         "the echo driver's output is injected: {body}"
     );
     assert!(body.contains("session secret: 40 characters"), "{body}");
+    // Followed after its end, a deployment still shows each resource it provisioned.
+    let again = wharf.ok(&["deployments", "follow", "hello", "dev", "1"]);
+    for uid in ["motd.default#hello.motd", "password.default#hello.session"] {
+        assert!(
+            again.lines().any(|l| l.trim() == format!("{uid} done")),
+            "{uid} shown done:\n{again}"
+        );
+    }
+    assert!(
+        again.contains("Deployment 1 of hello/dev succeeded"),
+        "{again}"
+    );
     let status = wharf.json(&["status", "hello", "dev"]);
     assert_eq!(status["workloads"][0]["ready"], true, "{status}");
     let session = status["resources"]
