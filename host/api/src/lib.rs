@@ -93,6 +93,41 @@ fn bundled_requests(id: &str) -> registry::Requested {
     requested
 }
 
+/// Seals the secrets of driver installations stored before they were sealed at rest (their
+/// revision stays: what they hold is unchanged).
+async fn seal_installation_secrets(
+    store: &Store,
+    sealer: &wharf_store::secrets::Sealer,
+) -> Result<(), ApiError> {
+    let sealer = sealer.clone();
+    let sealed = store
+        .transaction(move |tx| {
+            use wharf_store::plugins as stored;
+            let drivers: std::collections::HashSet<String> = stored::list(tx)?
+                .into_iter()
+                .filter(|p| p.kind == "driver")
+                .map(|p| p.id)
+                .collect();
+            let mut sealed = Vec::new();
+            for mut i in stored::installations(tx)? {
+                if drivers.contains(&i.plugin)
+                    && i.config["secrets"].is_object()
+                    && i.config.get("secrets_sealed").is_none()
+                {
+                    i.config = registry::seal_config(&sealer, &i.id, &i.config);
+                    stored::update(tx, &i)?;
+                    sealed.push(i.id);
+                }
+            }
+            Ok(sealed)
+        })
+        .await?;
+    if !sealed.is_empty() {
+        tracing::info!(installations = ?sealed, "sealed the secrets of driver installations");
+    }
+    Ok(())
+}
+
 /// Prepares the state the API serves: stores the bundled plugins (adding those that are
 /// new, replacing those that changed with this binary), installs the `rbac` policy on a
 /// new Wharf, builds the policy chain from the enabled policy installations, and creates
@@ -161,6 +196,7 @@ pub async fn start(
             })
             .await?;
     }
+    seal_installation_secrets(&store, &sealer).await?;
     let installed = Arc::new(registry::Installed::new(
         store.clone(),
         registry.clone(),

@@ -947,3 +947,73 @@ async fn a_driver_installations_secrets_are_sealed_and_reach_only_the_driver() {
     let got = outputs(call("vault").await.unwrap());
     assert_eq!(got.secrets, json!({ "token": "rotated" }));
 }
+
+#[tokio::test]
+async fn secrets_an_installation_kept_in_clear_are_sealed_at_the_next_start() {
+    use wharf_engine::provision::Drivers as _;
+    let api = api().await;
+    // As a Wharf that did not seal installation secrets stored it.
+    api.state
+        .store
+        .call(|conn| {
+            conn.execute(
+                "INSERT INTO installations (id, plugin, config, grants, enabled, position, revision, created_at, updated_at, updated_by)
+                 VALUES ('old', 'echo', '{\"values\": {\"host\": \"h\"}, \"secrets\": {\"token\": \"clear-t0ken\"}}', '{}', 1, 50, 3, 1, 1, 'ops')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
+        .iter()
+        .map(|b| BundledPlugin {
+            id: b.name,
+            kind: b.kind,
+            bytes: b.bytes,
+        })
+        .collect();
+    let runtime = Runtime::new(RuntimeConfig::new(api._dir.path().join("cache"))).unwrap();
+    let state = wharf_api::start(
+        api.state.store.clone(),
+        runtime,
+        api.state.sealer.clone(),
+        &bundled,
+        wharf_engine::Settings::new(api._dir.path().join("envs")),
+    )
+    .await
+    .unwrap();
+    let (config, revision): (String, i64) = state
+        .store
+        .call(|conn| {
+            Ok(conn.query_row(
+                "SELECT config, revision FROM installations WHERE id = 'old'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert!(!config.contains("clear-t0ken"), "{config}");
+    assert_eq!(revision, 3, "what it holds is unchanged");
+    let installed =
+        wharf_api::registry::Installed::new(state.store.clone(), state.registry, state.sealer);
+    let step = installed
+        .provision(
+            "old",
+            wharf_plugins::DriverRequest {
+                context: Default::default(),
+                params: json!({}),
+                config: Default::default(),
+                state: None,
+                idempotency_key: "k".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let wharf_plugins::Step::Done { outputs, .. } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(outputs.secrets, json!({ "token": "clear-t0ken" }));
+    assert_eq!(outputs.values, json!({ "host": "h" }));
+}
