@@ -123,6 +123,14 @@ async fn seal_installation_secrets(
         })
         .await?;
     if !sealed.is_empty() {
+        // The old text is overwritten in the file (secure_delete); the write-ahead log,
+        // which may hold earlier pages with it, is emptied into the file.
+        store
+            .call(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                Ok(())
+            })
+            .await?;
         tracing::info!(installations = ?sealed, "sealed the secrets of driver installations");
     }
     Ok(())

@@ -281,8 +281,22 @@ impl Installed {
             .load(&self.store, &installation)
             .await
             .map_err(|e| PluginFailure::Host(format!("loading installation {id}: {e}")))?;
-        let config = open_config(&self.sealer, id, &installation.config)
-            .map_err(|e| PluginFailure::Host(e.to_string()))?;
+        let config = match plugin {
+            // Trying again cannot open what does not open: not retried.
+            Plugin::Driver(_) => {
+                open_config(&self.sealer, id, &installation.config).map_err(|e| {
+                    PluginFailure::Plugin(PluginError {
+                        kind: ErrorKind::Other,
+                        message: format!(
+                            "{e}; give plugin installation {id} its secrets again (PATCH its \
+                             config with secrets)"
+                        ),
+                        retry_after_ms: None,
+                    })
+                })?
+            }
+            _ => installation.config,
+        };
         Ok((plugin, config))
     }
 }
@@ -431,7 +445,7 @@ pub fn open_config(
     Ok(json!({ "values": config["values"], "secrets": secrets }))
 }
 
-/// A configuration as the API shows it: a driver's secrets by name only.
+/// A driver installation's configuration as the API shows it: its secrets by name only.
 pub fn config_view(config: &Value) -> Value {
     let mut view = config.clone();
     if let Some(fields) = view.as_object_mut() {

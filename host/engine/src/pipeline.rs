@@ -412,7 +412,9 @@ impl Inner {
         match spec["kind"].as_str() {
             Some("process") => Ok(self.process.clone()),
             Some("gitops") => match spec["path"].as_str() {
-                Some(path) => Ok(Arc::new(Gitops::new(path))),
+                Some(path) => Ok(Arc::new(
+                    Gitops::new(path).pruning(spec["prune"].as_bool().unwrap_or(false)),
+                )),
                 None => Err("the gitops target needs a path".into()),
             },
             other => Err(format!(
@@ -925,9 +927,32 @@ async fn deploy(run: &mut Run<'_>) -> Result<(), Failed> {
     if run.has("prune") {
         let position = run.begin("prune").await.map_err(|e| (position, e))?;
         let at = |e| (position, e);
-        let detail = prune(run, &context, &assignments, &env_type_id)
-            .await
-            .map_err(at)?;
+        let detail = if target.confirms_ready() {
+            // The set serves: a failure here is reported, and the deployment stands.
+            prune(run, &context, &assignments, &outputs, &env_type_id)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(message = %e.message, "pruning failed");
+                    json!({ "deprovisioned": [], "error": e.message })
+                })
+        } else {
+            let unused: Vec<&String> = context
+                .records
+                .iter()
+                .filter(|r| !assignments.contains_key(&r.uid))
+                .map(|r| &r.uid)
+                .collect();
+            json!({
+                "deprovisioned": [],
+                "kept": unused,
+                "reason": format!(
+                    "the {} target cannot tell when the set it replaced stops serving, so \
+                     what only that set used stays until the environment is deleted (or \
+                     the environment type's target says \"prune\": true)",
+                    target.kind()
+                ),
+            })
+        };
         run.done(position, detail).await.map_err(at)?;
     }
     Ok(())
@@ -941,15 +966,43 @@ async fn prune(
     run: &Run<'_>,
     context: &Context,
     assignments: &BTreeMap<String, Assignment>,
+    outputs: &BTreeMap<String, Outputs>,
     env_type: &str,
 ) -> Result<Value, StepError> {
-    let orphans: Vec<&provisioned::Record> = context
+    let mut orphans: Vec<&provisioned::Record> = context
         .records
         .iter()
         .filter(|r| !assignments.contains_key(&r.uid))
         .collect();
     if orphans.is_empty() {
         return Ok(json!({ "deprovisioned": [] }));
+    }
+    // An unused resource whose driver gave the same outputs as one in use is that same
+    // thing under another name (a renamed workload or resource id that kept its database
+    // name, say): its record is forgotten, and the thing itself is not touched.
+    let mut forgotten = BTreeMap::new();
+    for r in &orphans {
+        let same = outputs.iter().find(|(uid, o)| {
+            assignments.get(*uid).is_some_and(|a| a.driver == r.driver)
+                && !o.values.is_empty()
+                && r.outputs.as_object() == Some(&o.values)
+        });
+        if let Some((uid, _)) = same {
+            forgotten.insert(r.uid.clone(), format!("the same as {uid}, which is in use"));
+        }
+    }
+    if !forgotten.is_empty() {
+        let (app, env) = (run.d.app.clone(), run.d.env.clone());
+        let uids: Vec<String> = forgotten.keys().cloned().collect();
+        run.inner
+            .store(move |conn| {
+                for uid in &uids {
+                    provisioned::delete(conn, &app, &env, uid)?;
+                }
+                Ok(())
+            })
+            .await?;
+        orphans.retain(|r| !forgotten.contains_key(&r.uid));
     }
     let inputs: BTreeMap<String, Value> = context
         .definitions
@@ -1062,10 +1115,24 @@ async fn prune(
                 .collect()
         }
     };
+    // After a failure, what was not tried stays too, for the next deployment.
+    for p in &doomed {
+        if !gone.contains(&p.uid) && !failed.contains_key(&p.uid) {
+            failed.insert(
+                p.uid.clone(),
+                "kept: not tried after the failure of another; the next deployment tries again"
+                    .into(),
+            );
+        }
+    }
     for (uid, message) in &failed {
         tracing::warn!(resource = %uid, %message, "a resource the set no longer uses stays");
     }
-    Ok(json!({ "deprovisioned": gone, "failed": failed }))
+    let mut detail = json!({ "deprovisioned": gone, "failed": failed });
+    if !forgotten.is_empty() {
+        detail["forgotten"] = json!(forgotten);
+    }
+    Ok(detail)
 }
 
 /// What deprovisioning `records` needs: each one with its driver configuration (its

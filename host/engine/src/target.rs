@@ -154,4 +154,11 @@ pub trait Target: Send + Sync {
 
     /// Removes everything of the environment.
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>>;
+
+    /// Whether a successful [`Target::verify`] means the new objects serve and the old
+    /// ones are gone, so that what they alone used can be deprovisioned. A target that
+    /// hands the objects to another system (gitops) cannot tell.
+    fn confirms_ready(&self) -> bool {
+        true
+    }
 }

@@ -242,12 +242,14 @@ pub(crate) fn is_conflict(e: &rusqlite::Error) -> bool {
 
 /// WAL for concurrent readers and crash safety; `synchronous = NORMAL` is durable across
 /// a crash of the process (what WAL guarantees), not across a power cut, and avoids an
-/// fsync per commit.
+/// fsync per commit. `secure_delete` overwrites what a change removes, so that a value
+/// replaced (a secret sealed, a row deleted) does not linger in the file's free space.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA busy_timeout = 5000;
+         PRAGMA secure_delete = ON;",
     )
 }

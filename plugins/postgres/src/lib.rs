@@ -158,13 +158,31 @@ fn failure(a: &Admin, e: WireError) -> PluginError {
     }
 }
 
-/// SQLSTATEs that say "not now" rather than "no": a connection exception (class 08), the
-/// server starting up or shutting down (57P01-57P03), too many connections or another
-/// shortage (class 53), a serialization failure or a deadlock (40001, 40P01). Retried.
+/// SQLSTATEs that say "not now" rather than "no": the connection failed or broke (08000,
+/// 08001, 08003, 08004, 08006), the server is starting up or shutting down (57P01-57P03),
+/// out of memory or connections (53200, 53300), a serialization failure or a deadlock
+/// (40001, 40P01), a lock not available or an object in use (55P03, 55006: another
+/// session on the template database while CREATE DATABASE runs), a statement timeout
+/// (57014). Retried. A protocol violation (08P01) or a full disk (53100) is not.
 fn transient(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("53")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+    matches!(
+        code,
+        "08000"
+            | "08001"
+            | "08003"
+            | "08004"
+            | "08006"
+            | "57P01"
+            | "57P02"
+            | "57P03"
+            | "53200"
+            | "53300"
+            | "40001"
+            | "40P01"
+            | "55P03"
+            | "55006"
+            | "57014"
+    )
 }
 
 fn connect(a: &Admin) -> Result<Session, PluginError> {
@@ -309,7 +327,7 @@ mod tests {
             code: code.into(),
             message: "m".into(),
         };
-        for code in ["57P03", "08006", "53300", "40001"] {
+        for code in ["57P03", "08006", "53300", "40001", "55006"] {
             assert_eq!(
                 failure(&a, server(code)).kind,
                 ErrorKind::Unavailable,
@@ -322,6 +340,9 @@ mod tests {
                 ErrorKind::PermissionDenied,
                 "{code}"
             );
+        }
+        for code in ["08P01", "53100"] {
+            assert_eq!(failure(&a, server(code)).kind, ErrorKind::Other, "{code}");
         }
         let e = failure(&a, server("42P04"));
         assert_eq!(e.kind, ErrorKind::Other);

@@ -568,6 +568,14 @@ async fn events(
     type Item = Result<SseEvent, std::convert::Infallible>;
     let mut head = vec![Item::Ok(snapshot)];
     for (uid, status, message) in resources {
+        // In the names the live events use.
+        let status = match status.as_str() {
+            "deprovisioning" => "deprovision-in-progress".to_string(),
+            "failed" if message.starts_with("deprovisioning failed") => {
+                "deprovision-failed".to_string()
+            }
+            _ => status,
+        };
         let event = wharf_engine::pipeline::Event {
             app: app.clone(),
             env: env.clone(),

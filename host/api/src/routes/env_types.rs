@@ -60,7 +60,9 @@ pub(crate) struct NewEnvType {
     /// Where environments of this type run; the local process target by default.
     /// `{"kind": "process", "ready_timeout_seconds": 60}` or
     /// `{"kind": "gitops", "path": "/srv/manifests"}` (one directory per app and
-    /// environment under it; a git commit per deployment when it is a work tree).
+    /// environment under it; a git commit per deployment when it is a work tree; with
+    /// `"prune": true`, resources a new set no longer uses are deprovisioned once it is
+    /// written, without waiting for the cluster to stop running the old set).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     target: Option<Value>,
@@ -120,11 +122,14 @@ fn target(target: Option<Value>) -> Result<Value, ApiError> {
         Some("gitops") => {
             if let Some(k) = object
                 .keys()
-                .find(|k| !["kind", "path"].contains(&k.as_str()))
+                .find(|k| !["kind", "path", "prune"].contains(&k.as_str()))
             {
                 return Err(ApiError::BadRequest(format!(
-                    "target.{k}: the gitops target takes only \"path\""
+                    "target.{k}: the gitops target takes only \"path\" and \"prune\""
                 )));
+            }
+            if object.get("prune").is_some_and(|p| !p.is_boolean()) {
+                return bad("target.prune: true or false");
             }
             match object.get("path").and_then(Value::as_str) {
                 Some(p) if std::path::Path::new(p).is_absolute() => Ok(target),

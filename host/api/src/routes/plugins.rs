@@ -341,11 +341,16 @@ pub(crate) struct InstallationView {
 }
 
 fn installation_view(i: Installation, kind: String) -> InstallationView {
+    let config = if kind == "driver" {
+        crate::registry::config_view(&i.config)
+    } else {
+        i.config
+    };
     InstallationView {
         id: i.id,
         plugin: i.plugin,
         kind,
-        config: crate::registry::config_view(&i.config),
+        config,
         grants: i.grants,
         enabled: i.enabled,
         position: i.position,
@@ -744,15 +749,21 @@ async fn update_installation(
     )?;
     let mut next = current.clone();
     let is_driver = plugin.kind == "driver";
-    if is_driver {
-        next.config = crate::registry::open_config(&state.sealer, &current.id, &current.config)?;
-    }
-    if let Some(config) = change.config {
-        next.config = if is_driver {
-            crate::registry::driver_config(config, Some(&next.config))?
-        } else {
-            config
-        };
+    match change.config {
+        // New secrets replace the stored ones, which need not open (a lost key).
+        Some(config) if is_driver && config.get("secrets").is_some() => {
+            next.config = crate::registry::driver_config(config, None)?;
+        }
+        Some(config) if is_driver => {
+            let stored = crate::registry::open_config(&state.sealer, &current.id, &current.config)?;
+            next.config = crate::registry::driver_config(config, Some(&stored))?;
+        }
+        Some(config) => next.config = config,
+        None if is_driver => {
+            next.config =
+                crate::registry::open_config(&state.sealer, &current.id, &current.config)?;
+        }
+        None => {}
     }
     if let Some(grants) = change.grants {
         next.grants = serde_json::to_value(grants).expect("serializes");

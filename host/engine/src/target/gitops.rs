@@ -16,12 +16,23 @@ use std::process::Command;
 #[derive(Debug, Clone)]
 pub struct Gitops {
     root: PathBuf,
+    prune: bool,
 }
 
 impl Gitops {
     /// A target writing under `root` (created if needed).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            prune: false,
+        }
+    }
+
+    /// Lets deployments deprovision what a new set no longer uses once it is written
+    /// (see [`Target::confirms_ready`]).
+    pub fn pruning(mut self, prune: bool) -> Self {
+        self.prune = prune;
+        self
     }
 
     fn dir(&self, env: &EnvRef) -> PathBuf {
@@ -222,6 +233,12 @@ async fn blocking<T: Send + 'static>(
 impl Target for Gitops {
     fn kind(&self) -> &'static str {
         "gitops"
+    }
+
+    /// Argo CD or Flux applies the files later: when the old objects stop serving is
+    /// not known here, unless the environment type says not to wait (`prune: true`).
+    fn confirms_ready(&self) -> bool {
+        self.prune
     }
 
     fn apply<'a>(

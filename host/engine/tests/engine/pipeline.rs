@@ -70,7 +70,7 @@ pub(crate) async fn platform(
     definitions: &[(&str, Value, Value)],
 ) -> Store {
     let store = Store::open(&dir.join("wharf.db")).await.unwrap();
-    let target = json!({ "kind": "gitops", "path": root }).to_string();
+    let target = json!({ "kind": "gitops", "path": root, "prune": true }).to_string();
     let mut rows = Vec::new();
     for (res_type, values, secrets) in definitions {
         let sealed = sealer.seal(
@@ -393,6 +393,8 @@ async fn every_sample_validates_and_those_that_can_render_are_written_as_expecte
 #[derive(Default)]
 struct Refusing {
     on: std::sync::atomic::AtomicBool,
+    /// The resource ids it deprovisioned.
+    deprovisioned: std::sync::Mutex<Vec<String>>,
 }
 
 impl Drivers for Refusing {
@@ -418,6 +420,10 @@ impl Drivers for Refusing {
                 }))
             });
         }
+        self.deprovisioned
+            .lock()
+            .unwrap()
+            .push(r.context.resource_id.clone());
         Echoing.deprovision(driver, r)
     }
 }
@@ -516,6 +522,63 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
     assert_eq!(
         uids(&engine.status("shop", "dev").await.unwrap()),
         [("postgres.default#web.db".to_string(), "done".to_string())]
+    );
+
+    // Renamed, the same database (the same outputs from the same driver): the old
+    // record is forgotten, and the database is not deprovisioned.
+    refusing.deprovisioned.lock().unwrap().clear();
+    let renamed = web("  database:\n    type: postgres\n");
+    let d = deploy(&store, &engine, "dev", vec![renamed]).await;
+    let detail = prune(&d);
+    assert_eq!(detail["deprovisioned"], json!([]), "{detail}");
+    assert_eq!(
+        detail["forgotten"]["postgres.default#web.db"],
+        "the same as postgres.default#web.database, which is in use"
+    );
+    assert!(refusing.deprovisioned.lock().unwrap().is_empty());
+    assert_eq!(
+        uids(&engine.status("shop", "dev").await.unwrap()),
+        [(
+            "postgres.default#web.database".to_string(),
+            "done".to_string()
+        )]
+    );
+
+    // A gitops target that does not say prune: what the new set does not use stays.
+    let target = json!({ "kind": "gitops", "path": root }).to_string();
+    store
+        .call(move |conn| {
+            conn.execute(
+                "INSERT INTO env_types (id, target, created_at) VALUES ('synced', ?1, 1)",
+                [&target],
+            )?;
+            conn.execute(
+                "INSERT INTO environments (app, id, env_type, created_at, created_by)
+                 VALUES ('shop', 'qa', 'synced', 1, 'dev')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    deploy(&store, &engine, "qa", vec![web(all)]).await;
+    let d = deploy(&store, &engine, "qa", vec![only_db.clone()]).await;
+    assert_eq!(d.status, Status::Succeeded, "{d:?}");
+    let detail = prune(&d);
+    assert_eq!(
+        detail["kept"],
+        json!(["dns.default#web.dns", "redis.default#web.cache"])
+    );
+    assert!(
+        detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot tell when the set it replaced stops serving"),
+        "{detail}"
+    );
+    assert_eq!(
+        engine.status("shop", "qa").await.unwrap().resources.len(),
+        3
     );
 
     // A deployment stored before the prune step existed runs without it.
