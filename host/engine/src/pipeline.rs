@@ -991,6 +991,24 @@ async fn prune(
             forgotten.insert(r.uid.clone(), format!("the same as {uid}, which is in use"));
         }
     }
+    // A definition that says so keeps what it provisioned where it is: forgotten too.
+    let orphaning: BTreeSet<&str> = context
+        .definitions
+        .iter()
+        .filter(|(d, _)| resources::orphans_on_deletion(d))
+        .map(|(d, _)| d.id.as_str())
+        .collect();
+    for r in &orphans {
+        if !forgotten.contains_key(&r.uid) && orphaning.contains(r.definition.as_str()) {
+            forgotten.insert(
+                r.uid.clone(),
+                format!(
+                    "orphaned: definition {} keeps what it provisioned (deletion_policy orphan)",
+                    r.definition
+                ),
+            );
+        }
+    }
     if !forgotten.is_empty() {
         let (app, env) = (run.d.app.clone(), run.d.env.clone());
         let uids: Vec<String> = forgotten.keys().cloned().collect();
@@ -1245,7 +1263,7 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
     let at = |e| (position, e);
     let (app, env) = (run.d.app.clone(), run.d.env.clone());
     let sealer = run.inner.sealer.clone();
-    let (env_type, records, definitions) = run
+    let (env_type, records, definitions, orphaning) = run
         .inner
         .store(move |conn| {
             let env_type = match envs::get(conn, &app, &env)? {
@@ -1254,15 +1272,19 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
             };
             let records = provisioned::list(conn, &sealer, &app, &env)?;
             let mut definitions = BTreeMap::new();
+            let mut orphaning = BTreeSet::new();
             for r in &records {
                 if !definitions.contains_key(&r.definition)
                     && let Some(d) = resources::get_definition(conn, &r.definition)?
                 {
+                    if resources::orphans_on_deletion(&d) {
+                        orphaning.insert(d.id.clone());
+                    }
                     let inputs = resources::driver_inputs(&sealer, &d)?;
                     definitions.insert(r.definition.clone(), inputs);
                 }
             }
-            Ok((env_type, records, definitions))
+            Ok((env_type, records, definitions, orphaning))
         })
         .await
         .map_err(at)?;
@@ -1292,7 +1314,11 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
 
     let position = run.begin("deprovision").await.map_err(|e| (position, e))?;
     let at = |e| (position, e);
-    let all: Vec<&provisioned::Record> = records.iter().collect();
+    // What a definition keeps (deletion_policy orphan) is left where it is.
+    let (kept, all): (Vec<&provisioned::Record>, Vec<&provisioned::Record>) = records
+        .iter()
+        .partition(|r| orphaning.contains(&r.definition));
+    let orphaned: Vec<&String> = kept.iter().map(|r| &r.uid).collect();
     let doomed = to_deprovision(
         &all,
         &definitions,
@@ -1326,9 +1352,12 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
         | provision::ProvisionError::Journal { uid, .. }
         | provision::ProvisionError::Unassigned(uid) => at(failure("resource", uid, e.to_string())),
     })?;
-    run.done(position, json!({ "deprovisioned": &gone }))
-        .await
-        .map_err(at)?;
+    run.done(
+        position,
+        json!({ "deprovisioned": &gone, "orphaned": &orphaned }),
+    )
+    .await
+    .map_err(at)?;
 
     let position = run.begin("remove").await.map_err(|e| (position, e))?;
     let at = |e| (position, e);
@@ -1352,7 +1381,7 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
         principal: run.d.created_by.clone(),
         action: "environments.deleted".into(),
         target: format!("env:{app}/{env}"),
-        detail: json!({ "deployment": run.d.id, "deprovisioned": gone }),
+        detail: json!({ "deployment": run.d.id, "deprovisioned": gone, "orphaned": orphaned }),
     };
     run.inner
         .store(move |conn| {

@@ -39,6 +39,12 @@ pub struct Definition {
     pub updated_by: String,
 }
 
+/// Whether what `d` provisioned is forgotten rather than deprovisioned when it is no
+/// longer used (its `deletion_policy` is `orphan`).
+pub fn orphans_on_deletion(d: &Definition) -> bool {
+    d.body["deletion_policy"] == "orphan"
+}
+
 /// Where a definition's sealed secrets are bound.
 pub fn secrets_context(definition: &str) -> String {
     format!("resource-definition/secrets:{definition}")

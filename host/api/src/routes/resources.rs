@@ -236,6 +236,23 @@ pub(crate) struct DefinitionRequest {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     criteria: Vec<Criterion>,
+    /// What happens to what it provisioned when an environment no longer uses it (a
+    /// deployment prunes it, or the environment is deleted): `delete` (the driver
+    /// deprovisions it, the default) or `orphan` (Wharf forgets it and the thing stays in
+    /// the system that holds it, for a production database, say).
+    #[serde(default)]
+    deletion_policy: DeletionPolicy,
+}
+
+/// What happens to a resource no longer used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DeletionPolicy {
+    /// The driver deprovisions it.
+    #[default]
+    Delete,
+    /// Wharf forgets it; it stays where it is.
+    Orphan,
 }
 
 /// A resource definition.
@@ -252,6 +269,8 @@ pub(crate) struct DefinitionView {
     driver_secret_keys: Vec<String>,
     #[schema(value_type = Vec<Object>)]
     criteria: Vec<Criterion>,
+    /// `delete` or `orphan`.
+    deletion_policy: DeletionPolicy,
     /// 1 when created, bumped by every update; also the `ETag`.
     version: i64,
     created_at: i64,
@@ -279,6 +298,11 @@ fn definition_view(d: &Definition) -> DefinitionView {
             })
             .unwrap_or_default(),
         criteria: criteria(d),
+        deletion_policy: if d.body["deletion_policy"] == "orphan" {
+            DeletionPolicy::Orphan
+        } else {
+            DeletionPolicy::Delete
+        },
         version: d.version,
         created_at: d.created_at,
         updated_at: d.updated_at,
@@ -427,6 +451,7 @@ fn check_definition(
                 "secrets_sealed": sealed,
             },
             "criteria": request.criteria,
+            "deletion_policy": request.deletion_policy,
         }),
         version: previous.map_or(1, |p| p.version + 1),
         created_at: previous.map_or(at, |p| p.created_at),

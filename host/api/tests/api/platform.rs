@@ -1038,3 +1038,63 @@ async fn secrets_an_installation_kept_in_clear_are_sealed_at_the_next_start() {
     assert_eq!(outputs.secrets, json!({ "token": "clear-t0ken" }));
     assert_eq!(outputs.values, json!({ "host": "h" }));
 }
+
+#[tokio::test]
+async fn a_definition_says_whether_what_it_provisioned_is_deleted_or_orphaned() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    for (path, body) in [
+        (
+            "plugin-installations",
+            json!({ "id": "echo", "plugin": "echo" }),
+        ),
+        ("resource-types", json!({ "id": "postgres" })),
+    ] {
+        let (status, body) = api
+            .send("POST", &format!("{V1}/{path}"), admin, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let definition = |id: &str, policy: Value| {
+        let mut d = json!({ "id": id, "type": "postgres", "driver": "echo",
+                            "criteria": [{ "env_type": id }] });
+        if !policy.is_null() {
+            d["deletion_policy"] = policy;
+        }
+        d
+    };
+    for (id, policy, shown) in [
+        ("plain", Value::Null, "delete"),
+        ("prod", json!("orphan"), "orphan"),
+    ] {
+        let (status, body) = api
+            .send(
+                "POST",
+                &format!("{V1}/resource-definitions"),
+                admin,
+                Some(definition(id, policy)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["deletion_policy"], shown);
+        let (_, body) = api
+            .send(
+                "GET",
+                &format!("{V1}/resource-definitions/{id}"),
+                admin,
+                None,
+            )
+            .await;
+        assert_eq!(body["deletion_policy"], shown);
+    }
+    let (status, body) = api
+        .send(
+            "POST",
+            &format!("{V1}/resource-definitions"),
+            admin,
+            Some(definition("odd", json!("keep"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(detail(&body).contains("deletion_policy"), "{body}");
+}

@@ -428,6 +428,58 @@ impl Drivers for Refusing {
     }
 }
 
+/// Deletes environment `env` as the API does (a deletion deployment); waits for its end.
+async fn delete_env(store: &Store, engine: &Engine, env: &str) -> String {
+    let mut events = engine.subscribe();
+    let e = env.to_string();
+    let id = store
+        .transaction(move |tx| {
+            wharf_store::envs::mark_deleting(tx, "shop", &e)?;
+            let mut steps: Vec<deployments::Step> = wharf_engine::pipeline::DELETE_STEPS
+                .iter()
+                .map(|n| deployments::Step::pending(n))
+                .collect();
+            for s in &mut steps[..2] {
+                s.status = StepStatus::Done;
+            }
+            deployments::create(
+                tx,
+                &Deployment {
+                    app: "shop".into(),
+                    env: e.clone(),
+                    id: 0,
+                    kind: Kind::Delete,
+                    set_id: String::new(),
+                    images: json!({}),
+                    comment: String::new(),
+                    status: Status::Queued,
+                    error: None,
+                    created_at_ms: 1,
+                    created_by: "dev".into(),
+                    started_at_ms: None,
+                    finished_at_ms: None,
+                    steps,
+                },
+            )
+        })
+        .await
+        .unwrap();
+    engine.wake("shop", env);
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("the deletion finishes")
+            .unwrap();
+        if event.env == env
+            && event.deployment == id
+            && let What::Status { status, .. } = &event.what
+            && status != "running"
+        {
+            return status.clone();
+        }
+    }
+}
+
 /// A web workload with these resources (YAML lines under `resources:`).
 fn web(resources: &str) -> wharf_core::score::Workload {
     load(&format!(
@@ -544,6 +596,64 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
         )]
     );
 
+    // A definition with deletion_policy orphan: what it provisioned is forgotten, never
+    // deprovisioned, when a set stops using it and when the environment is deleted.
+    let orphaning = |version| resources::Definition {
+        id: "redis".into(),
+        res_type: "redis".into(),
+        driver: "echo".into(),
+        body: json!({ "driver_inputs": { "values": { "host": "redis" } }, "criteria": [{}],
+                      "deletion_policy": "orphan" }),
+        version,
+        created_at: 1,
+        updated_at: 3,
+        updated_by: "ops".into(),
+    };
+    let redis = orphaning(3);
+    store
+        .transaction(move |tx| resources::put_definition(tx, &redis))
+        .await
+        .unwrap();
+    deploy(&store, &engine, "dev", vec![web(all)]).await;
+    refusing.deprovisioned.lock().unwrap().clear();
+    let d = deploy(&store, &engine, "dev", vec![only_db.clone()]).await;
+    let detail = prune(&d);
+    assert_eq!(
+        detail["deprovisioned"],
+        json!(["dns.default#web.dns"]),
+        "{detail}"
+    );
+    assert!(
+        detail["forgotten"]["redis.default#web.cache"]
+            .as_str()
+            .unwrap()
+            .starts_with("orphaned: definition redis keeps what it provisioned"),
+        "{detail}"
+    );
+    assert_eq!(*refusing.deprovisioned.lock().unwrap(), ["web.dns"]);
+    deploy(&store, &engine, "dev", vec![web(all)]).await;
+    refusing.deprovisioned.lock().unwrap().clear();
+    assert_eq!(delete_env(&store, &engine, "dev").await, "succeeded");
+    let mut seen = refusing.deprovisioned.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["web.db", "web.dns"], "the cache is left where it is");
+    let event: String = store
+        .call(|conn| {
+            Ok(conn.query_row(
+                "SELECT detail FROM audit WHERE action = 'environments.deleted'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    let event: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(
+        event["orphaned"],
+        json!(["redis.default#web.cache"]),
+        "{event}"
+    );
+
     // A gitops target that does not say prune: what the new set does not use stays.
     let target = json!({ "kind": "gitops", "path": root }).to_string();
     store
@@ -583,7 +693,7 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
 
     // A deployment stored before the prune step existed runs without it.
     let old: &'static [&'static str] = &DEPLOY_STEPS[..DEPLOY_STEPS.len() - 1];
-    let d = deploy_with_steps(&store, &engine, "dev", vec![web(all)], old).await;
+    let d = deploy_with_steps(&store, &engine, "qa", vec![web(all)], old).await;
     assert_eq!(d.status, Status::Succeeded, "{d:?}");
     assert!(d.steps.iter().all(|s| s.name != "prune"));
 }
