@@ -57,6 +57,19 @@ impl PluginError {
         Self::new(ErrorKind::Other, message)
     }
 
+    /// The configuration a driver call got is wrong: every issue, each at its path under
+    /// the definition's `driver_inputs` (where the installation's configuration and the
+    /// definition's inputs meet).
+    pub fn driver_inputs(issues: Vec<Issue>) -> Self {
+        Self::invalid_input(
+            issues
+                .iter()
+                .map(|i| format!("driver_inputs{}: {}", i.path, i.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+
     /// Asks the host to wait this long before retrying.
     pub fn retry_after(mut self, after: std::time::Duration) -> Self {
         self.retry_after = Some(after);

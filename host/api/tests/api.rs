@@ -33,18 +33,23 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
-async fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("wharf.db")).await.unwrap();
-    let runtime = Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).unwrap();
-    let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
+/// The first-party plugins, as the binary bundles them.
+fn bundled() -> Vec<BundledPlugin<'static>> {
+    wharf_artifacts::BUNDLED
         .iter()
         .map(|b| BundledPlugin {
             id: b.name,
             kind: b.kind,
             bytes: b.bytes,
         })
-        .collect();
+        .collect()
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("wharf.db")).await.unwrap();
+    let runtime = Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).unwrap();
+    let bundled = bundled();
     let sealer = wharf_store::secrets::Sealer::new(rand_key());
     let engine = wharf_engine::Settings::new(dir.path().join("envs"));
     let state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)

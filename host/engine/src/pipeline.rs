@@ -497,6 +497,21 @@ impl Run<'_> {
             .expect("the deployment has every step of its kind")
     }
 
+    /// The journal of this deployment's resources: the store, with each entry announced.
+    fn journal(&self) -> EventJournal<'_> {
+        EventJournal {
+            inner: StoreJournal::new(
+                self.inner.store.clone(),
+                self.inner.sealer.clone(),
+                &self.d.app,
+                &self.d.env,
+                self.d.id,
+            ),
+            engine: self.inner,
+            d: &self.d,
+        }
+    }
+
     /// Whether the deployment has step `name` (one stored before the step existed has not).
     fn has(&self, name: &str) -> bool {
         self.d.steps.iter().any(|s| s.name == name)
@@ -819,17 +834,7 @@ async fn deploy(run: &mut Run<'_>) -> Result<(), Failed> {
         env: &run.d.env,
         env_type: &env_type_id,
     };
-    let journal = EventJournal {
-        inner: StoreJournal::new(
-            run.inner.store.clone(),
-            run.inner.sealer.clone(),
-            &run.d.app,
-            &run.d.env,
-            run.d.id,
-        ),
-        engine: run.inner,
-        d: &run.d,
-    };
+    let journal = run.journal();
     let outputs = provision::run(
         &plan,
         run.inner.drivers.as_ref(),
@@ -1058,17 +1063,7 @@ async fn prune(
         }
     }
     doomed.retain(|p| !failed.contains_key(&p.uid));
-    let journal = EventJournal {
-        inner: StoreJournal::new(
-            run.inner.store.clone(),
-            run.inner.sealer.clone(),
-            &run.d.app,
-            &run.d.env,
-            run.d.id,
-        ),
-        engine: run.inner,
-        d: &run.d,
-    };
+    let journal = run.journal();
     // What could not be prepared is marked failed, with the reason, where status shows it.
     for r in &orphans {
         let Some(message) = failed.get(&r.uid) else {
@@ -1328,17 +1323,7 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
     .into_iter()
     .map(|prepared| prepared.map_err(|(uid, message)| at(failure("resource", uid, message))))
     .collect::<Result<Vec<_>, _>>()?;
-    let journal = EventJournal {
-        inner: StoreJournal::new(
-            run.inner.store.clone(),
-            run.inner.sealer.clone(),
-            &run.d.app,
-            &run.d.env,
-            run.d.id,
-        ),
-        engine: run.inner,
-        d: &run.d,
-    };
+    let journal = run.journal();
     let gone = provision::deprovision(
         &doomed,
         (&run.d.app, &run.d.env, env_type.id.as_str()),

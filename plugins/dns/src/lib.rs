@@ -87,14 +87,6 @@ fn settings(config: &Values) -> Result<Settings, Vec<Issue>> {
     })
 }
 
-fn config_error(issues: Vec<Issue>) -> PluginError {
-    let all: Vec<String> = issues
-        .iter()
-        .map(|i| format!("driver_inputs{}: {}", i.path, i.message))
-        .collect();
-    PluginError::invalid_input(all.join("; "))
-}
-
 /// A DNS label from free text: lowercase letters, digits and dashes.
 fn label(text: &str) -> String {
     let mut out: String = text
@@ -260,7 +252,7 @@ impl Driver for Dns {
     }
 
     fn provision(request: Request) -> Result<Step, PluginError> {
-        let s = settings(&request.config).map_err(config_error)?;
+        let s = settings(&request.config).map_err(PluginError::driver_inputs)?;
         let (fqdn, kind, content) = record(&request, &s)?;
         // A record of an earlier call under another name or type goes first.
         if let Some(state) = &request.state
@@ -291,7 +283,7 @@ impl Driver for Dns {
     }
 
     fn deprovision(request: Request) -> Result<Step, PluginError> {
-        let s = settings(&request.config).map_err(config_error)?;
+        let s = settings(&request.config).map_err(PluginError::driver_inputs)?;
         let (fqdn, kind) = match &request.state {
             Some(state) if state["fqdn"].is_string() => (
                 state["fqdn"].as_str().unwrap_or_default().to_string(),

@@ -77,16 +77,6 @@ fn admin(config: &Values) -> Result<Admin, Vec<Issue>> {
     })
 }
 
-fn config_error(issues: Vec<Issue>) -> PluginError {
-    PluginError::invalid_input(
-        issues
-            .iter()
-            .map(|i| format!("driver_inputs{}: {}", i.path, i.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
-}
-
 /// The database and role name: lowercase letters, digits and underscores.
 fn name(request: &Request) -> Result<String, PluginError> {
     if let Some(n) = request.params["name"].as_str() {
@@ -238,7 +228,7 @@ impl Driver for Postgres {
     }
 
     fn provision(request: Request) -> Result<Step, PluginError> {
-        let a = admin(&request.config).map_err(config_error)?;
+        let a = admin(&request.config).map_err(PluginError::driver_inputs)?;
         let name = name(&request)?;
         let password = match request.state.as_ref().and_then(|s| s["password"].as_str()) {
             Some(p) => p.to_string(),
@@ -282,7 +272,7 @@ impl Driver for Postgres {
     }
 
     fn deprovision(request: Request) -> Result<Step, PluginError> {
-        let a = admin(&request.config).map_err(config_error)?;
+        let a = admin(&request.config).map_err(PluginError::driver_inputs)?;
         let name = match request.state.as_ref().and_then(|s| s["name"].as_str()) {
             Some(n) => n.to_string(),
             None => name(&request)?,

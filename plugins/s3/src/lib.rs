@@ -73,16 +73,6 @@ fn settings(config: &Values) -> Result<Settings, Vec<Issue>> {
     })
 }
 
-fn config_error(issues: Vec<Issue>) -> PluginError {
-    PluginError::invalid_input(
-        issues
-            .iter()
-            .map(|i| format!("driver_inputs{}: {}", i.path, i.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
-}
-
 /// A valid bucket name from free text.
 fn bucket_name(request: &Request) -> Result<String, PluginError> {
     if let Some(name) = request.params["name"].as_str() {
@@ -239,7 +229,7 @@ impl Driver for S3 {
     }
 
     fn provision(request: Request) -> Result<Step, PluginError> {
-        let s = settings(&request.config).map_err(config_error)?;
+        let s = settings(&request.config).map_err(PluginError::driver_inputs)?;
         let bucket = bucket_name(&request)?;
         let body = if s.region == "us-east-1" {
             Vec::new()
@@ -269,7 +259,7 @@ impl Driver for S3 {
     }
 
     fn deprovision(request: Request) -> Result<Step, PluginError> {
-        let s = settings(&request.config).map_err(config_error)?;
+        let s = settings(&request.config).map_err(PluginError::driver_inputs)?;
         let bucket = match request.state.as_ref().and_then(|st| st["bucket"].as_str()) {
             Some(b) => b.to_string(),
             None => bucket_name(&request)?,

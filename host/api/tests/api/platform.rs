@@ -979,14 +979,7 @@ async fn secrets_an_installation_kept_in_clear_are_sealed_at_the_next_start() {
         })
         .await
         .unwrap();
-    let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
-        .iter()
-        .map(|b| BundledPlugin {
-            id: b.name,
-            kind: b.kind,
-            bytes: b.bytes,
-        })
-        .collect();
+    let bundled = bundled();
     let runtime = Runtime::new(RuntimeConfig::new(api._dir.path().join("cache"))).unwrap();
     let state = wharf_api::start(
         api.state.store.clone(),
