@@ -60,6 +60,7 @@ pub async fn run(settings: crate::serve::Settings, up: Options) -> anyhow::Resul
             .and_then(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_string))
             .context("name the app with --app")?,
     };
+    let stopping = crate::serve::shutdown();
     let prepared = crate::serve::prepare(settings).await?;
     let address = prepared.address;
     let token = session_token(&prepared.store).await?;
@@ -88,7 +89,7 @@ pub async fn run(settings: crate::serve::Settings, up: Options) -> anyhow::Resul
         "\nUse the CLI with: wharf login --server {server_url} --token {token}\n\
          Stop with Ctrl-C (the workloads stop too).",
     );
-    crate::serve::shutdown().await;
+    stopping.await;
     let _ = stop.send(());
     server.await.context("the server task failed")?
 }
