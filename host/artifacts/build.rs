@@ -40,6 +40,34 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("TEST_HOSTILE", "test-hostile"),
 ];
 
+/// Adds the `wasm32-wasip2` target when rustup manages the toolchain and the target is
+/// missing. rustup installs the targets of `rust-toolchain.toml` only when it installs
+/// the toolchain itself; a machine that already had the toolchain would otherwise fail
+/// here with "can't find crate for `std`".
+fn ensure_wasm_target() {
+    const TARGET: &str = "wasm32-wasip2";
+    let Ok(listed) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return; // no rustup: the build below says what is missing
+    };
+    let installed = String::from_utf8_lossy(&listed.stdout);
+    if !listed.status.success() || installed.lines().any(|l| l.trim() == TARGET) {
+        return;
+    }
+    println!("cargo:warning=installing the {TARGET} target (rustup target add {TARGET})");
+    match Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+    {
+        Ok(status) if status.success() => {}
+        _ => println!(
+            "cargo:warning=rustup target add {TARGET} failed; plugins cannot be built without it"
+        ),
+    }
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir
@@ -63,6 +91,7 @@ fn main() {
     }
     .join("wasm-components");
 
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)

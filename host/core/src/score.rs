@@ -455,10 +455,13 @@ fn check_placeholders(w: &Workload, text: &str, path: &str, volume: bool, out: &
                     out.push(problem(path, format!("${{{body}}}: name a metadata key, like ${{metadata.name}}")));
                     continue;
                 }
-                let mut at = Value::Object(w.metadata.clone());
-                for key in &segments[1..] {
-                    match at.get(key) {
-                        Some(next) => at = next.clone(),
+                let mut at = w.metadata.get(&segments[1]);
+                for (i, key) in segments[1..].iter().enumerate() {
+                    if i > 0 {
+                        at = at.and_then(|v| v.get(key));
+                    }
+                    match at {
+                        Some(_) => {}
                         None => {
                             out.push(problem(path, format!("${{{body}}}: metadata has no key {key:?}")));
                             break;

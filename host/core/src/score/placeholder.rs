@@ -23,13 +23,29 @@ pub enum SyntaxError {
     Empty,
 }
 
-/// Splits `text` into literal pieces and references.
+/// Splits `text` into literal pieces and references, in one pass: linear in the length of
+/// `text`, however many unclosed `${` it holds (the next `}` is looked for once per
+/// position it can be at, not once per `$`).
 pub fn parse(text: &str) -> Result<Vec<Piece<'_>>, SyntaxError> {
     let mut pieces = Vec::new();
     let mut literal = String::new();
     let bytes = text.as_bytes();
     let mut i = 0;
     let mut start = 0; // start of the pending borrowed literal run
+    // The last search for a `}`: where it started and what it found. Positions asked for
+    // never decrease, so a search only covers text no earlier search covered.
+    let mut searched: Option<(usize, Option<usize>)> = None;
+    let mut next_close = |from: usize| -> Option<usize> {
+        match searched {
+            Some((_, Some(found))) if found >= from => Some(found),
+            Some((origin, None)) if from >= origin => None,
+            _ => {
+                let found = text[from..].find('}').map(|c| from + c);
+                searched = Some((from, found));
+                found
+            }
+        }
+    };
     let flush = |literal: &mut String, pieces: &mut Vec<Piece<'_>>| {
         if !literal.is_empty() {
             pieces.push(Piece::Text(std::mem::take(literal).into()));
@@ -45,9 +61,8 @@ pub fn parse(text: &str) -> Result<Vec<Piece<'_>>, SyntaxError> {
             Some(b'$') => {
                 // `$${BODY}` is a literal `${BODY}`; `$$` alone a literal `$`.
                 if bytes.get(i + 2) == Some(&b'{')
-                    && let Some(close) = text[i + 3..].find('}')
+                    && let Some(end) = next_close(i + 3)
                 {
-                    let end = i + 3 + close;
                     literal.push_str(&text[i + 1..=end]);
                     i = end + 1;
                 } else {
@@ -55,15 +70,15 @@ pub fn parse(text: &str) -> Result<Vec<Piece<'_>>, SyntaxError> {
                     i += 2;
                 }
             }
-            Some(b'{') => match text[i + 2..].find('}') {
-                Some(close) => {
-                    let body = &text[i + 2..i + 2 + close];
+            Some(b'{') => match next_close(i + 2) {
+                Some(end) => {
+                    let body = &text[i + 2..end];
                     if body.is_empty() {
                         return Err(SyntaxError::Empty);
                     }
                     flush(&mut literal, &mut pieces);
                     pieces.push(Piece::Ref(body));
-                    i = i + 2 + close + 1;
+                    i = end + 1;
                 }
                 None => {
                     literal.push('$');
@@ -183,6 +198,20 @@ mod tests {
             "my name is test-name"
         );
         assert_eq!(name("${unclosed").unwrap(), "${unclosed");
+    }
+
+    #[test]
+    fn unclosed_placeholders_are_literal_text_and_the_next_brace_closes_all_before_it() {
+        let text = "${".repeat(1_000_000);
+        assert_eq!(parse(&text).unwrap(), [Piece::Text(text.as_str().into())]);
+        assert_eq!(
+            parse("${a ${b} $${c").unwrap(),
+            [Piece::Ref("a ${b"), Piece::Text(" ${c".into())]
+        );
+        assert_eq!(
+            name("$${x} ${metadata.name} ${").unwrap(),
+            "${x} test-name ${"
+        );
     }
 
     #[test]

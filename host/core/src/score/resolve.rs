@@ -136,8 +136,12 @@ fn walk<'v>(
                 return Err(error(
                     body,
                     format!(
-                        "{what}.{} is not a map, so it has no key {key:?}",
-                        keys[..i].join(".")
+                        "{} is not a map, so it has no key {key:?}",
+                        [what.to_string()]
+                            .into_iter()
+                            .chain(keys[..i].iter().cloned())
+                            .collect::<Vec<_>>()
+                            .join(".")
                     ),
                 ));
             }
@@ -150,8 +154,26 @@ impl Scope<'_> {
     fn lookup(&self, body: &str, segments: &[String]) -> Result<Part, ResolveError> {
         match segments[0].as_str() {
             "metadata" => {
-                let metadata = Value::Object(self.metadata.clone());
-                let value = walk(&metadata, &segments[1..], "metadata", body)?;
+                // The metadata map is walked where it is: a placeholder costs what its
+                // path costs, not a copy of the whole metadata.
+                let Some((first, rest)) = segments[1..].split_first() else {
+                    return Ok(Part::Text(Value::Object(self.metadata.clone()).to_string()));
+                };
+                let value = self.metadata.get(first).ok_or_else(|| {
+                    let known: Vec<&str> = self.metadata.keys().map(String::as_str).collect();
+                    error(
+                        body,
+                        format!(
+                            "metadata has no key {first:?}{}",
+                            if known.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (it has: {})", known.join(", "))
+                            }
+                        ),
+                    )
+                })?;
+                let value = walk(value, rest, &format!("metadata.{first}"), body)?;
                 Ok(Part::Text(placeholder::text_of(value)))
             }
             "resources" => {
