@@ -283,7 +283,7 @@ impl Client {
     pub(crate) fn print(&self, value: &Value, columns: &[&str]) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
-            Output::Yaml => print!("{}", serde_yaml::to_string(value)?),
+            Output::Yaml => print!("{}", wharf_core::yaml::to_string(value)),
             Output::Table => print!("{}", table(value, columns)),
         }
         Ok(())

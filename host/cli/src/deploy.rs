@@ -99,7 +99,7 @@ const PLATFORM: &[(&str, &str)] = &[
 pub fn apply_platform(c: &Client, file: &Path) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("failed to read {}", file.display()))?;
-    let doc: Value = serde_yaml::from_str(&text)
+    let doc: Value = wharf_core::yaml::to_value(&text)
         .with_context(|| format!("{} is not valid YAML or JSON", file.display()))?;
     let Some(map) = doc.as_object() else {
         bail!("{}: expected a map of sections", file.display());
@@ -168,7 +168,7 @@ fn score_file(file: &Path) -> anyhow::Result<Value> {
         .with_context(|| format!("failed to read {}", file.display()))?;
     // A file that does not parse goes as it is: the server says what is wrong, with the
     // place, like for any other problem.
-    let Ok(mut doc) = serde_yaml::from_str::<Value>(&text) else {
+    let Ok(mut doc) = wharf_core::yaml::to_value(&text) else {
         return Ok(Value::String(text));
     };
     let dir = file.parent().unwrap_or(Path::new("."));

@@ -15,5 +15,6 @@ pub mod matching;
 pub mod roles;
 pub mod score;
 pub mod set;
+pub mod yaml;
 
 pub use id::{Id, IdError};

@@ -218,73 +218,17 @@ pub fn from_value(mut doc: Value) -> Result<(Workload, Notes), Vec<Problem>> {
     }
 }
 
-/// YAML (of which JSON is a subset) into a JSON value: the first document only.
+/// YAML (of which JSON is a subset) into a JSON value: the first document only, at a
+/// bounded cost ([`crate::yaml`]).
 fn parse(text: &str) -> Result<Value, Vec<Problem>> {
-    let mut documents = serde_yaml::Deserializer::from_str(text);
-    let Some(first) = documents.next() else {
-        return Err(vec![problem("", "the file is empty")]);
-    };
-    let value = serde_yaml::Value::deserialize(first).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
-            .unwrap_or_default();
-        vec![problem("", format!("not valid YAML or JSON{at}: {e}"))]
-    })?;
-    if value.is_null() {
-        return Err(vec![problem(
+    match crate::yaml::to_value(text) {
+        Err(e) => Err(vec![problem("", format!("not valid YAML or JSON: {e}"))]),
+        Ok(Value::Null) => Err(vec![problem(
             "",
             "the file is empty (or holds only comments)",
-        )]);
+        )]),
+        Ok(value) => Ok(value),
     }
-    yaml_to_json(value, "")
-}
-
-fn yaml_to_json(value: serde_yaml::Value, path: &str) -> Result<Value, Vec<Problem>> {
-    use serde_yaml::Value as Y;
-    Ok(match value {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                serde_json::Number::from_f64(n.as_f64().unwrap_or(f64::NAN))
-                    .map(Value::Number)
-                    .ok_or_else(|| vec![problem(path, "a number that JSON cannot hold")])?
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| yaml_to_json(v, &format!("{path}/{i}")))
-                .collect::<Result<_, _>>()?,
-        ),
-        Y::Mapping(map) => {
-            let mut out = Map::new();
-            for (k, v) in map {
-                let key = match k {
-                    Y::String(s) => s,
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
-                    other => {
-                        return Err(vec![problem(
-                            path,
-                            format!("keys must be strings, found {other:?}"),
-                        )]);
-                    }
-                };
-                let child = format!("{path}/{}", pointer_segment(&key));
-                out.insert(key, yaml_to_json(v, &child)?);
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(tagged) => yaml_to_json(tagged.value, path)?,
-    })
 }
 
 /// Rewrites the deprecated array forms of `files` and `volumes` into maps keyed by

@@ -10,6 +10,30 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
+/// The most operations a delta may have.
+pub const MAX_DELTA_OPERATIONS: usize = 1000;
+
+/// The largest a set may become through a delta, in bytes of JSON: room for hundreds of
+/// workloads.
+pub const MAX_SET_BYTES: usize = 4 << 20;
+
+/// The length of `value` as compact JSON, without writing it anywhere.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("a JSON value serializes");
+    count.0
+}
+
 /// The workloads of one deployment.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Set {
@@ -111,14 +135,48 @@ impl Set {
     }
 
     /// Applies a delta (a JSON Patch on [`Set::to_json`]) and validates the result.
+    ///
+    /// The cost is bounded: at most [`MAX_DELTA_OPERATIONS`] operations, and what they add
+    /// (the values of `add` and `replace`, what `copy` duplicates) may not take the set
+    /// past [`MAX_SET_BYTES`]. Without this, a `copy` of a path into itself, repeated,
+    /// would double the set with each operation. Removals do not refund: a delta that
+    /// copies and removes in turn still pays for every copy.
     pub fn apply(&self, delta: &json_patch::Patch) -> Result<Self, Vec<Problem>> {
+        use json_patch::PatchOperation as Op;
+        if delta.0.len() > MAX_DELTA_OPERATIONS {
+            return Err(vec![Problem {
+                path: String::new(),
+                message: format!(
+                    "the delta has {} operations; at most {MAX_DELTA_OPERATIONS} are applied",
+                    delta.0.len()
+                ),
+            }]);
+        }
         let mut doc = self.to_json();
-        json_patch::patch(&mut doc, delta).map_err(|e| {
-            vec![Problem {
-                path: e.path.to_string(),
-                message: format!("operation {} of the delta failed: {}", e.operation, e.kind),
-            }]
-        })?;
+        let mut size = json_size(&doc);
+        for (i, op) in delta.0.iter().enumerate() {
+            size += match op {
+                Op::Add(a) => json_size(&a.value),
+                Op::Replace(r) => json_size(&r.value),
+                Op::Copy(c) => doc.pointer(c.from.as_str()).map_or(0, json_size),
+                Op::Remove(_) | Op::Move(_) | Op::Test(_) => 0,
+            };
+            if size > MAX_SET_BYTES {
+                return Err(vec![Problem {
+                    path: op.path().to_string(),
+                    message: format!(
+                        "operation {i} of the delta would make the set larger than {} MiB",
+                        MAX_SET_BYTES >> 20
+                    ),
+                }]);
+            }
+            json_patch::patch(&mut doc, std::slice::from_ref(op)).map_err(|e| {
+                vec![Problem {
+                    path: e.path.to_string(),
+                    message: format!("operation {i} of the delta failed: {}", e.kind),
+                }]
+            })?;
+        }
         Self::from_json(doc)
     }
 

@@ -614,4 +614,27 @@ mod sets {
             "{found:?}"
         );
     }
+
+    #[test]
+    fn a_delta_that_copies_a_path_into_itself_is_stopped_by_the_size_it_would_reach() {
+        let set = Set::new(vec![web("")]).unwrap();
+        // Each copy doubles the annotations: 2^60 bytes if nothing stopped it.
+        let mut ops =
+            vec![json!({ "op": "add", "path": "/workloads/web/metadata/x", "value": ["a"] })];
+        for _ in 0..60 {
+            ops.push(json!({ "op": "copy", "from": "/workloads/web/metadata/x",
+                             "path": "/workloads/web/metadata/x/0" }));
+        }
+        let bomb: json_patch::Patch = serde_json::from_value(json!(ops)).unwrap();
+        let found = set.apply(&bomb).unwrap_err();
+        assert!(found[0].message.contains("larger than 4 MiB"), "{found:?}");
+        assert_eq!(found[0].path, "/workloads/web/metadata/x/0");
+        let many: json_patch::Patch = serde_json::from_value(json!(vec![
+            json!({ "op": "test", "path": "/workloads", "value": {} });
+            1001
+        ]))
+        .unwrap();
+        let found = set.apply(&many).unwrap_err();
+        assert!(found[0].message.contains("at most 1000"), "{found:?}");
+    }
 }

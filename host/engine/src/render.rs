@@ -407,7 +407,7 @@ pub fn to_yaml(objects: &[Value]) -> String {
     let mut out = String::new();
     for object in objects {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(object).expect("JSON values serialize as YAML"));
+        out.push_str(&wharf_core::yaml::to_string(object));
     }
     out
 }

@@ -66,7 +66,7 @@ impl Gitops {
                 });
             }
             let file = format!("{}-{name}.yaml", kind.to_ascii_lowercase());
-            let yaml = serde_yaml::to_string(object).expect("JSON values serialize as YAML");
+            let yaml = wharf_core::yaml::to_string(object);
             if files
                 .insert(file.clone(), (format!("{kind}/{name}"), yaml))
                 .is_some()
