@@ -114,6 +114,7 @@ fn main() {
                             name: app.to_string(),
                             created_at: 1,
                             created_by: "admin".into(),
+                            deleting: false,
                         },
                     )?;
                     if i % 4 == 0 {

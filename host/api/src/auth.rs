@@ -24,12 +24,13 @@ pub struct NewToken {
     pub hash: String,
 }
 
-/// Makes a new random token.
+/// Makes a new random token. Its id is random too, drawn apart from the secret: the id is
+/// shown in lists and the audit log, and must tell nothing of the secret.
 pub fn new_token() -> NewToken {
     let bytes: [u8; 32] = rand::random();
     let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     NewToken {
-        id: hex::encode(&bytes[..6]),
+        id: hex::encode(rand::random::<[u8; 6]>()),
         hash: hash(&secret),
         secret,
     }
@@ -49,6 +50,9 @@ pub struct Caller {
     pub kind: String,
     /// Its role bindings.
     pub bindings: Vec<(Scope, String)>,
+    /// When the token it presented expires (Unix seconds), if ever: a token it makes may
+    /// not live longer.
+    pub token_expires_at: Option<i64>,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -88,10 +92,15 @@ impl FromRequestParts<AppState> for Caller {
             })
             .await?;
         match status {
-            TokenStatus::Valid { principal, kind } => Ok(Caller {
+            TokenStatus::Valid {
+                principal,
+                kind,
+                expires_at,
+            } => Ok(Caller {
                 id: principal,
                 kind,
                 bindings,
+                token_expires_at: expires_at,
             }),
             TokenStatus::Revoked => Err(ApiError::Unauthenticated("the token was revoked".into())),
             TokenStatus::Expired => Err(ApiError::Unauthenticated("the token has expired".into())),

@@ -48,6 +48,9 @@ pub enum ApiError {
     /// The client's `If-Match` does not name the current version.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The caller has too many of something open at once (streams it follows).
+    #[error("{0}")]
+    TooMany(String),
     /// The server failed.
     #[error("internal error")]
     Internal(String),
@@ -92,6 +95,7 @@ impl IntoResponse for ApiError {
             Self::NoMatch(_) => (StatusCode::NOT_FOUND, "no-match"),
             Self::Clash(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
+            Self::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many"),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

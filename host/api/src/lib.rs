@@ -14,6 +14,7 @@ mod error;
 mod openapi;
 pub mod registry;
 mod routes;
+mod streams;
 
 pub use authz::PolicyChain;
 pub use error::ApiError;
@@ -36,6 +37,29 @@ pub struct AppState {
     pub sealer: wharf_store::secrets::Sealer,
     /// Carries out deployments.
     pub engine: wharf_engine::Engine,
+    /// What a request may make the server do.
+    pub limits: Limits,
+    /// The streams each principal holds open.
+    pub streams: Arc<streams::Streams>,
+}
+
+/// What a request may make the server do, set by the operator.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The longest a new API token may live, in days; `None` lets tokens be made that never
+    /// expire (a token still never outlives the one that made it).
+    pub token_max_lifetime_days: Option<u32>,
+    /// How many streams (deployment events, followed logs) one principal may hold open.
+    pub streams_per_principal: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            token_max_lifetime_days: Some(90),
+            streams_per_principal: 8,
+        }
+    }
 }
 
 /// The whole API, ready to serve.
@@ -223,6 +247,8 @@ pub async fn start(
         registry,
         sealer,
         engine,
+        limits: Limits::default(),
+        streams: Arc::default(),
     };
     state
         .registry

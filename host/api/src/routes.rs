@@ -115,6 +115,81 @@ pub(crate) fn rejection(e: axum::extract::rejection::JsonRejection) -> ApiError 
     }
 }
 
+/// A request body not read yet. Handlers that parse something costly (Score documents,
+/// deltas) take it last and read it only once the caller is authorized: a caller who may
+/// not act costs the server its headers, not its body.
+pub(crate) struct Unread {
+    body: axum::body::Body,
+    json: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Unread {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        Ok(Self {
+            body: request.into_body(),
+            json,
+        })
+    }
+}
+
+impl Unread {
+    /// Reads the body (at most `limit` bytes) and parses it as JSON, off the async
+    /// workers.
+    pub(crate) async fn json<T: serde::de::DeserializeOwned + Send + 'static>(
+        self,
+        limit: usize,
+    ) -> Result<T, ApiError> {
+        if !self.json {
+            return Err(ApiError::BadRequest(
+                "send the body as JSON, with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = axum::body::to_bytes(self.body, limit).await.map_err(|e| {
+            use std::error::Error as _;
+            if e.source()
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                ApiError::TooLarge(format!(
+                    "the request body is larger than {} MiB",
+                    limit >> 20
+                ))
+            } else {
+                ApiError::BadRequest(format!("the request body could not be read: {e}"))
+            }
+        })?;
+        blocking(move || {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::BadRequest(format!("the body is not what this request takes: {e}"))
+            })
+        })
+        .await
+    }
+}
+
+/// Runs CPU-heavy work (parsing, validating, patching) on the blocking pool, so that the
+/// async workers keep answering other requests meanwhile.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("a blocking task failed: {e}")))?
+}
+
+/// Largest body of a request that carries Score documents or a delta, in bytes.
+pub(crate) const MAX_DOCUMENTS_BODY: usize = 4 << 20;
+
 /// A validated id, or a 400 naming the field.
 pub(crate) fn id(text: &str, what: &str) -> Result<wharf_core::Id, ApiError> {
     wharf_core::Id::new(text).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))

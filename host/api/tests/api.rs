@@ -657,6 +657,8 @@ async fn tokens_are_shown_once_revocable_and_guarded() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
+    // Only an admin makes tokens for others: a manager may not (a token is all of its
+    // principal's power), even for a principal it manages.
     let (status, body) = api
         .send(
             "POST",
@@ -665,10 +667,99 @@ async fn tokens_are_shown_once_revocable_and_guarded() {
             Some(json!({ "expires_in_days": 30 })),
         )
         .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs the org role admin"),
+        "{body}"
+    );
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/principals/ci/tokens",
+            admin,
+            Some(json!({ "expires_in_days": 30 })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let ci = body["token"].as_str().unwrap().to_string();
+    let ci_expires = body["expires_at"].as_i64().unwrap();
     assert!(ci.starts_with("wharf_"));
-    assert!(body["expires_at"].as_i64().unwrap() > 0);
+    // The id, which lists and the audit log show, tells nothing of the secret.
+    let id = body["id"].as_str().unwrap();
+    assert!(
+        !ci["wharf_".len()..].starts_with(id),
+        "{id} is a prefix of {ci}"
+    );
+    assert!(!ci.contains(id), "{id} is in {ci}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((ci_expires - now - 30 * 86_400).abs() < 60, "{ci_expires}");
+
+    // A token makes no token that outlives it: asking for longer is refused, asking for
+    // nothing gives its own expiry.
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/principals/ci/tokens",
+            Some(&ci),
+            Some(json!({ "expires_in_days": 60 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("would outlive the one that makes it"),
+        "{body}"
+    );
+    let (status, body) = api
+        .send("POST", "/api/v1/principals/ci/tokens", Some(&ci), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["expires_at"], ci_expires);
+    // Tokens live 90 days at most by default, even the admin's (whose own never expires).
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/principals/admin/tokens",
+            admin,
+            Some(json!({ "expires_in_days": 365 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("90 days"),
+        "{body}"
+    );
+    let (status, body) = api
+        .send("POST", "/api/v1/principals/admin/tokens", admin, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!((body["expires_at"].as_i64().unwrap() - now - 90 * 86_400).abs() < 60);
+    // No one makes a token for another admin, not even an admin.
+    let other_admin = api
+        .user("root2@example.com", &[(Scope::Org, "admin")])
+        .await;
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/principals/admin/tokens",
+            Some(&other_admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("another admin"),
+        "{body}"
+    );
+
     // The new token works (the service account has no roles: it can still list its tokens).
     let (status, body) = api
         .send("GET", "/api/v1/principals/ci/tokens", Some(&ci), None)
@@ -678,11 +769,27 @@ async fn tokens_are_shown_once_revocable_and_guarded() {
         body[0].get("token").is_none(),
         "a listed token never shows its secret"
     );
-    let token_id = body[0]["id"].as_str().unwrap().to_string();
+    let token_id = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // A manager may not touch the admin's tokens.
     let (status, body) = api
         .send("POST", "/api/v1/principals/admin/tokens", manager, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["detail"].as_str().unwrap().contains("another admin"),
+        "{body}"
+    );
+    let (status, body) = api
+        .send("GET", "/api/v1/principals/admin/tokens", manager, None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(

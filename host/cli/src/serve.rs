@@ -14,15 +14,21 @@ pub struct Settings {
     listen: SocketAddr,
     data_dir: PathBuf,
     bootstrap_token_file: Option<PathBuf>,
+    limits: wharf_api::Limits,
 }
 
-/// The config file: `listen`, `data_dir`, `bootstrap_token_file`.
+/// The config file: `listen`, `data_dir`, `bootstrap_token_file`, and the limits.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     bootstrap_token_file: Option<PathBuf>,
+    /// The longest a new API token may live, in days (90); 0 lets tokens be made that
+    /// never expire.
+    token_max_lifetime_days: Option<u32>,
+    /// How many event and log streams one principal may follow at once (8).
+    streams_per_principal: Option<usize>,
 }
 
 impl Settings {
@@ -52,6 +58,16 @@ impl Settings {
                 .or(file.data_dir)
                 .unwrap_or_else(crate::default_data_dir),
             bootstrap_token_file: bootstrap_token_file.or(file.bootstrap_token_file),
+            limits: {
+                let mut limits = wharf_api::Limits::default();
+                if let Some(days) = file.token_max_lifetime_days {
+                    limits.token_max_lifetime_days = (days > 0).then_some(days);
+                }
+                if let Some(n) = file.streams_per_principal {
+                    limits.streams_per_principal = n.max(1);
+                }
+                limits
+            },
         })
     }
 }
@@ -100,11 +116,24 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         listen,
         data_dir,
         bootstrap_token_file,
+        limits,
     } = settings;
     let data_dir = data_dir.as_path();
     let bootstrap_token_file = bootstrap_token_file.as_deref();
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
+    // It holds the store, the sealing key and every environment's state: its owner's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || {
+                format!(
+                    "failed to restrict the data directory {}",
+                    data_dir.display()
+                )
+            },
+        )?;
+    }
     let store = Store::open(&data_dir.join("wharf.db"))
         .await
         .context("failed to open the store")?;
@@ -126,10 +155,11 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
             .context("failed to load the key that seals secrets")?,
     };
     let engine = wharf_engine::Settings::new(data_dir.join("envs"));
-    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)
+    let mut state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .context("failed to load the installed plugins")?;
+    state.limits = limits;
     let given = match bootstrap_token_file {
         Some(file) => Some(std::fs::read_to_string(file).with_context(|| {
             format!("failed to read the bootstrap token from {}", file.display())

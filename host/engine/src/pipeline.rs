@@ -1373,6 +1373,18 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
             let tx = conn.transaction()?;
             envs::delete(&tx, &app, &env)?;
             wharf_store::audit::record(&tx, &event)?;
+            // An app being deleted goes with its last environment.
+            if wharf_store::apps::delete_if_done(&tx, &app)? {
+                wharf_store::audit::record(
+                    &tx,
+                    &wharf_store::audit::Event {
+                        action: "apps.deleted".into(),
+                        target: format!("app:{app}"),
+                        detail: json!({ "last_environment": env }),
+                        ..event.clone()
+                    },
+                )?;
+            }
             tx.commit()?;
             Ok(())
         })

@@ -3,8 +3,10 @@
 //! Compiling a component takes from a fraction of a second to many seconds; loading the
 //! compiled artifact takes milliseconds. Artifacts are keyed by the sha256 of the
 //! component and the engine's compatibility hash (wasmtime version and settings), and each
-//! file carries an HMAC-SHA256 under a key that only this host knows (`cache.key`, created
-//! on first use). Deserializing compiled code is only safe for code this host produced, so
+//! file carries an HMAC-SHA256, under a key that only this host knows (`cache.key`, created
+//! 0600 on first use), of the component's digest, the engine's hash and the code: an
+//! artifact is valid only for the component it was compiled from, so one plugin's
+//! artifact put under another's name is refused. Deserializing compiled code is only safe for code this host produced, so
 //! a file whose MAC does not verify (corrupt, copied from another host, tampered with) is
 //! never loaded: it is recompiled and replaced.
 
@@ -16,7 +18,7 @@ use sha2::Sha256;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"WHARFC1\n";
+const MAGIC: &[u8; 8] = b"WHARFC2\n";
 const KEY_FILE: &str = "cache.key";
 const MAC_LEN: usize = 32;
 
@@ -40,8 +42,16 @@ impl CompileCache {
             Ok(_) | Err(_) => {
                 let key: [u8; 32] = rand::random();
                 let tmp = format!("{KEY_FILE}.tmp");
-                dir.write(&tmp, key).map_err(io)?;
-                set_owner_only(&path.join(&tmp));
+                let _ = dir.remove_file(&tmp);
+                // Created 0600: the key is never readable by others, not even for a moment.
+                let mut options = cap_std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                cap_std::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = dir.open_with(&tmp, &options).map_err(io)?;
+                std::io::Write::write_all(&mut file, &key)
+                    .and_then(|()| file.sync_all())
+                    .map_err(io)?;
                 dir.rename(&tmp, &dir, KEY_FILE).map_err(io)?;
                 key
             }
@@ -64,9 +74,13 @@ impl CompileCache {
         format!("{digest}-{}.cwasm", self.engine_hash)
     }
 
-    fn mac(&self, code: &[u8]) -> Hmac<Sha256> {
+    fn mac(&self, digest: &str, code: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
-        mac.update(self.engine_hash.as_bytes());
+        // Lengths first, so that no two (digest, hash, code) triples give the same input.
+        for part in [digest.as_bytes(), self.engine_hash.as_bytes()] {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
         mac.update(code);
         mac
     }
@@ -84,7 +98,7 @@ impl CompileCache {
         };
         let verified = bytes.len() > MAGIC.len() + MAC_LEN && bytes.starts_with(MAGIC) && {
             let (mac, code) = bytes[MAGIC.len()..].split_at(MAC_LEN);
-            self.mac(code).verify_slice(mac).is_ok()
+            self.mac(digest, code).verify_slice(mac).is_ok()
         };
         if !verified {
             tracing::warn!(
@@ -102,7 +116,7 @@ impl CompileCache {
         let tmp = format!("{name}.tmp");
         let mut bytes = Vec::with_capacity(MAGIC.len() + MAC_LEN + code.len());
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&self.mac(code).finalize().into_bytes());
+        bytes.extend_from_slice(&self.mac(digest, code).finalize().into_bytes());
         bytes.extend_from_slice(code);
         let io = |source| Error::Cache {
             path: self.path.display().to_string(),
@@ -117,14 +131,3 @@ impl CompileCache {
         self.path.join(self.file_name(digest))
     }
 }
-
-#[cfg(unix)]
-fn set_owner_only(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-        tracing::warn!(error = %e, "cannot restrict the permissions of the cache key");
-    }
-}
-
-#[cfg(not(unix))]
-fn set_owner_only(_path: &Path) {}

@@ -15,18 +15,23 @@ pub struct App {
     pub created_at: i64,
     /// Who created it.
     pub created_by: String,
+    /// Its environments are being deleted, and it goes with the last of them.
+    pub deleting: bool,
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, String)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+type Row = (String, String, i64, String, String);
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn app((id, name, created_at, created_by): (String, String, i64, String)) -> Result<App, Error> {
+fn app((id, name, created_at, created_by, status): Row) -> Result<App, Error> {
     Ok(App {
         id: Id::new(id).map_err(|e| Error::Corrupt(e.to_string()))?,
         name,
         created_at,
         created_by,
+        deleting: status == "deleting",
     })
 }
 
@@ -49,7 +54,7 @@ pub fn create(conn: &Connection, app: &App) -> Result<(), Error> {
 /// The app with `id`, if any.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<App>, Error> {
     conn.query_row(
-        "SELECT id, name, created_at, created_by FROM apps WHERE id = ?1",
+        "SELECT id, name, created_at, created_by, status FROM apps WHERE id = ?1",
         [id],
         from_row,
     )
@@ -60,10 +65,30 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<App>, Error> {
 
 /// Every app, by id.
 pub fn list(conn: &Connection) -> Result<Vec<App>, Error> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, name, created_at, created_by FROM apps ORDER BY id")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT id, name, created_at, created_by, status FROM apps ORDER BY id")?;
     let rows = stmt.query_map([], from_row)?;
     rows.map(|r| app(r?)).collect()
+}
+
+/// Marks an app as being deleted; true when it exists.
+pub fn mark_deleting(conn: &Connection, id: &str) -> Result<bool, Error> {
+    Ok(conn.execute("UPDATE apps SET status = 'deleting' WHERE id = ?1", [id])? == 1)
+}
+
+/// Deletes an app that is being deleted once it has no environment left; true when it
+/// went. Run it in the transaction that deleted its last environment.
+pub fn delete_if_done(conn: &Connection, id: &str) -> Result<bool, Error> {
+    let left: i64 = conn.query_row(
+        "SELECT count(*) FROM environments WHERE app = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let deleting = get(conn, id)?.is_some_and(|a| a.deleting);
+    if left > 0 || !deleting {
+        return Ok(false);
+    }
+    delete(conn, id)
 }
 
 /// Deletes an app and the role bindings on it; true when it existed. Run it in a

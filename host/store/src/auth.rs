@@ -14,6 +14,8 @@ pub enum TokenStatus {
         principal: String,
         /// `user` or `service-account`.
         kind: String,
+        /// When the token expires (Unix seconds), if ever.
+        expires_at: Option<i64>,
     },
     /// It was revoked.
     Revoked,
@@ -122,7 +124,11 @@ pub fn token_status(conn: &Connection, hash: &str, now: i64) -> Result<TokenStat
         None => TokenStatus::Unknown,
         Some((_, _, _, Some(_))) => TokenStatus::Revoked,
         Some((_, _, Some(expires), None)) if expires <= now => TokenStatus::Expired,
-        Some((principal, kind, _, None)) => TokenStatus::Valid { principal, kind },
+        Some((principal, kind, expires_at, None)) => TokenStatus::Valid {
+            principal,
+            kind,
+            expires_at,
+        },
     })
 }
 

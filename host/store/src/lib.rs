@@ -42,6 +42,15 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database file could not be made readable by its owner only.
+    #[error("cannot make {path} readable by its owner only")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database was written by a newer Wharf, whose schema this one does not know.
     #[error(
         "the database at {path} has schema version {found}, newer than this Wharf knows \
@@ -111,6 +120,7 @@ impl Store {
                 path: path.clone(),
                 source,
             };
+            owner_only(&path)?;
             let mut conn = Connection::open(&path).map_err(open)?;
             configure(&conn).map_err(open)?;
             migrations::run(&mut conn, &path)?;
@@ -238,6 +248,40 @@ pub(crate) fn is_conflict(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::ConstraintViolation)
     )
+}
+
+/// Makes the database file (and its write-ahead log and shared memory, which SQLite
+/// creates with the database's mode) readable by its owner only: it holds every token hash
+/// and every sealed secret. A new file is created 0600, never readable in between.
+fn owner_only(path: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let fail = |source| Error::Permissions {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(fail)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Permissions {
+                        path: file,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// WAL for concurrent readers and crash safety; `synchronous = NORMAL` is durable across

@@ -211,6 +211,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (app, env, deployment, position),
         FOREIGN KEY (app, env, deployment) REFERENCES deployments (app, env, id) ON DELETE CASCADE
      ) STRICT;",
+    // 8: apps being deleted (their environments' deletions are under way; the app goes
+    // with the last of them).
+    "ALTER TABLE apps ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'deleting'));",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

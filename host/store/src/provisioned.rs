@@ -275,3 +275,11 @@ pub fn progress(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+/// Whether anything was ever provisioned in `app/env` (and is still recorded).
+pub fn any(conn: &Connection, app: &str, env: &str) -> Result<bool, Error> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM provisioned WHERE app = ?1 AND env = ?2)",
+        [app, env],
+        |r| r.get(0),
+    )?)
+}

@@ -7,7 +7,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wharf.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     let mode: String = store
         .call(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
         .await
@@ -23,7 +23,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     let id: String = store
         .call(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))?))
         .await
@@ -126,7 +126,7 @@ async fn an_online_backup_is_a_complete_database() {
         .await
         .unwrap();
     assert_eq!(value, "v");
-    assert_eq!(restored.schema_version().await.unwrap(), 7);
+    assert_eq!(restored.schema_version().await.unwrap(), 8);
 }
 
 #[tokio::test]
@@ -162,15 +162,16 @@ async fn tokens_are_found_by_hash_and_revocation_and_expiry_are_seen() {
         })
         .await
         .unwrap();
-    let alice = TokenStatus::Valid {
+    let alice = |expires_at| TokenStatus::Valid {
         principal: "alice@example.com".into(),
         kind: "user".into(),
+        expires_at,
     };
     assert_eq!(
         status,
         [
-            alice.clone(),
-            alice,
+            alice(None),
+            alice(Some(200)),
             TokenStatus::Expired,
             TokenStatus::Revoked,
             TokenStatus::Unknown
@@ -196,6 +197,7 @@ async fn apps_are_created_listed_and_deleted() {
         name: id.to_uppercase(),
         created_at: 1,
         created_by: "alice".into(),
+        deleting: false,
     };
     let (a, b) = (app("shop"), app("bank"));
     store

@@ -20,6 +20,10 @@ pub enum Need {
     RoleBinding,
     /// The principal's own tokens; else org manager, or org admin for an admin's tokens.
     Token,
+    /// A token for the principal itself; else org admin, and never for another admin (a
+    /// token is a principal's power: only the highest role may mint it for someone else,
+    /// and no one may mint an admin's).
+    TokenCreate,
 }
 
 /// Org roles, lowest first.
@@ -104,7 +108,7 @@ pub const ACTIONS: &[(&str, Need)] = &[
     ("role-bindings.delete", Need::RoleBinding),
     ("audit.read", Need::Org(Manager)),
     ("tokens.list", Need::Token),
-    ("tokens.create", Need::Token),
+    ("tokens.create", Need::TokenCreate),
     ("tokens.delete", Need::Token),
     ("env-types.list", Need::Org(Member)),
     ("env-types.get", Need::Org(Member)),
@@ -210,6 +214,13 @@ fn deployer(principal: &Principal, env_type: &str) -> bool {
         .any(|b| b.role == "deployer" && matches!(&b.scope, Scope::EnvType(t) if t == env_type))
 }
 
+fn deny_org_role(action: &str, role: OrgRole) -> Decision {
+    Decision::Deny(format!(
+        "{action} needs the org role {} (or higher)",
+        role.name()
+    ))
+}
+
 /// Decides one request.
 pub fn decide(request: &Request) -> Decision {
     let action = request.action.as_str();
@@ -218,15 +229,11 @@ pub fn decide(request: &Request) -> Decision {
     };
     let principal = &request.principal;
     let org = org_role(principal);
-    if org == Some(Admin) {
+    // An admin may do anything but make another principal's token (decided below).
+    if org == Some(Admin) && need != Need::TokenCreate {
         return Decision::Allow;
     }
-    let deny_org = |role: OrgRole| {
-        Decision::Deny(format!(
-            "{action} needs the org role {} (or higher)",
-            role.name()
-        ))
-    };
+    let deny_org = |role: OrgRole| deny_org_role(action, role);
     match need {
         Need::Org(role) => {
             if org >= Some(role) {
@@ -253,6 +260,19 @@ pub fn decide(request: &Request) -> Decision {
                 Decision::Allow
             } else {
                 deny_org(Manager)
+            }
+        }
+        Need::TokenCreate => {
+            if request.target.object.as_deref() == Some(principal.id.as_str()) {
+                Decision::Allow
+            } else if request.attributes["target_is_admin"] == true {
+                Decision::Deny(format!(
+                    "{action}: no one may make a token for another admin; they make their own"
+                ))
+            } else if org == Some(Admin) {
+                Decision::Allow
+            } else {
+                deny_org(Admin)
             }
         }
         Need::App(role) | Need::Deploy(role) => {

@@ -29,6 +29,8 @@ pub(crate) struct AppView {
     name: String,
     created_at: i64,
     created_by: String,
+    /// True while its environments are being deleted; it goes with the last of them.
+    deleting: bool,
 }
 
 impl From<App> for AppView {
@@ -38,6 +40,7 @@ impl From<App> for AppView {
             name: a.name,
             created_at: a.created_at,
             created_by: a.created_by,
+            deleting: a.deleting,
         }
     }
 }
@@ -105,6 +108,7 @@ async fn create(
         id: app_id,
         created_at: now(),
         created_by: caller.id.clone(),
+        deleting: false,
     };
     let stored = app.clone();
     let owner = caller.id.clone();
@@ -148,27 +152,117 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("app {app}")))
 }
 
-/// Deletes an app with its environments.
+/// What `DELETE /apps/{app}` started: the deletions of its environments.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AppDeletion {
+    app: String,
+    /// The deletion deployments under way, one per environment that had something
+    /// deployed or provisioned; the app goes with the last of them.
+    deletions: Vec<crate::routes::deployments::DeploymentView>,
+}
+
+/// Deletes an app. Its environments are deleted first, each as `DELETE
+/// /apps/{app}/envs/{env}` would (workloads stopped, resources deprovisioned) and
+/// authorized as such (`environments.delete` on each): 204 when nothing was left to
+/// undo, else 202 with the deletions under way, the app going with the last of them.
 #[utoipa::path(delete, path = "/apps/{app}", tag = "apps",
     params(("app" = String, Path, description = "The app's id")),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+              (status = 202, description = "Its environments are being deleted; it goes with the last", body = AppDeletion)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use crate::routes::envs::{Deletion, delete_environment};
+    use axum::response::IntoResponse;
+    let started = crate::now_ms();
     let app_id = id(&app, "app")?;
     state
         .policies
         .authorize(&caller, "apps.delete", app_target(&app))
         .await?;
-    delete_audited(
-        &state,
-        &caller.id,
-        "apps.delete",
-        format!("app:{app_id}"),
-        format!("app {app}"),
-        move |tx| apps::delete(tx, app_id.as_str()),
+    let a = app_id.clone();
+    let (found, environments) = state
+        .store
+        .call(move |conn| {
+            Ok((
+                apps::get(conn, a.as_str())?,
+                wharf_store::envs::list(conn, a.as_str())?,
+            ))
+        })
+        .await?;
+    if found.is_none() {
+        return Err(ApiError::NotFound(format!("app {app}")));
+    }
+    // Every environment's deletion is decided before any starts: all or nothing.
+    let requests: Vec<(&str, Target)> = environments
+        .iter()
+        .map(|e| {
+            (
+                "environments.delete",
+                Target {
+                    app: Some(app.clone()),
+                    env: Some(e.id.to_string()),
+                    env_type: Some(e.env_type.to_string()),
+                    ..Target::default()
+                },
+            )
+        })
+        .collect();
+    let verdicts = state.policies.decide(&caller, &requests).await?;
+    if let Some((e, Verdict::Deny { policy, reason })) = environments
+        .iter()
+        .zip(verdicts)
+        .find(|(_, v)| *v != Verdict::Allow)
+    {
+        return Err(ApiError::Forbidden {
+            action: format!("apps.delete (environments.delete on {app}/{})", e.id),
+            policy,
+            reason,
+        });
+    }
+    if environments.is_empty() {
+        return delete_audited(
+            &state,
+            &caller.id,
+            "apps.delete",
+            format!("app:{app_id}"),
+            format!("app {app}"),
+            move |tx| apps::delete(tx, app_id.as_str()),
+        )
+        .await
+        .map(IntoResponse::into_response);
+    }
+    let (a, by) = (app_id.clone(), caller.id.clone());
+    state
+        .store
+        .transaction(move |tx| {
+            apps::mark_deleting(tx, a.as_str())?;
+            audit(
+                tx,
+                &by,
+                "apps.delete",
+                format!("app:{a}"),
+                serde_json::json!({ "environments": true }),
+            )
+        })
+        .await?;
+    let mut deletions = Vec::new();
+    for e in &environments {
+        if let Deletion::Queued(d) = delete_environment(&state, &caller, e, started).await? {
+            deletions.push(crate::routes::deployments::view(d));
+        }
+    }
+    if deletions.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(AppDeletion {
+            app: app.clone(),
+            deletions,
+        }),
     )
-    .await
+        .into_response())
 }

@@ -9,10 +9,9 @@
 use crate::auth::Caller;
 use crate::authz::Target;
 use crate::routes::sets::{invalid, parse};
-use crate::routes::{Page, PageQuery, audit, body, id, page};
+use crate::routes::{MAX_DOCUMENTS_BODY, Page, PageQuery, Unread, audit, blocking, id, page};
 use crate::{ApiError, AppState, now, now_ms};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -248,11 +247,24 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, env)): Path<(String, String)>,
-    request: Result<Json<NewDeployment>, JsonRejection>,
+    request: Unread,
 ) -> Result<Response, ApiError> {
     let accept_started = now_ms();
-    let new = body(request)?;
     let found = environment(&state, &caller, &app, &env).await?;
+    // Decided on what the path says before the body is read: a caller who may not deploy
+    // here costs nothing more. Decided again below with what the body holds.
+    state
+        .policies
+        .authorize(
+            &caller,
+            "deployments.create",
+            Target {
+                attributes: json!({ "stage": "request" }),
+                ..env_target(&app, &env, Some(found.env_type.as_str()))
+            },
+        )
+        .await?;
+    let new: NewDeployment = request.json(MAX_DOCUMENTS_BODY).await?;
     let (set, images, source) = accept(&state, &app, &env, new.clone_source()).await?;
     let mut images = images;
     images.extend(new.images);
@@ -269,22 +281,13 @@ async fn create(
         json!({ "set": set.id(), "source": source, "workloads": set.workloads.keys().collect::<Vec<_>>() }),
     );
     let authorize_started = now_ms();
-    let all_images: Vec<&str> = set
-        .workloads
-        .values()
-        .flat_map(|w| w.containers.values().map(|c| c.image.as_str()))
-        .collect();
     state
         .policies
         .authorize(
             &caller,
             "deployments.create",
             Target {
-                attributes: json!({
-                    "workloads": set.workloads.keys().collect::<Vec<_>>(),
-                    "images": all_images,
-                    "deploy_images": images,
-                }),
+                attributes: content_attributes(&set, &images),
                 ..env_target(&app, &env, Some(found.env_type.as_str()))
             },
         )
@@ -373,12 +376,16 @@ pub(crate) async fn accept(
             .call(move |conn| sets::get(conn, &a, &s))
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("set {set_id} of app {app}")))?;
-        Set::from_json(found.body).map_err(|p| {
-            ApiError::Internal(format!("stored set {set_id} does not validate: {p:?}"))
+        blocking(move || {
+            Set::from_json(found.body).map_err(|p| {
+                ApiError::Internal(format!("stored set {set_id} does not validate: {p:?}"))
+            })
         })
+        .await
     };
     if let Some(documents) = source.workloads {
-        return Ok((parse(documents)?, BTreeMap::new(), "workloads".into()));
+        let set = blocking(move || parse(documents)).await?;
+        return Ok((set, BTreeMap::new(), "workloads".into()));
     }
     if let Some(set_id) = source.set {
         return Ok((
@@ -418,8 +425,39 @@ pub(crate) async fn accept(
         })?;
     let images = serde_json::from_value(current.images.clone()).unwrap_or_default();
     let base = stored(current.set_id.clone()).await?;
-    let next = base.apply(&patch).map_err(invalid)?;
+    let next = blocking(move || base.apply(&patch).map_err(invalid)).await?;
     Ok((next, images, format!("delta on set {}", current.set_id)))
+}
+
+/// What a policy deciding `deployments.create` sees of what is deployed: the workloads,
+/// every image, the images given at deploy time, and each workload's annotations (so that
+/// ops can forbid some, like `container.apparmor.security.beta.kubernetes.io/*`).
+pub(crate) fn content_attributes(set: &Set, images: &BTreeMap<String, String>) -> Value {
+    let all_images: Vec<&str> = set
+        .workloads
+        .values()
+        .flat_map(|w| w.containers.values().map(|c| c.image.as_str()))
+        .collect();
+    let annotations: serde_json::Map<String, Value> = set
+        .workloads
+        .iter()
+        .map(|(name, w)| {
+            (
+                name.clone(),
+                w.metadata
+                    .get("annotations")
+                    .cloned()
+                    .unwrap_or_else(|| json!({})),
+            )
+        })
+        .collect();
+    json!({
+        "stage": "content",
+        "workloads": set.workloads.keys().collect::<Vec<_>>(),
+        "images": all_images,
+        "deploy_images": images,
+        "annotations": annotations,
+    })
 }
 
 /// Stores the deployment (and its set, when new) in one transaction, with the audit
@@ -552,6 +590,9 @@ async fn events(
     // missed; an event that repeats what was read is harmless (each carries its state).
     let receiver = state.engine.subscribe();
     let first = load(&state, &caller, &app, &env, n).await?;
+    let slot = state
+        .streams
+        .open(&caller.id, state.limits.streams_per_principal)?;
     let over = first.status.is_final();
     let snapshot = SseEvent::default()
         .event("deployment")
@@ -640,7 +681,14 @@ async fn events(
             }
         },
     );
-    Ok(Sse::new(futures_util::StreamExt::chain(head, live))
+    // The slot goes with the stream: it is given back when the client leaves.
+    let stream = futures_util::StreamExt::map(futures_util::StreamExt::chain(head, live), {
+        move |item| {
+            let _held = &slot;
+            item
+        }
+    });
+    Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
 }
@@ -711,6 +759,15 @@ async fn logs(
     if tail > 100_000 {
         return Err(ApiError::BadRequest("tail: at most 100000 lines".into()));
     }
+    let slot = if query.follow {
+        Some(
+            state
+                .streams
+                .open(&caller.id, state.limits.streams_per_principal)?,
+        )
+    } else {
+        None
+    };
     let lines = state
         .engine
         .logs(
@@ -724,7 +781,8 @@ async fn logs(
         )
         .await
         .map_err(engine_error)?;
-    let body = futures_util::StreamExt::map(lines, |line| {
+    let body = futures_util::StreamExt::map(lines, move |line| {
+        let _held = &slot;
         Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n"))
     });
     Ok((

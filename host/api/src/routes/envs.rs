@@ -154,6 +154,19 @@ async fn create(
                 },
             )
             .await?;
+            // A clone is a deployment to the new environment: decided as one, with what
+            // it deploys, so that a freeze on the type stops clones too.
+            state
+                .policies
+                .authorize(
+                    &caller,
+                    "deployments.create",
+                    crate::authz::Target {
+                        attributes: crate::routes::deployments::content_attributes(&set, &images),
+                        ..target(&app, Some(env_id.as_str()), Some(type_id.as_str()))
+                    },
+                )
+                .await?;
             Some((set, images, started, from.clone()))
         }
         None => None,
@@ -170,8 +183,15 @@ async fn create(
     state
         .store
         .transaction(move |tx| {
-            if apps::get(tx, stored.app.as_str())?.is_none() {
-                return Ok(Err(ApiError::NotFound(format!("app {}", stored.app))));
+            match apps::get(tx, stored.app.as_str())? {
+                None => return Ok(Err(ApiError::NotFound(format!("app {}", stored.app)))),
+                Some(a) if a.deleting => {
+                    return Ok(Err(ApiError::Clash(format!(
+                        "app {} is being deleted; it takes no new environments",
+                        stored.app
+                    ))));
+                }
+                Some(_) => {}
             }
             if envs::get_type(tx, stored.env_type.as_str())?.is_none() {
                 return Ok(Err(ApiError::BadRequest(format!(
@@ -278,9 +298,7 @@ async fn remove(
     caller: Caller,
     Path((app, env)): Path<(String, String)>,
 ) -> Result<axum::response::Response, ApiError> {
-    use crate::routes::deployments::done_step;
     use axum::response::IntoResponse;
-    use wharf_store::deployments::{self, Deployment, Kind, Status};
     // Deleting needs `deployer` on the environment's type, so it is read first; a
     // principal without access to the app is refused before learning whether it exists.
     id(&app, "app")?;
@@ -298,19 +316,41 @@ async fn remove(
             target(&app, Some(&env), Some(found.env_type.as_str())),
         )
         .await?;
+    Ok(
+        match delete_environment(&state, &caller, &found, started).await? {
+            Deletion::Done => StatusCode::NO_CONTENT.into_response(),
+            Deletion::Queued(d) => crate::routes::deployments::accepted(d),
+        },
+    )
+}
+
+/// How an environment's deletion went.
+pub(crate) enum Deletion {
+    /// It was never deployed nor provisioned anything: it is gone.
+    Done,
+    /// Its deletion deployment (new, or one already waiting) will stop its workloads,
+    /// deprovision its resources and remove it.
+    Queued(wharf_store::deployments::Deployment),
+}
+
+/// Deletes an environment the caller was authorized to delete (`environments.delete`): at
+/// once when nothing was ever deployed or provisioned in it, else by a deletion
+/// deployment, which the engine carries out.
+pub(crate) async fn delete_environment(
+    state: &AppState,
+    caller: &Caller,
+    found: &envs::Environment,
+    started: i64,
+) -> Result<Deletion, ApiError> {
+    use crate::routes::deployments::done_step;
+    use wharf_store::deployments::{self, Deployment, Kind, Status};
     let (app_id, env_id) = (found.app.to_string(), found.id.to_string());
     let principal = caller.id.clone();
-    // At once when nothing was ever deployed or provisioned; else marked, for the engine.
     let at_once = state
         .store
         .transaction(move |tx| {
             let deployed = !deployments::list(tx, &app_id, &env_id)?.is_empty();
-            let provisioned: i64 = tx.query_row(
-                "SELECT count(*) FROM provisioned WHERE app = ?1 AND env = ?2",
-                [&app_id, &env_id],
-                |r| r.get(0),
-            )?;
-            if deployed || provisioned > 0 {
+            if deployed || wharf_store::provisioned::any(tx, &app_id, &env_id)? {
                 envs::mark_deleting(tx, &app_id, &env_id)?;
                 return Ok(false);
             }
@@ -322,12 +362,13 @@ async fn remove(
                     format!("env:{app_id}/{env_id}"),
                     serde_json::Value::Null,
                 )?;
+                apps::delete_if_done(tx, &app_id)?;
             }
             Ok(true)
         })
         .await?;
     if at_once {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(Deletion::Done);
     }
     // A deletion already waiting or running is the answer to asking again.
     let (a, e) = (found.app.to_string(), found.id.to_string());
@@ -336,11 +377,11 @@ async fn remove(
         .call(move |conn| Ok(deployments::next(conn, &a, &e)?.filter(|d| d.kind == Kind::Delete)))
         .await?;
     if let Some(d) = pending {
-        return Ok(crate::routes::deployments::accepted(d));
+        return Ok(Deletion::Queued(d));
     }
     let queued = crate::routes::deployments::queue(
-        &state,
-        &caller,
+        state,
+        caller,
         Deployment {
             app: found.app.to_string(),
             env: found.id.to_string(),
@@ -368,5 +409,5 @@ async fn remove(
         None,
     )
     .await?;
-    Ok(crate::routes::deployments::accepted(queued))
+    Ok(Deletion::Queued(queued))
 }

@@ -517,7 +517,8 @@ async fn list_tokens(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
-    /// Days until the token expires; never when absent.
+    /// Days until the token expires. When absent: the server's longest lifetime (90 days
+    /// unless its operator set another), and never later than the token that asks.
     #[serde(default)]
     expires_in_days: Option<u32>,
 }
@@ -530,10 +531,46 @@ pub(crate) struct CreatedToken {
     expires_at: Option<i64>,
 }
 
-/// Creates a token; its secret is in this response only.
+/// When a token made now by `caller` expires: what was asked (or the longest allowed),
+/// refused when it would outlive the server's longest lifetime or the caller's own token.
+fn token_expiry(
+    asked_days: Option<u32>,
+    max_days: Option<u32>,
+    parent_expires_at: Option<i64>,
+    now: i64,
+) -> Result<Option<i64>, ApiError> {
+    const DAY: i64 = 86_400;
+    if asked_days == Some(0) {
+        return Err(ApiError::BadRequest(
+            "expires_in_days: must be at least 1".into(),
+        ));
+    }
+    if let (Some(asked), Some(max)) = (asked_days, max_days)
+        && asked > max
+    {
+        return Err(ApiError::BadRequest(format!(
+            "expires_in_days: {asked} is longer than this server lets a token live ({max} days)"
+        )));
+    }
+    let wanted = asked_days.or(max_days).map(|d| now + i64::from(d) * DAY);
+    match (wanted, parent_expires_at) {
+        (Some(w), Some(p)) if w > p && asked_days.is_some() => Err(ApiError::BadRequest(format!(
+            "expires_in_days: the token would outlive the one that makes it, which expires in \
+             {} days; ask for {} days or fewer",
+            (p - now).max(0) / DAY,
+            (p - now).max(0) / DAY
+        ))),
+        (Some(w), Some(p)) => Ok(Some(w.min(p))),
+        (None, p) => Ok(p),
+        (w, None) => Ok(w),
+    }
+}
+
+/// Creates a token; its secret is in this response only. It never outlives the token that
+/// makes it, nor the server's longest lifetime.
 #[utoipa::path(post, path = "/principals/{principal}/tokens", tag = "principals",
     params(("principal" = String, Path, description = "The principal's id")),
-    request_body(content = Option<NewToken>, description = "Leave it out for a token that does not expire"),
+    request_body(content = Option<NewToken>, description = "Leave it out for the longest lifetime allowed"),
     responses((status = 201, description = "Created", body = CreatedToken)))]
 async fn create_token(
     State(state): State<AppState>,
@@ -545,18 +582,15 @@ async fn create_token(
         .map_err(crate::routes::rejection)?
         .map(|Json(n)| n)
         .unwrap_or_default();
-    if new.expires_in_days == Some(0) {
-        return Err(ApiError::BadRequest(
-            "expires_in_days: must be at least 1 (leave it out for a token that does not expire)"
-                .into(),
-        ));
-    }
     authorize_tokens(&state, &caller, "tokens.create", &principal).await?;
-    let token = crate::auth::new_token();
     let created_at = now();
-    let expires_at = new
-        .expires_in_days
-        .map(|days| created_at + i64::from(days) * 86_400);
+    let expires_at = token_expiry(
+        new.expires_in_days,
+        state.limits.token_max_lifetime_days,
+        caller.token_expires_at,
+        created_at,
+    )?;
+    let token = crate::auth::new_token();
     let (id, hash) = (token.id.clone(), token.hash.clone());
     let by = caller.id.clone();
     state

@@ -763,6 +763,20 @@ async fn match_definition(
         .policies
         .authorize(&caller, "resource-definitions.list", Target::default())
         .await?;
+    // The answer tells whether the environment exists and its type: only for those who
+    // may see it.
+    state
+        .policies
+        .authorize(
+            &caller,
+            "environments.get",
+            Target {
+                app: Some(app.to_string()),
+                env: Some(env.to_string()),
+                ..Target::default()
+            },
+        )
+        .await?;
     let (app_id, env_id) = (app.to_string(), env.to_string());
     let (env_type, definitions) = state
         .store

@@ -3,10 +3,9 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{Page, PageQuery, audit, body, id, page};
+use crate::routes::{MAX_DOCUMENTS_BODY, Page, PageQuery, Unread, audit, blocking, id, page};
 use crate::{ApiError, AppState, now};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -213,15 +212,15 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    request: Result<Json<NewSet>, JsonRejection>,
+    request: Unread,
 ) -> Result<(StatusCode, Json<SetView>), ApiError> {
-    let new = body(request)?;
     id(&app, "app")?;
     state
         .policies
         .authorize(&caller, "sets.create", app_target(&app))
         .await?;
-    let set = parse(new.workloads)?;
+    let new: NewSet = request.json(MAX_DOCUMENTS_BODY).await?;
+    let set = blocking(move || parse(new.workloads)).await?;
     let names: Vec<String> = set.workloads.keys().cloned().collect();
     store(
         &state,
@@ -273,18 +272,23 @@ async fn delta(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, set)): Path<(String, String)>,
-    request: Result<Json<json_patch::Patch>, JsonRejection>,
+    request: Unread,
 ) -> Result<(StatusCode, Json<SetView>), ApiError> {
-    let patch = body(request)?;
     id(&app, "app")?;
     state
         .policies
         .authorize(&caller, "sets.create", app_target(&app))
         .await?;
+    let patch: json_patch::Patch = request.json(MAX_DOCUMENTS_BODY).await?;
     let base = load(&state, &app, &set).await?;
-    let base = Set::from_json(base.body)
-        .map_err(|p| ApiError::Internal(format!("stored set {set} does not validate: {p:?}")))?;
-    let next = base.apply(&patch).map_err(invalid)?;
+    let from = set.clone();
+    let next = blocking(move || {
+        let base = Set::from_json(base.body).map_err(|p| {
+            ApiError::Internal(format!("stored set {from} does not validate: {p:?}"))
+        })?;
+        base.apply(&patch).map_err(invalid)
+    })
+    .await?;
     store(
         &state,
         &caller,

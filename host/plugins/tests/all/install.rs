@@ -149,8 +149,38 @@ async fn a_restart_loads_from_the_cache_and_a_tampered_cache_is_recompiled() {
         "the bad file was replaced"
     );
 
+    // Another component's valid artifact, put under this one's name: the MAC covers the
+    // component's digest, so it is refused and this one is compiled.
+    let other = wharf_artifacts::read(wharf_artifacts::TEST_TRANSFORMER);
+    let other_rt = Runtime::new(config.clone()).unwrap();
+    let other_plugin = other_rt
+        .install(&other, Manifest::new("t", Kind::Transformer))
+        .await
+        .unwrap();
+    let other_path = other_rt.cache_path(other_plugin.digest());
+    drop((other_plugin, other_rt));
+    std::fs::copy(&other_path, &path).unwrap();
+    let swapped = Runtime::new(config.clone()).unwrap();
+    let Plugin::Policy(policy) = swapped.install(&bytes, manifest.clone()).await.unwrap() else {
+        panic!("not a policy")
+    };
+    assert_eq!(
+        (swapped.stats().compiles, swapped.stats().cache_loads),
+        (1, 0)
+    );
+    assert_eq!(policy.describe().await.unwrap().name, "test-policy");
+    drop((policy, swapped));
+
+    // The key is readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.path().join("cache/cache.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
     // A file from another host (another key) is foreign: recompiled too.
-    std::fs::write(dir.path().join("cache/cache.key"), [7u8; 32]).unwrap();
+    std::fs::write(&key, [7u8; 32]).unwrap();
     let fourth = Runtime::new(config).unwrap();
     fourth.install(&bytes, manifest).await.unwrap();
     assert_eq!(
