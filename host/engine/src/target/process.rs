@@ -433,7 +433,7 @@ impl Process {
 /// The first lines of each log under `dir` and, when following, the stream of what comes
 /// next.
 fn read_logs(dir: &Path, env: &EnvRef, query: &LogQuery) -> Result<LogStream, TargetError> {
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
