@@ -251,7 +251,7 @@ async fn remove(
     let mut deletions = Vec::new();
     for e in &environments {
         if let Deletion::Queued(d) = delete_environment(&state, &caller, e, started).await? {
-            deletions.push(crate::routes::deployments::view(d));
+            deletions.push(crate::routes::deployments::view(*d));
         }
     }
     if deletions.is_empty() {

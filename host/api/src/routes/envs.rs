@@ -319,7 +319,7 @@ async fn remove(
     Ok(
         match delete_environment(&state, &caller, &found, started).await? {
             Deletion::Done => StatusCode::NO_CONTENT.into_response(),
-            Deletion::Queued(d) => crate::routes::deployments::accepted(d),
+            Deletion::Queued(d) => crate::routes::deployments::accepted(*d),
         },
     )
 }
@@ -330,7 +330,7 @@ pub(crate) enum Deletion {
     Done,
     /// Its deletion deployment (new, or one already waiting) will stop its workloads,
     /// deprovision its resources and remove it.
-    Queued(wharf_store::deployments::Deployment),
+    Queued(Box<wharf_store::deployments::Deployment>),
 }
 
 /// Deletes an environment the caller was authorized to delete (`environments.delete`): at
@@ -377,7 +377,7 @@ pub(crate) async fn delete_environment(
         .call(move |conn| Ok(deployments::next(conn, &a, &e)?.filter(|d| d.kind == Kind::Delete)))
         .await?;
     if let Some(d) = pending {
-        return Ok(Deletion::Queued(d));
+        return Ok(Deletion::Queued(Box::new(d)));
     }
     let queued = crate::routes::deployments::queue(
         state,
@@ -409,5 +409,5 @@ pub(crate) async fn delete_environment(
         None,
     )
     .await?;
-    Ok(Deletion::Queued(queued))
+    Ok(Deletion::Queued(Box::new(queued)))
 }
