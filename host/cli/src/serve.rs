@@ -15,6 +15,8 @@ pub struct Settings {
     data_dir: PathBuf,
     bootstrap_token_file: Option<PathBuf>,
     limits: wharf_api::Limits,
+    workload_user: String,
+    workloads_dir: Option<PathBuf>,
 }
 
 /// The config file: `listen`, `data_dir`, `bootstrap_token_file`, and the limits.
@@ -29,6 +31,12 @@ struct ConfigFile {
     token_max_lifetime_days: Option<u32>,
     /// How many event and log streams one principal may follow at once (8).
     streams_per_principal: Option<usize>,
+    /// The user the process target runs workloads as when the server runs as root
+    /// (`nobody`).
+    workload_user: Option<String>,
+    /// Where the process target keeps the directories workloads see (`DATA/workloads`,
+    /// or `/var/lib/wharf/workloads/ID` when they run as another user).
+    workloads_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -68,6 +76,8 @@ impl Settings {
                 }
                 limits
             },
+            workload_user: file.workload_user.unwrap_or_else(|| "nobody".into()),
+            workloads_dir: file.workloads_dir,
         })
     }
 }
@@ -117,6 +127,8 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         data_dir,
         bootstrap_token_file,
         limits,
+        workload_user,
+        workloads_dir,
     } = settings;
     let data_dir = data_dir.as_path();
     let bootstrap_token_file = bootstrap_token_file.as_deref();
@@ -154,7 +166,11 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("failed to load the key that seals secrets")?,
     };
-    let engine = wharf_engine::Settings::new(data_dir.join("envs"));
+    let engine = wharf_engine::Settings::with_process(process_settings(
+        data_dir,
+        &workload_user,
+        workloads_dir,
+    )?);
     let mut state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -193,6 +209,38 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         listener,
         address: local,
     })
+}
+
+/// Where the process target keeps its workloads and who runs them: never root. When the
+/// server runs as root, workloads run as `workload_user`, in directories outside the data
+/// directory (which that user could not pass).
+fn process_settings(
+    data_dir: &Path,
+    workload_user: &str,
+    workloads_dir: Option<PathBuf>,
+) -> anyhow::Result<wharf_engine::target::process::ProcessSettings> {
+    use wharf_engine::target::process::{ProcessSettings, User, server_is_root, shield_server};
+    shield_server();
+    let user = if server_is_root() {
+        Some(
+            User::lookup(workload_user)
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("failed to find the user workloads run as (workload_user)")?,
+        )
+    } else {
+        None
+    };
+    let settings = match workloads_dir {
+        Some(dir) => ProcessSettings::new(data_dir.join("envs"), dir, user, data_dir),
+        None => ProcessSettings::for_data_dir(data_dir, user),
+    };
+    if let Some(why) = &settings.confinement.unavailable {
+        eprintln!(
+            "Warning: workloads cannot be confined on this machine ({why}); the process \
+             target starts only those of environment types that say \"unconfined\": true."
+        );
+    }
+    Ok(settings)
 }
 
 /// Serves until `stop` resolves, then lets open requests finish for a few seconds: a

@@ -69,8 +69,8 @@ pub const DELETE_STEPS: &[&str] = &["accept", "authorize", "stop", "deprovision"
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where the process target keeps its environments.
-    pub process_root: PathBuf,
+    /// Where the process target keeps its environments, and how it confines them.
+    pub process: crate::target::process::ProcessSettings,
     /// Limits of the provisioning loop.
     pub limits: Limits,
     /// How long `verify` waits for readiness unless the target says otherwise.
@@ -80,10 +80,21 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The defaults, with the process target under `process_root`.
+    /// The defaults, with the process target's state under `process_root`, its
+    /// workloads beside it (`../workloads`), run as the server's user.
     pub fn new(process_root: impl Into<PathBuf>) -> Self {
+        let state: PathBuf = process_root.into();
+        let data = state.parent().unwrap_or(&state).to_path_buf();
+        let workloads = data.join("workloads");
+        Self::with_process(crate::target::process::ProcessSettings::new(
+            state, workloads, None, &data,
+        ))
+    }
+
+    /// The defaults, with the process target set up as `process` says.
+    pub fn with_process(process: crate::target::process::ProcessSettings) -> Self {
         Self {
-            process_root: process_root.into(),
+            process,
             limits: Limits::default(),
             ready_timeout: Duration::from_secs(60),
             max_running: 64,
@@ -251,7 +262,7 @@ impl Engine {
         let (events, _) = broadcast::channel(4096);
         Self {
             inner: Arc::new(Inner {
-                process: Arc::new(Process::new(&settings.process_root, sealer.clone())),
+                process: Arc::new(Process::new(&settings.process, sealer.clone())),
                 running: tokio::sync::Semaphore::new(settings.max_running.max(1)),
                 store,
                 sealer,
@@ -410,7 +421,10 @@ impl Engine {
 impl Inner {
     fn target(&self, spec: &Value) -> Result<Arc<dyn Target>, String> {
         match spec["kind"].as_str() {
-            Some("process") => Ok(self.process.clone()),
+            Some("process") => Ok(Arc::new(
+                self.process
+                    .with_options(crate::target::process::Options::from_spec(spec)?),
+            )),
             Some("gitops") => match spec["path"].as_str() {
                 Some(path) => Ok(Arc::new(
                     Gitops::new(path).pruning(spec["prune"].as_bool().unwrap_or(false)),
@@ -778,6 +792,7 @@ async fn deploy(run: &mut Run<'_>) -> Result<(), Failed> {
             .find(|(d, _)| d.id == *definition)
             .expect("a chosen definition is one of them");
         let node = &graph.nodes[uid];
+        allowed_params(node, d).map_err(|m| at(failure("resource", uid, m)))?;
         let rewritten = graph::definition_inputs(inputs, &node.id)
             .map_err(|m| at(failure("resource", uid, m)))?
             .rewritten;
@@ -1390,6 +1405,36 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
         })
         .await
         .map_err(at)?;
+    Ok(())
+}
+
+/// Checks that the params a workload gave a resource are ones its definition lets
+/// through (`allow_params`; every param but `name` when absent).
+fn allowed_params(node: &graph::Node, definition: &resources::Definition) -> Result<(), String> {
+    let Some(params) = node.params.as_ref().and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let listed: Option<Vec<&str>> = definition.body["allow_params"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect());
+    for key in params.keys() {
+        let allowed = match &listed {
+            Some(list) => list.contains(&key.as_str()),
+            None => key != "name",
+        };
+        if !allowed {
+            let lets = match &listed {
+                Some(list) if list.is_empty() => "no params".to_string(),
+                Some(list) => list.join(", "),
+                None => "every param but name".to_string(),
+            };
+            return Err(format!(
+                "params.{key}: resource definition {} does not let workloads set it (it lets \
+                 {lets}); leave it out, or ask ops to add it to the definition's allow_params",
+                definition.id
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -10,6 +10,8 @@ use wharf_engine::render::{Context, kubernetes, to_yaml};
 
 #[path = "engine/pipeline.rs"]
 mod pipeline;
+#[path = "engine/process.rs"]
+mod process;
 
 fn samples() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/score")

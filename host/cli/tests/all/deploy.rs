@@ -29,6 +29,14 @@ impl Client {
         }
     }
 
+    /// A client of `server` that presents `token`.
+    pub(crate) fn with_token(server: &Server, token: &str) -> Self {
+        Self {
+            token: token.to_string(),
+            ..Self::new(server)
+        }
+    }
+
     pub(crate) fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_wharf"))
             .args(args)

@@ -12,10 +12,16 @@ pub(crate) struct Server {
 }
 
 pub(crate) fn start(data: &std::path::Path) -> Server {
+    start_with(data, &[])
+}
+
+/// [`start`], with more variables in the server's environment.
+pub(crate) fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .arg("--data-dir")
         .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start wharf serve");

@@ -56,6 +56,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use wharf_store::secrets::Sealer;
 
+mod confine;
+
+use confine::Reach;
+pub use confine::{Confinement, User, server_is_root, shield_server};
+
 /// How long a stopped process gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 /// A log file is rotated when it grows past this.
@@ -65,9 +70,93 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// A process that ran this long starts its restart backoff afresh.
 const STABLE: Duration = Duration::from_secs(60);
 
-/// Runs workloads as local processes under a root directory (`DATA/envs`).
+/// Where the process target keeps what, and how it confines workloads.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// Each environment's own state (its objects, sealed; logs; pids), the server's only:
+    /// `DATA/envs`.
+    pub state: PathBuf,
+    /// Each environment's containers and volumes, what its workloads see: `DATA/workloads`,
+    /// or, when workloads run as another user (who could not pass the data directory),
+    /// a directory of their own outside it.
+    pub workloads: PathBuf,
+    /// How workloads are confined.
+    pub confinement: Confinement,
+}
+
+impl ProcessSettings {
+    /// The settings for a server whose data directory is `data`: workloads as the
+    /// server's user, or as `user` when the server runs as root, confined as this machine
+    /// allows.
+    pub fn for_data_dir(data: &Path, user: Option<User>) -> Self {
+        let workloads = match &user {
+            None => data.join("workloads"),
+            Some(_) => {
+                // Every directory above a workload's must be passable by its user: the
+                // data directory (0700, often under a home directory) is not.
+                let real = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+                let id = hex::encode(&Sha256::digest(real.as_os_str().as_encoded_bytes())[..8]);
+                PathBuf::from("/var/lib/wharf/workloads").join(id)
+            }
+        };
+        Self::new(data.join("envs"), workloads, user, data)
+    }
+
+    /// The settings with the state under `state` and the workloads under `workloads`,
+    /// run as `user` (`None`: as the server), kept out of `data` and of each other.
+    pub fn new(state: PathBuf, workloads: PathBuf, user: Option<User>, data: &Path) -> Self {
+        let _ = std::fs::create_dir_all(&workloads);
+        let confinement = Confinement::probe(user, &[data, &state, &workloads]);
+        Self {
+            state,
+            workloads,
+            confinement,
+        }
+    }
+}
+
+/// What an environment type says of its process target (`{"kind": "process", ...}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Options {
+    /// Run the workloads even where they cannot be confined, and without confinement
+    /// where they could be: ops' explicit choice, for workloads that need the machine.
+    #[serde(default)]
+    pub unconfined: bool,
+    /// More directories the workloads may read and execute from (a language runtime
+    /// installed outside the system directories, say).
+    #[serde(default)]
+    pub read_only: Vec<PathBuf>,
+}
+
+impl Options {
+    /// The options in an environment type's target; unknown fields are refused.
+    pub fn from_spec(spec: &Value) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Spec {
+            #[allow(dead_code)]
+            kind: String,
+            #[serde(flatten)]
+            options: Options,
+        }
+        let parsed: Spec =
+            serde_json::from_value(spec.clone()).map_err(|e| format!("the process target: {e}"))?;
+        if let Some(p) = parsed.options.read_only.iter().find(|p| !p.is_absolute()) {
+            return Err(format!(
+                "the process target: read_only: {} is not an absolute path",
+                p.display()
+            ));
+        }
+        Ok(parsed.options)
+    }
+}
+
+/// Runs workloads as local processes: their state under `DATA/envs`, their files under
+/// the workloads' root.
 pub struct Process {
     root: PathBuf,
+    workloads: PathBuf,
+    confinement: Arc<Confinement>,
     sealer: Sealer,
     envs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Env>>>>,
 }
@@ -89,6 +178,7 @@ struct Running {
 struct Supervised {
     name: String,
     spec: Arc<ContainerSpec>,
+    confinement: Arc<Confinement>,
     state: Arc<Mutex<ContainerState>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -126,6 +216,8 @@ struct PortSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct ContainerSpec {
+    /// What it may reach beyond the system directories.
+    reach: Reach,
     name: String,
     workload: String,
     program: String,
@@ -187,19 +279,48 @@ fn system(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TargetError
 }
 
 impl Process {
-    /// A target keeping its environments under `root`; desired objects are sealed with
-    /// `sealer`.
-    pub fn new(root: impl Into<PathBuf>, sealer: Sealer) -> Self {
+    /// A target with `settings`; desired objects are sealed with `sealer`.
+    pub fn new(settings: &ProcessSettings, sealer: Sealer) -> Self {
+        if let Some(why) = &settings.confinement.unavailable {
+            tracing::warn!(
+                reason = %why,
+                "the process target cannot confine workloads; it will start only those of \
+                 environment types that say \"unconfined\": true"
+            );
+        }
+        if let Some(user) = &settings.confinement.user {
+            tracing::info!(
+                user = %user.name,
+                uid = user.uid,
+                workloads = %settings.workloads.display(),
+                "workloads run as an unprivileged user"
+            );
+        }
         Self {
-            root: root.into(),
+            root: settings.state.clone(),
+            workloads: settings.workloads.clone(),
+            confinement: Arc::new(settings.confinement.clone()),
             sealer,
             envs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The directory of an environment.
+    /// The directory of an environment's state.
     pub fn dir(&self, app: &str, env: &str) -> PathBuf {
         self.root.join(app).join(env)
+    }
+
+    /// The directory of an environment's containers and volumes.
+    pub fn run_dir(&self, app: &str, env: &str) -> PathBuf {
+        self.workloads.join(app).join(env)
+    }
+
+    /// This target for one environment type, with its options.
+    pub fn with_options(self: &Arc<Self>, options: Options) -> ProcessTarget {
+        ProcessTarget {
+            process: self.clone(),
+            options,
+        }
     }
 
     fn env(&self, env: &EnvRef) -> Arc<tokio::sync::Mutex<Env>> {
@@ -254,7 +375,11 @@ impl Process {
                     tracing::warn!(app = %app, env = %name, "no readable desired state; not restarted");
                     continue;
                 };
-                match self.apply(&reference, &objects).await {
+                let options: Options = std::fs::read(dir.join("options.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                match self.apply_now(&reference, &objects, &options).await {
                     Ok(_) => restored.push((app, name)),
                     Err(e) => {
                         tracing::warn!(app = %app, env = %name, error = %e, "restarting the environment failed")
@@ -281,19 +406,36 @@ impl Process {
         }
     }
 
-    async fn apply_now(&self, env: &EnvRef, objects: &[Value]) -> Result<Applied, TargetError> {
+    async fn apply_now(
+        &self,
+        env: &EnvRef,
+        objects: &[Value],
+        options: &Options,
+    ) -> Result<Applied, TargetError> {
+        if let (Some(why), false) = (&self.confinement.unavailable, options.unconfined) {
+            return Err(TargetError::Unsupported(format!(
+                "the process target cannot confine workloads on this machine ({why}), so it \
+                 starts none; an environment type whose workloads may run unconfined says \
+                 \"unconfined\": true in its target"
+            )));
+        }
         let shared = self.env(env);
         let mut running = shared.lock().await;
         let dir = self.dir(&env.app, &env.env);
+        let run = self.run_dir(&env.app, &env.env);
         let previous_ports = read_ports(&dir);
         let in_use: Vec<u16> = running
             .workloads
             .values()
             .flat_map(|w| w.spec.ports.iter().map(|p| p.local))
             .collect();
-        let (specs, ignored) = plan(objects, &dir, &previous_ports, &in_use)?;
+        let (specs, ignored) = plan(objects, &dir, &run, options, &previous_ports, &in_use)?;
         std::fs::create_dir_all(&dir).map_err(system(format!("creating {}", dir.display())))?;
         restrict(&dir);
+        write_atomic(
+            &dir.join("options.json"),
+            &serde_json::to_vec(options).expect("options serialize"),
+        )?;
         let sealed = self.sealer.seal(
             &serde_json::to_vec(objects).expect("JSON values serialize"),
             &Self::seal_context(env),
@@ -322,7 +464,8 @@ impl Process {
                 let old = running.workloads.remove(&name).expect("listed");
                 stop_workload(old).await;
                 let _ = std::fs::remove_dir_all(dir.join("workloads").join(&name));
-                let _ = std::fs::remove_dir_all(dir.join("volumes").join(&name));
+                let _ = std::fs::remove_dir_all(run.join("workloads").join(&name));
+                let _ = std::fs::remove_dir_all(run.join("volumes").join(&name));
                 if !specs.contains_key(&name) {
                     pruned.push(format!("Deployment/{name}"));
                 }
@@ -332,11 +475,11 @@ impl Process {
             if running.workloads.contains_key(&name) {
                 continue;
             }
-            materialize(&spec)?;
+            materialize(&spec, &self.workloads, &self.confinement)?;
             let containers = spec
                 .containers
                 .iter()
-                .map(|c| start(Arc::new(c.clone())))
+                .map(|c| start(Arc::new(c.clone()), self.confinement.clone()))
                 .collect();
             changed.push(format!("Deployment/{name}"));
             running.workloads.insert(
@@ -406,12 +549,14 @@ impl Process {
             futures_util::future::join_all(workloads.into_values().map(stop_workload)).await;
             let dir = self.dir(&env.app, &env.env);
             kill_orphans(&dir.join("workloads")).await;
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(system(format!("removing {}", dir.display())))?;
+            for dir in [dir, self.run_dir(&env.app, &env.env)] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(system(format!("removing {}", dir.display())))?;
+                }
             }
-            let app_dir = self.root.join(&env.app);
-            let _ = std::fs::remove_dir(&app_dir);
+            let _ = std::fs::remove_dir(self.root.join(&env.app));
+            let _ = std::fs::remove_dir(self.workloads.join(&env.app));
         }
         self.envs.lock().expect("never poisoned").remove(&key(env));
         Ok(())
@@ -608,7 +753,22 @@ fn tag(prefix: bool, label: &str, line: &[u8]) -> String {
     }
 }
 
-impl Target for Process {
+/// The process target for the environments of one type: the target with that type's
+/// options.
+pub struct ProcessTarget {
+    process: Arc<Process>,
+    options: Options,
+}
+
+impl std::ops::Deref for ProcessTarget {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl Target for ProcessTarget {
     fn kind(&self) -> &'static str {
         "process"
     }
@@ -618,7 +778,7 @@ impl Target for Process {
         env: &'a EnvRef,
         objects: &'a [Value],
     ) -> BoxFuture<'a, Result<Applied, TargetError>> {
-        Box::pin(self.apply_now(env, objects))
+        Box::pin(self.process.apply_now(env, objects, &self.options))
     }
 
     fn verify<'a>(
@@ -709,6 +869,8 @@ fn key_bytes(object: &Value, key: &str) -> Option<Vec<u8>> {
 fn plan(
     objects: &[Value],
     dir: &Path,
+    run: &Path,
+    options: &Options,
     previous_ports: &BTreeMap<String, u16>,
     in_use: &[u16],
 ) -> Result<(BTreeMap<String, WorkloadSpec>, Vec<String>), TargetError> {
@@ -779,7 +941,9 @@ fn plan(
             .flatten()
             .filter_map(|v| Some((v["name"].as_str()?, v)))
             .collect();
+        // The server's record of the workload (pid files) and what the workload sees.
         let workload_dir = dir.join("workloads").join(&name);
+        let workload_run = run.join("workloads").join(&name);
         let mut files = Vec::new();
         let mut links = Vec::new();
         let mut containers = Vec::new();
@@ -809,8 +973,9 @@ fn plan(
                 }
             };
             let args = strings(&c["args"]).unwrap_or_default();
-            let root = workload_dir.join(&cname);
+            let root = workload_run.join(&cname);
             let mut mounts: Vec<String> = Vec::new();
+            let links_before = links.len();
             for m in c["volumeMounts"].as_array().into_iter().flatten() {
                 let vname = m["name"].as_str().unwrap_or_default();
                 let mount = m["mountPath"].as_str().unwrap_or_default();
@@ -828,7 +993,7 @@ fn plan(
                 let sub = m["subPath"].as_str().filter(|s| !s.is_empty());
                 mounts.push(mount.trim_end_matches('/').to_string());
                 mount_volume(
-                    volume, &path, sub, &by_kind, dir, &name, &mut files, &mut links,
+                    volume, &path, sub, &by_kind, run, &name, &mut files, &mut links,
                 )
                 .map_err(|why| object_error(i, at(&format!("volume {vname}: {why}"))))?;
             }
@@ -906,9 +1071,15 @@ fn plan(
                 env.insert(format!("WHARF_PORT_{var}"), p.local.to_string());
             }
             env.insert("HOME".into(), root.display().to_string());
+            env.insert("TMPDIR".into(), root.join("tmp").display().to_string());
             env.insert(
                 "PATH".into(),
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+                confine::workload_path(
+                    &std::env::var("PATH")
+                        .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+                    &options.read_only,
+                    options.unconfined,
+                ),
             );
             let probe = |field: &str| -> Result<Option<Probe>, TargetError> {
                 let p = &c[field];
@@ -959,7 +1130,21 @@ fn plan(
             let liveness = probe("livenessProbe")?;
             let mut all: Vec<String> = command.iter().chain(&args).map(|s| rewrite(s)).collect();
             let program = all.remove(0);
+            let mine = &links[links_before..];
+            let reach = Reach {
+                own: std::iter::once(root.clone())
+                    .chain(mine.iter().filter(|l| l.create).map(|l| l.to.clone()))
+                    .collect(),
+                volumes: mine
+                    .iter()
+                    .filter(|l| !l.create)
+                    .map(|l| l.to.clone())
+                    .collect(),
+                readable: options.read_only.clone(),
+                unconfined: options.unconfined,
+            };
             containers.push(ContainerSpec {
+                reach,
                 log: dir.join("logs").join(format!("{name}.{cname}.log")),
                 pid_file: workload_dir.join(format!("{cname}.pid")),
                 name: cname,
@@ -1130,14 +1315,43 @@ fn file(path: PathBuf, bytes: Vec<u8>, mode: u32) -> FileSpec {
     }
 }
 
-/// Writes a workload's files and links.
-fn materialize(spec: &WorkloadSpec) -> Result<(), TargetError> {
+/// Writes a workload's files and links, under `workloads` (the root of every
+/// environment's): the directories on the way are passable and not listable by the
+/// workloads' user, and what the workload owns (its container directories, its
+/// `emptyDir` volumes, the files written there, a volume directory a Wharf driver made)
+/// is handed to that user.
+fn materialize(
+    spec: &WorkloadSpec,
+    workloads: &Path,
+    confinement: &Confinement,
+) -> Result<(), TargetError> {
     use std::os::unix::fs::PermissionsExt;
+    let passable = if confinement.user.is_some() {
+        0o711
+    } else {
+        0o700
+    };
+    // Creates `to` and the directories above it up to `workloads`, passable only.
+    let make = |to: &Path| -> Result<(), TargetError> {
+        std::fs::create_dir_all(to).map_err(system(format!("creating {}", to.display())))?;
+        let mut at = to.parent();
+        while let Some(dir) = at.filter(|d| d.starts_with(workloads)) {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(passable))
+                .map_err(system(format!("setting the mode of {}", dir.display())))?;
+            at = dir.parent();
+        }
+        Ok(())
+    };
+    let owned = |to: &Path| -> Result<(), TargetError> {
+        hand_over_tree(to, confinement).map_err(system(format!("handing over {}", to.display())))
+    };
     for c in &spec.containers {
-        std::fs::create_dir_all(&c.dir).map_err(system(format!("creating {}", c.dir.display())))?;
-        if let Some(logs) = c.log.parent() {
-            std::fs::create_dir_all(logs)
-                .map_err(system(format!("creating {}", logs.display())))?;
+        make(&c.dir)?;
+        std::fs::create_dir_all(c.dir.join("tmp"))
+            .map_err(system(format!("creating {}", c.dir.join("tmp").display())))?;
+        // The server's own: logs and pid files, in the environment's state.
+        for own in [c.log.parent(), c.pid_file.parent()].into_iter().flatten() {
+            std::fs::create_dir_all(own).map_err(system(format!("creating {}", own.display())))?;
         }
     }
     for f in &spec.files {
@@ -1152,8 +1366,14 @@ fn materialize(spec: &WorkloadSpec) -> Result<(), TargetError> {
     }
     for l in &spec.links {
         if l.create {
-            std::fs::create_dir_all(&l.to)
-                .map_err(system(format!("creating {}", l.to.display())))?;
+            make(&l.to)?;
+            owned(&l.to)?;
+        } else if driver_made(&l.to) {
+            // A directory a Wharf driver made for this resource (the volume driver's):
+            // the workload's to write in. Other host paths keep their owner and mode.
+            confinement
+                .hand_over(&l.to)
+                .map_err(system(format!("handing over {}", l.to.display())))?;
         }
         if let Some(parent) = l.link.parent() {
             std::fs::create_dir_all(parent)
@@ -1163,17 +1383,49 @@ fn materialize(spec: &WorkloadSpec) -> Result<(), TargetError> {
         std::os::unix::fs::symlink(&l.to, &l.link)
             .map_err(system(format!("linking {}", l.link.display())))?;
     }
+    for c in &spec.containers {
+        owned(&c.dir)?;
+    }
+    Ok(())
+}
+
+/// Whether a Wharf driver made `dir` for a resource: it leaves the resource's mark beside
+/// it, in `DIR.wharf-owner` (the volume driver does).
+fn driver_made(dir: &Path) -> bool {
+    let mut mark = dir.as_os_str().to_owned();
+    mark.push(".wharf-owner");
+    Path::new(&mark).is_file()
+}
+
+/// Hands `root` and everything under it (links themselves, never where they lead) to the
+/// workloads' user; owner-only modes for directories.
+fn hand_over_tree(root: &Path, confinement: &Confinement) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(root)?;
+    confinement.hand_over(root)?;
+    if meta.is_dir() {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(root)? {
+            hand_over_tree(&entry?.path(), confinement)?;
+        }
+    }
     Ok(())
 }
 
 /// Starts supervising a container.
-fn start(spec: Arc<ContainerSpec>) -> Supervised {
+fn start(spec: Arc<ContainerSpec>, confinement: Arc<Confinement>) -> Supervised {
     let state = Arc::new(Mutex::new(ContainerState::default()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(supervise(spec.clone(), state.clone(), stopped));
+    let task = tokio::spawn(supervise(
+        spec.clone(),
+        confinement.clone(),
+        state.clone(),
+        stopped,
+    ));
     Supervised {
         name: spec.name.clone(),
         spec,
+        confinement,
         state,
         stop,
         task,
@@ -1274,6 +1526,7 @@ async fn kill_orphans(dir: &Path) {
 /// exits or fails its liveness probe, and stops its process group on the way out.
 async fn supervise(
     spec: Arc<ContainerSpec>,
+    confinement: Arc<Confinement>,
     state: Arc<Mutex<ContainerState>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -1293,7 +1546,11 @@ async fn supervise(
             .process_group(0)
             .kill_on_drop(true);
         let started = Instant::now();
-        match cmd.spawn() {
+        let confined = confinement.prepare(&mut cmd, &spec.reach);
+        match confined
+            .map_err(std::io::Error::other)
+            .and_then(|()| cmd.spawn())
+        {
             Err(e) => {
                 let message = format!("cannot start {:?}: {e}", spec.program);
                 note(&spec.log, &format!("[wharf] {message}")).await;
@@ -1326,7 +1583,7 @@ async fn supervise(
                         Ok(s) => describe_exit(s),
                         Err(e) => format!("lost: {e}"),
                     }),
-                    why = watch_liveness(&spec, &mut stop) => {
+                    why = watch_liveness(&spec, &confinement, &mut stop) => {
                         if let Some(why) = &why {
                             note(&spec.log, &format!("[wharf] liveness probe failed: {why}; restarting")).await;
                         }
@@ -1378,6 +1635,7 @@ async fn supervise(
 /// liveness probe failed three times in a row.
 async fn watch_liveness(
     spec: &ContainerSpec,
+    confinement: &Confinement,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Option<String> {
     let mut failed = 0;
@@ -1390,7 +1648,7 @@ async fn watch_liveness(
             }
             _ = tokio::time::sleep(Duration::from_secs(10)), if spec.liveness.is_some() => {
                 let probe = spec.liveness.as_ref().expect("checked");
-                match check(probe, spec).await {
+                match check(probe, spec, confinement).await {
                     Ok(()) => failed = 0,
                     Err(why) => {
                         failed += 1;
@@ -1425,7 +1683,11 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 }
 
 /// Runs a probe once.
-async fn check(probe: &Probe, spec: &ContainerSpec) -> Result<(), String> {
+async fn check(
+    probe: &Probe,
+    spec: &ContainerSpec,
+    confinement: &Confinement,
+) -> Result<(), String> {
     let limit = Duration::from_secs(1);
     match probe {
         Probe::Http {
@@ -1482,7 +1744,10 @@ async fn check(probe: &Probe, spec: &ContainerSpec) -> Result<(), String> {
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
+                .process_group(0)
                 .kill_on_drop(true);
+            // A probe runs as the workload runs: confined the same way.
+            confinement.prepare(&mut cmd, &spec.reach)?;
             match tokio::time::timeout(limit, cmd.status()).await {
                 Ok(Ok(s)) if s.success() => Ok(()),
                 Ok(Ok(s)) => Err(format!("{:?} {}", command.join(" "), describe_exit(s))),
@@ -1567,7 +1832,7 @@ async fn workload_status(w: &Running) -> WorkloadStatus {
             }
             _ => {
                 let ready = match &c.spec.readiness {
-                    Some(probe) => check(probe, &c.spec).await,
+                    Some(probe) => check(probe, &c.spec, &c.confinement).await,
                     None if !c.spec.ports.is_empty() => {
                         let mut result = Ok(());
                         for port in &c.spec.ports {
@@ -1656,7 +1921,15 @@ mod tests {
     #[test]
     fn a_container_without_a_command_is_refused_with_what_to_do() {
         let objects = [deployment(json!({ "name": "main", "image": "nginx" }))];
-        let err = plan(&objects, Path::new("/tmp/x"), &BTreeMap::new(), &[]).unwrap_err();
+        let err = plan(
+            &objects,
+            Path::new("/tmp/x"),
+            Path::new("/tmp/w"),
+            &Options::default(),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("runs commands, not images"), "{text}");
         assert!(text.contains("\"nginx\""), "{text}");
@@ -1680,22 +1953,33 @@ mod tests {
                 "volumeMounts": [{ "name": "files", "mountPath": "/app/server.py", "subPath": "main-1" }]
             })),
         ];
-        let (specs, ignored) = plan(&objects, Path::new("/d"), &BTreeMap::new(), &[]).unwrap();
+        let (specs, ignored) = plan(
+            &objects,
+            Path::new("/d"),
+            Path::new("/w"),
+            &Options::default(),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(ignored, ["NetworkPolicy/deny"]);
         let web = &specs["web"];
         let c = &web.containers[0];
         assert_eq!(c.program, "python3");
         assert_eq!(
             c.args,
-            ["/d/workloads/web/main/app/server.py", "/elsewhere"]
+            ["/w/workloads/web/main/app/server.py", "/elsewhere"]
         );
         let env: BTreeMap<_, _> = c.env.iter().cloned().collect();
-        assert_eq!(env["CONFIG"], "/d/workloads/web/main/app/server.py");
+        assert_eq!(env["CONFIG"], "/w/workloads/web/main/app/server.py");
         let local = web.ports[0].local;
         assert_ne!(local, 8080);
         assert_eq!(env["PORT"], local.to_string(), "the local port wins");
         assert_eq!(env["WHARF_PORT_HTTP"], local.to_string());
         assert!(!env.contains_key("WHARF_SECRET_KEY"));
+        assert_eq!(env["TMPDIR"], "/w/workloads/web/main/tmp");
+        assert_eq!(c.reach.own, [Path::new("/w/workloads/web/main")]);
+        assert!(c.reach.volumes.is_empty() && !c.reach.unconfined);
         assert_eq!(
             c.readiness,
             Some(Probe::Http {
@@ -1709,13 +1993,15 @@ mod tests {
         );
         assert_eq!(
             web.files[0].path,
-            Path::new("/d/workloads/web/main/app/server.py")
+            Path::new("/w/workloads/web/main/app/server.py")
         );
         assert_eq!(web.files[0].bytes, b"hello");
         assert_eq!(web.files[0].mode, 0o644);
         let again = plan(
             &objects,
             Path::new("/d"),
+            Path::new("/w"),
+            &Options::default(),
             &BTreeMap::from([("web/http".to_string(), local)]),
             &[local],
         )
