@@ -113,6 +113,7 @@ pub mod driver;
 mod error;
 pub mod http;
 pub mod log;
+pub mod names;
 pub mod policy;
 pub mod transformer;
 

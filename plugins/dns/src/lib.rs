@@ -7,17 +7,25 @@
 //! `values.server` (`localhost`), `values.ttl` (300) and `values.default_address`
 //! (`127.0.0.1`, for records the params do not point anywhere); `secrets.api_key`.
 //!
-//! Params: `name` (the host's label in the zone; by default one made from the resource id
-//! and the idempotency key, so that it is stable and unique), and either `address` (an A
-//! record) or `target` (a CNAME). Output: `host`, the record's name without the final
-//! dot, with `zone`, `type` and `content`.
+//! Params: either `address` (an A record) or `target` (a CNAME), and, where the resource
+//! definition lets it through, `name` (the host's labels in the zone, with the prefix
+//! `values.name_prefix` may require); by default the name is generated from the app, the
+//! environment and the resource id, with a hash of them, so that no two resources share
+//! one. Output: `host`, the record's name without the final dot, with `zone`, `type` and
+//! `content`.
+//!
+//! Ownership: every record set the driver writes carries the resource's owner mark as a
+//! PowerDNS comment (account `wharf`). Before writing, the driver reads what the zone has
+//! at the name: a record set of any type there that does not carry this resource's mark
+//! (another app's, or one ops made by hand) is refused, never overwritten; deprovisioning
+//! deletes only the record set that carries it.
 //!
 //! Provisioning replaces the record set (PowerDNS's `REPLACE`), so calling again changes
 //! nothing; a name that changed since the last call is deleted first. Deprovisioning
 //! deletes the record set; one already gone is fine.
 
 use wharf_sdk::driver::{Description, Driver, Outputs, Request, ResourceType, Step, Values};
-use wharf_sdk::{ErrorKind, Issue, PluginError, PluginInfo, Value, http, json};
+use wharf_sdk::{ErrorKind, Issue, PluginError, PluginInfo, Value, http, json, names};
 
 /// The dns driver.
 pub struct Dns;
@@ -104,7 +112,7 @@ fn label(text: &str) -> String {
 /// content.
 fn record(request: &Request, s: &Settings) -> Result<(String, String, String), PluginError> {
     let p = &request.params;
-    let name = match p["name"].as_str() {
+    let name = match names::chosen(request)? {
         Some(n) if !n.is_empty() => {
             let n = n.trim_end_matches('.').to_ascii_lowercase();
             if !n
@@ -117,11 +125,7 @@ fn record(request: &Request, s: &Settings) -> Result<(String, String, String), P
             }
             n
         }
-        _ => format!(
-            "{}-{}",
-            label(&request.context.resource_id),
-            &request.idempotency_key[..request.idempotency_key.len().min(8)]
-        ),
+        _ => names::generated(request, &NAMES),
     };
     let fqdn = format!("{name}.{}.", s.zone);
     match (p["address"].as_str(), p["target"].as_str()) {
@@ -145,18 +149,81 @@ fn record(request: &Request, s: &Settings) -> Result<(String, String, String), P
     }
 }
 
-/// Changes one record set of the zone: `REPLACE` with `content`, or `DELETE`.
+/// What a host label may hold.
+const NAMES: names::Rules = names::Rules {
+    max_len: 63,
+    separator: '-',
+    also: "-",
+    starts_with_letter: false,
+};
+
+/// The record sets the zone has at `fqdn`: each one's type and the owner marks in its
+/// comments.
+fn at_name(s: &Settings, fqdn: &str) -> Result<Vec<(String, Vec<String>)>, PluginError> {
+    // PowerDNS 4.8 and later return only the record sets asked for; earlier ones ignore
+    // the filter and return the zone, which is filtered here.
+    let url = format!(
+        "{}/api/v1/servers/{}/zones/{}.?rrsets=true&rrset_name={fqdn}",
+        s.api_url, s.server, s.zone
+    );
+    let response = http::send(&http::Request::new("GET", &url).header("x-api-key", &s.api_key))?;
+    if response.status >= 300 {
+        return Err(refused(s, &response));
+    }
+    let zone = response
+        .json()
+        .map_err(|e| PluginError::other(format!("PowerDNS answered what is not JSON: {e}")))?;
+    Ok(zone["rrsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            r["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(fqdn))
+        })
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap_or_default().to_string(),
+                r["comments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["account"] == "wharf")
+                    .filter_map(|c| c["content"].as_str().map(str::to_string))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// Whether a record set is this resource's: it carries the mark, or the driver's state
+/// shows it wrote it (name and type) before marks were written.
+fn ours(request: &Request, marks: &[String], fqdn: &str, kind: &str) -> bool {
+    let mark = names::owner(request);
+    if marks.contains(&mark) {
+        return true;
+    }
+    marks.is_empty()
+        && request.state.as_ref().is_some_and(|st| {
+            st["fqdn"].as_str() == Some(fqdn) && st["type"].as_str() == Some(kind)
+        })
+}
+
+/// Changes one record set of the zone: `REPLACE` with `content` (and the resource's mark),
+/// or `DELETE`.
 fn change(
     s: &Settings,
     fqdn: &str,
     kind: &str,
-    content: Option<&str>,
+    content: Option<(&str, &str)>,
 ) -> Result<http::Response, PluginError> {
     let mut rrset = json!({ "name": fqdn, "type": kind, "changetype": "DELETE" });
-    if let Some(content) = content {
+    if let Some((content, mark)) = content {
         rrset = json!({
             "name": fqdn, "type": kind, "ttl": s.ttl, "changetype": "REPLACE",
             "records": [{ "content": content, "disabled": false }],
+            "comments": [{ "content": mark, "account": "wharf" }],
         });
     }
     let url = format!(
@@ -254,6 +321,21 @@ impl Driver for Dns {
     fn provision(request: Request) -> Result<Step, PluginError> {
         let s = settings(&request.config).map_err(PluginError::driver_inputs)?;
         let (fqdn, kind, content) = record(&request, &s)?;
+        // Whatever the zone has at the name must be this resource's: checked before
+        // anything changes.
+        for (existing, marks) in at_name(&s, &fqdn)? {
+            if !ours(&request, &marks, &fqdn, &existing) {
+                return Err(PluginError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "{} has a {existing} record that is not resource {}'s (it carries no \
+                         mark of it); Wharf does not touch it: choose another name",
+                        fqdn.trim_end_matches('.'),
+                        names::describe(&request)
+                    ),
+                ));
+            }
+        }
         // A record of an earlier call under another name or type goes first.
         if let Some(state) = &request.state
             && let (Some(old), Some(old_kind)) = (state["fqdn"].as_str(), state["type"].as_str())
@@ -264,7 +346,8 @@ impl Driver for Dns {
                 return Err(refused(&s, &response));
             }
         }
-        let response = change(&s, &fqdn, &kind, Some(&content))?;
+        let mark = names::owner(&request);
+        let response = change(&s, &fqdn, &kind, Some((&content, &mark)))?;
         if response.status >= 300 {
             return Err(refused(&s, &response));
         }
@@ -294,6 +377,16 @@ impl Driver for Dns {
                 (fqdn, kind)
             }
         };
+        let found = at_name(&s, &fqdn)?;
+        let Some((_, marks)) = found.iter().find(|(k, _)| *k == kind) else {
+            return Ok(Step::Done(Outputs::default()));
+        };
+        if !ours(&request, marks, &fqdn, &kind) {
+            wharf_sdk::log::warn(&format!(
+                "the {kind} record {fqdn} is not this resource's; it is left alone"
+            ));
+            return Ok(Step::Done(Outputs::default()));
+        }
         let response = change(&s, &fqdn, &kind, None)?;
         if response.status >= 300 && response.status != 404 {
             return Err(refused(&s, &response));
@@ -342,15 +435,13 @@ mod tests {
         let s = settings(&config()).unwrap();
         let mut request = Request::test("dns");
         request.context.resource_id = "web.dns".into();
-        request.idempotency_key = "0123456789abcdef".into();
-        assert_eq!(
-            record(&request, &s).unwrap(),
-            (
-                "web-dns-01234567.example.test.".into(),
-                "A".into(),
-                "127.0.0.1".into()
-            )
+        let (fqdn, kind, content) = record(&request, &s).unwrap();
+        assert!(
+            fqdn.starts_with("shop-development-web-dns-") && fqdn.ends_with(".example.test."),
+            "{fqdn}"
         );
+        assert_eq!((kind.as_str(), content.as_str()), ("A", "127.0.0.1"));
+        assert_eq!(record(&request, &s).unwrap().0, fqdn, "stable");
         request.params = json!({ "name": "api", "target": "lb.example.net" });
         assert_eq!(
             record(&request, &s).unwrap(),

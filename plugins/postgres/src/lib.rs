@@ -7,20 +7,30 @@
 //! `values.port` (5432), `values.user` (`postgres`), `values.database` (`postgres`, where
 //! the admin logs in) and `secrets.password`.
 //!
-//! Params: `name`, the database (and role) name; by default one made from the app, the
-//! environment and the resource id. Outputs: `host`, `port`, `name`, `username`; secrets
-//! `password` and `url` (`postgres://USER:PASSWORD@HOST:PORT/NAME`).
+//! The database and its role share a name, generated from the app, the environment and
+//! the resource id (with a hash of them, so that no two resources share one); a workload
+//! chooses it (`params.name`) only where the resource definition lets `name` through,
+//! with the prefix it may require (`values.name_prefix`). Outputs: `host`, `port`,
+//! `name`, `username`; secrets `password` and `url` (`postgres://USER:PASSWORD@HOST:PORT/
+//! NAME`).
+//!
+//! What the driver creates is marked as the resource's (`COMMENT ON ROLE` with its owner
+//! mark, and the database is owned by that role). A role is adopted only when it carries
+//! this resource's mark, or when the driver's state shows it made it before marks
+//! existed; a role with superuser, role-creation, replication or row-security bypass
+//! rights is never touched; a database is adopted only when its owner is this resource's
+//! role. So a workload asking for `postgres`, or for another app's database, gets a
+//! permission error and nothing changes.
 //!
 //! The role's password is generated once and kept in the driver's state (which the host
-//! seals), so a redeploy gives the same credentials. A role or database left by an
-//! interrupted attempt (no state yet) is adopted: the role gets the new password, the
-//! database is not created twice. Deprovisioning drops the database (disconnecting its
-//! sessions) and the role.
+//! seals), so a redeploy gives the same credentials. Deprovisioning drops the database
+//! (disconnecting its sessions) and the role, only when they are this resource's; what is
+//! not is left alone.
 
 mod wire;
 
 use wharf_sdk::driver::{Description, Driver, Outputs, Request, ResourceType, Step, Values};
-use wharf_sdk::{ErrorKind, Issue, PluginError, PluginInfo, json};
+use wharf_sdk::{ErrorKind, Issue, PluginError, PluginInfo, json, names};
 use wire::{Session, WireError};
 
 /// The postgres driver.
@@ -77,9 +87,21 @@ fn admin(config: &Values) -> Result<Admin, Vec<Issue>> {
     })
 }
 
-/// The database and role name: lowercase letters, digits and underscores.
+/// What PostgreSQL allows in the names this driver makes.
+const NAMES: names::Rules = names::Rules {
+    max_len: 63,
+    separator: '_',
+    also: "_",
+    starts_with_letter: true,
+};
+
+/// The database and role name: the state's (what was made before), the workload's
+/// choice (where allowed), or generated.
 fn name(request: &Request) -> Result<String, PluginError> {
-    if let Some(n) = request.params["name"].as_str() {
+    if let Some(n) = request.state.as_ref().and_then(|s| s["name"].as_str()) {
+        return Ok(n.to_string());
+    }
+    if let Some(n) = names::chosen(request)? {
         let ok = !n.is_empty()
             && n.len() <= 63
             && n.chars()
@@ -91,20 +113,78 @@ fn name(request: &Request) -> Result<String, PluginError> {
                  starting with a digit"
             )));
         }
-        return Ok(n.to_string());
+        return Ok(n);
     }
-    let c = &request.context;
-    let mut n: String = format!("{}_{}_{}", c.app, c.env, c.resource_id)
-        .to_ascii_lowercase()
-        .chars()
-        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
-        .collect();
-    n.truncate(63);
-    if n.starts_with(|c: char| c.is_ascii_digit()) {
-        n.insert(0, 'r');
-        n.truncate(63);
-    }
-    Ok(n)
+    Ok(names::generated(request, &NAMES))
+}
+
+/// A string as an SQL literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A role as found on the server.
+struct Role {
+    /// Superuser, role creation, replication or row-security bypass: never touched.
+    privileged: bool,
+    /// Its comment, where the owner mark is.
+    comment: Option<String>,
+}
+
+/// A database as found on the server.
+struct Database {
+    owner: String,
+}
+
+fn find_role(s: &mut Session, a: &Admin, name: &str) -> Result<Option<Role>, PluginError> {
+    let rows = s
+        .query(&format!(
+            "SELECT rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls, \
+                    shobj_description(oid, 'pg_authid') \
+               FROM pg_roles WHERE rolname = {}",
+            literal(name)
+        ))
+        .map_err(|e| failure(a, e))?;
+    Ok(rows.into_iter().next().map(|row| Role {
+        privileged: row.first().cloned().flatten().as_deref() != Some("f"),
+        comment: row.get(1).cloned().flatten(),
+    }))
+}
+
+fn find_database(s: &mut Session, a: &Admin, name: &str) -> Result<Option<Database>, PluginError> {
+    let rows = s
+        .query(&format!(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = {}",
+            literal(name)
+        ))
+        .map_err(|e| failure(a, e))?;
+    Ok(rows.into_iter().next().map(|row| Database {
+        owner: row.first().cloned().flatten().unwrap_or_default(),
+    }))
+}
+
+/// Whether an existing role is this resource's: it carries the mark, or the driver's
+/// state shows it made the role before marks were written.
+fn ours(role: &Role, mark: &str, request: &Request, name: &str) -> bool {
+    !role.privileged
+        && (role.comment.as_deref() == Some(mark)
+            || (role.comment.is_none()
+                && request.state.as_ref().and_then(|s| s["name"].as_str()) == Some(name)
+                && request
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| s["password"].is_string())))
+}
+
+fn not_ours(what: &str, name: &str, why: &str, request: &Request) -> PluginError {
+    PluginError::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "{what} {name:?} exists and is not resource {}'s ({why}); Wharf does not touch it: \
+             choose another name",
+            names::describe(request)
+        ),
+    )
 }
 
 fn random(length: usize) -> Result<String, PluginError> {
@@ -187,10 +267,6 @@ fn connect(a: &Admin) -> Result<Session, PluginError> {
     .map_err(|e| failure(a, e))
 }
 
-fn exists(s: &mut Session, a: &Admin, sql: &str) -> Result<bool, PluginError> {
-    Ok(!s.query(sql).map_err(|e| failure(a, e))?.is_empty())
-}
-
 impl Driver for Postgres {
     fn describe() -> Description {
         Description {
@@ -230,29 +306,61 @@ impl Driver for Postgres {
     fn provision(request: Request) -> Result<Step, PluginError> {
         let a = admin(&request.config).map_err(PluginError::driver_inputs)?;
         let name = name(&request)?;
+        let mark = names::owner(&request);
         let password = match request.state.as_ref().and_then(|s| s["password"].as_str()) {
             Some(p) => p.to_string(),
             None => random(32)?,
         };
         let mut s = connect(&a)?;
-        let role_exists = exists(
-            &mut s,
-            &a,
-            &format!("SELECT 1 FROM pg_roles WHERE rolname = '{name}'"),
-        )?;
-        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        // Everything is checked before anything is changed.
+        let role = find_role(&mut s, &a, &name)?;
+        if let Some(role) = &role {
+            if role.privileged {
+                return Err(not_ours(
+                    "role",
+                    &name,
+                    "it is a privileged role (superuser, role creation, replication or \
+                     bypassing row security)",
+                    &request,
+                ));
+            }
+            if !ours(role, &mark, &request, &name) {
+                return Err(not_ours(
+                    "role",
+                    &name,
+                    "it does not carry the resource's mark",
+                    &request,
+                ));
+            }
+        }
+        let database = find_database(&mut s, &a, &name)?;
+        if let Some(d) = &database
+            && d.owner != name
+        {
+            return Err(not_ours(
+                "database",
+                &name,
+                &format!("it belongs to role {:?}", d.owner),
+                &request,
+            ));
+        }
+        let verb = if role.is_some() { "ALTER" } else { "CREATE" };
         s.query(&format!(
-            "{verb} ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+            "BEGIN; {verb} ROLE \"{name}\" LOGIN PASSWORD {}; COMMENT ON ROLE \"{name}\" IS {}; \
+             COMMIT;",
+            literal(&password),
+            literal(&mark)
         ))
         .map_err(|e| failure(&a, e))?;
-        if !exists(
-            &mut s,
-            &a,
-            &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
-        )? {
+        if database.is_none() {
             s.query(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
                 .map_err(|e| failure(&a, e))?;
         }
+        s.query(&format!(
+            "COMMENT ON DATABASE \"{name}\" IS {}",
+            literal(&mark)
+        ))
+        .map_err(|e| failure(&a, e))?;
         let url = format!(
             "postgres://{name}:{password}@{}:{}/{name}",
             if a.host.contains(':') {
@@ -273,13 +381,26 @@ impl Driver for Postgres {
 
     fn deprovision(request: Request) -> Result<Step, PluginError> {
         let a = admin(&request.config).map_err(PluginError::driver_inputs)?;
-        let name = match request.state.as_ref().and_then(|s| s["name"].as_str()) {
-            Some(n) => n.to_string(),
-            None => name(&request)?,
-        };
+        let name = name(&request)?;
+        let mark = names::owner(&request);
         let mut s = connect(&a)?;
-        s.query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .map_err(|e| failure(&a, e))?;
+        // Only what is this resource's goes; anything else with the name is left alone.
+        let role = find_role(&mut s, &a, &name)?;
+        let ours = role
+            .as_ref()
+            .is_some_and(|r| ours(r, &mark, &request, &name));
+        if !ours {
+            if role.is_some() {
+                wharf_sdk::log::warn(&format!(
+                    "role {name:?} is not this resource's; it and its database are left alone"
+                ));
+            }
+            return Ok(Step::Done(Outputs::default()));
+        }
+        if find_database(&mut s, &a, &name)?.is_some_and(|d| d.owner == name) {
+            s.query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .map_err(|e| failure(&a, e))?;
+        }
         s.query(&format!("DROP ROLE IF EXISTS \"{name}\""))
             .map_err(|e| failure(&a, e))?;
         Ok(Step::Done(Outputs::default()))
@@ -296,9 +417,16 @@ mod tests {
     fn names_are_safe_identifiers() {
         let mut request = Request::test("postgres");
         request.context.resource_id = "web.db".into();
-        assert_eq!(name(&request).unwrap(), "shop_development_web_db");
+        let generated = name(&request).unwrap();
+        assert!(
+            generated.starts_with("shop_development_web_db_"),
+            "{generated}"
+        );
         request.params = json!({ "name": "x\"; DROP TABLE y" });
         assert!(name(&request).is_err());
+        request.state = Some(json!({ "name": "made_before", "password": "p" }));
+        assert_eq!(name(&request).unwrap(), "made_before");
+        assert_eq!(literal("it's"), "'it''s'");
         let pw = random(32).unwrap();
         assert_eq!(pw.len(), 32);
         assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));

@@ -242,6 +242,12 @@ pub(crate) struct DefinitionRequest {
     /// the system that holds it, for a production database, say).
     #[serde(default)]
     deletion_policy: DeletionPolicy,
+    /// The Score params workloads may give the driver. When absent, every param but
+    /// `name`: a name picks a real thing on a shared system (a database, a bucket, a
+    /// record), so workloads choose it only where ops list it here (the driver then
+    /// checks it, and adopts only what it made for the same resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allow_params: Option<Vec<String>>,
 }
 
 /// What happens to a resource no longer used.
@@ -271,6 +277,10 @@ pub(crate) struct DefinitionView {
     criteria: Vec<Criterion>,
     /// `delete` or `orphan`.
     deletion_policy: DeletionPolicy,
+    /// The Score params workloads may give the driver (every param but `name` when
+    /// absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_params: Option<Vec<String>>,
     /// 1 when created, bumped by every update; also the `ETag`.
     version: i64,
     created_at: i64,
@@ -298,6 +308,7 @@ fn definition_view(d: &Definition) -> DefinitionView {
             })
             .unwrap_or_default(),
         criteria: criteria(d),
+        allow_params: serde_json::from_value(d.body["allow_params"].clone()).ok(),
         deletion_policy: if d.body["deletion_policy"] == "orphan" {
             DeletionPolicy::Orphan
         } else {
@@ -414,6 +425,18 @@ fn check_definition(
             return Ok(Err(ApiError::Clash(format!("criteria: {e}"))));
         }
     }
+    if let Some(allowed) = &request.allow_params
+        && let Some((i, p)) = allowed.iter().enumerate().find(|(_, p)| {
+            p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+    {
+        return bad(format!(
+            "allow_params[{i}]: {p:?} is not a param name (letters, digits, - and _)"
+        ));
+    }
     if request.driver_inputs.values.is_null() {
         request.driver_inputs.values = json!({});
     }
@@ -452,6 +475,7 @@ fn check_definition(
             },
             "criteria": request.criteria,
             "deletion_policy": request.deletion_policy,
+            "allow_params": request.allow_params,
         }),
         version: previous.map_or(1, |p| p.version + 1),
         created_at: previous.map_or(at, |p| p.created_at),

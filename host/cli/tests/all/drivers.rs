@@ -448,6 +448,13 @@ fn without_the_grant_the_dns_driver_is_not_granted_and_nothing_is_reached() {
     assert!(server.stop().success());
 }
 
+/// Lets everyone pass `dir` (list nothing): what an operator does with a directory whose
+/// subdirectories are handed to workloads.
+pub(crate) fn passable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+}
+
 /// A workload that writes into its `data` volume.
 fn writer(class: Option<&str>) -> PathBuf {
     let dir = tempfile::tempdir().unwrap().keep();
@@ -474,6 +481,9 @@ fn writer(class: Option<&str>) -> PathBuf {
 #[test]
 fn the_volume_driver_makes_a_directory_under_the_granted_base_only() {
     let base = tempfile::tempdir().unwrap();
+    // The base is the operator's, and passable by the workloads' user (when the server
+    // runs as root, workloads do not).
+    passable(base.path());
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path());
     let wharf = Client::new(&server);
@@ -521,7 +531,17 @@ fn the_volume_driver_makes_a_directory_under_the_granted_base_only() {
     }
     let plain = writer(None);
     assert!(deploy("dev", &plain).status.success());
-    let dir = base.path().join("shop-dev-web.data");
+    let status = wharf.json(&["status", "shop", "dev"]);
+    let dir = PathBuf::from(status["resources"][0]["outputs"]["path"].as_str().unwrap());
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("shop-dev-web.data-"),
+        "{}",
+        dir.display()
+    );
     let greeting = dir.join("greeting");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !greeting.exists() {
@@ -549,17 +569,24 @@ fn the_volume_driver_makes_a_directory_under_the_granted_base_only() {
         !out.status.success() && text.contains("not granted: directory"),
         "{text}"
     );
-    assert!(!base.path().join("shop-none-web.data").exists());
+    assert!(
+        !std::fs::read_dir(base.path()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_str()
+            .unwrap()
+            .starts_with("shop-none")),
+        "nothing made"
+    );
 
     // Deleted with its environment, unless it is to be kept.
     assert!(deploy("kept", &writer(Some("kept"))).status.success());
+    let status = wharf.json(&["status", "shop", "kept"]);
+    let kept = PathBuf::from(status["resources"][0]["outputs"]["path"].as_str().unwrap());
     wharf.ok(&["envs", "delete", "shop", "dev"]);
     wharf.ok(&["envs", "delete", "shop", "kept"]);
     assert!(!dir.exists(), "deprovisioned: removed");
-    assert!(
-        base.path().join("shop-kept-web.data").exists(),
-        "retain: kept"
-    );
+    assert!(kept.exists(), "retain: kept");
     assert!(server.stop().success());
 }
 
@@ -1042,7 +1069,13 @@ fn the_postgres_driver_gives_the_workload_a_database_of_its_own() {
         }
     };
     assert!(deploy("dev", &file("default")).status.success());
-    let db = "shop_dev_web_db";
+    let status = wharf.json(&["status", "shop", "dev"]);
+    let db = status["resources"][0]["outputs"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{status}"))
+        .to_string();
+    let db = db.as_str();
+    assert!(db.starts_with("shop_dev_web_db_"), "{db}");
     logs_with(&format!("visit recorded as {db}"), 1);
     assert_eq!(pg.sql(db, "SELECT count(*) FROM visits"), "1");
     assert_eq!(
@@ -1199,10 +1232,22 @@ fn the_shop_example_runs_on_real_servers() {
         );
         body
     };
-    let db = "shop_dev_shop_db";
     let count = |sql: &str| pg.sql("postgres", sql);
     let mut up = Up::start(data.path(), &app);
     visit(&up.url, 1);
+    let resources: Value =
+        serde_json::from_str(&up.wharf(&["status", "shop", "dev", "-o", "json"])).unwrap();
+    let db = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uid"].as_str().unwrap().starts_with("postgres"))
+        .unwrap()["outputs"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let db = db.as_str();
+    assert!(db.starts_with("shop_dev_shop_db_"), "{db}");
     let body = visit(&up.url, 2);
     let field = |prefix: &str| {
         body.lines()

@@ -4,5 +4,7 @@ mod client;
 mod deploy;
 mod drivers;
 mod durability;
+mod ownership;
 mod plugin;
 mod serve;
+mod tenancy;
