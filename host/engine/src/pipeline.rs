@@ -425,12 +425,7 @@ impl Inner {
                 self.process
                     .with_options(crate::target::process::Options::from_spec(spec)?),
             )),
-            Some("gitops") => match spec["path"].as_str() {
-                Some(path) => Ok(Arc::new(
-                    Gitops::new(path).pruning(spec["prune"].as_bool().unwrap_or(false)),
-                )),
-                None => Err("the gitops target needs a path".into()),
-            },
+            Some("gitops") => Ok(Arc::new(Gitops::from_spec(spec, self.sealer.clone())?)),
             other => Err(format!(
                 "target {other:?} is not one this Wharf runs (process, gitops)"
             )),

@@ -510,7 +510,7 @@ mod provision {
         store
             .transaction(|tx| {
                 tx.execute_batch(
-                    "INSERT INTO apps VALUES ('shop', 'shop', 1, 'admin');
+                    "INSERT INTO apps (id, name, created_at, created_by) VALUES ('shop', 'shop', 1, 'admin');
                      INSERT INTO env_types (id, target, created_at) VALUES ('development', '{}', 1);
                      INSERT INTO environments (app, id, env_type, created_at, created_by) VALUES ('shop', 'dev', 'development', 1, 'admin');",
                 )?;

@@ -17,6 +17,8 @@ const VERSION: u8 = 1;
 #[derive(Clone)]
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    /// For [`Sealer::digest`]: derived from the key, never the key itself.
+    digest_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -28,9 +30,28 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer with `key`.
     pub fn new(key: [u8; 32]) -> Self {
+        use sha2::Digest;
+        let mut derive = sha2::Sha256::new();
+        derive.update(b"wharf digest key\0");
+        derive.update(key);
         Self {
             cipher: XChaCha20Poly1305::new(&key.into()),
+            digest_key: derive.finalize().into(),
         }
+    }
+
+    /// A keyed digest (HMAC-SHA256, hex) of `data` for `context`: the same input gives
+    /// the same digest, and without this installation's key nothing of `data` can be
+    /// learned or guessed from it. For telling whether a secret changed without keeping
+    /// it (what the gitops target writes beside an encrypted Secret).
+    pub fn digest(&self, context: &str, data: &[u8]) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.digest_key)
+            .expect("HMAC takes any key length");
+        mac.update(context.as_bytes());
+        mac.update(&[0]);
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// A sealer from a key given as 64 hex characters.

