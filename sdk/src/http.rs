@@ -155,11 +155,24 @@ mod imp {
     pub fn send(request: &Request) -> Result<Response, HttpError> {
         let (scheme, authority, path) = split_url(&request.url)?;
         let failed = |what: &str| HttpError::Failed(what.to_string());
-        let fields: Vec<(String, Vec<u8>)> = request
+        let mut fields: Vec<(String, Vec<u8>)> = request
             .headers
             .iter()
             .map(|(k, v)| (k.to_lowercase(), v.clone().into_bytes()))
             .collect();
+        // A body goes with its length, not chunked: some servers (S3 among them) refuse a
+        // PUT or a POST without it.
+        let sends_body = !request.body.is_empty()
+            || matches!(
+                request.method.to_ascii_uppercase().as_str(),
+                "POST" | "PUT" | "PATCH"
+            );
+        if sends_body && !fields.iter().any(|(k, _)| k == "content-length") {
+            fields.push((
+                "content-length".into(),
+                request.body.len().to_string().into_bytes(),
+            ));
+        }
         let headers = Fields::from_list(&fields)
             .map_err(|e| HttpError::Failed(format!("invalid header: {e:?}")))?;
         let out = OutgoingRequest::new(headers);

@@ -1,4 +1,6 @@
-//! AWS Signature Version 4 for S3 requests (path-style, no chunked uploads).
+//! AWS Signature Version 4, for the store's S3 API (path-style, no chunked uploads) and
+//! its IAM query API: the same algorithm, with the service (`s3`, `iam`) in the scope and
+//! the signing key.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -9,8 +11,10 @@ pub struct Signer<'a> {
     pub access_key: &'a str,
     /// The secret access key.
     pub secret_key: &'a str,
-    /// The region (`us-east-1`).
+    /// The region (`us-east-1`; IAM, being global, is always signed for `us-east-1`).
     pub region: &'a str,
+    /// The service the request is for (`s3`, `iam`); a store may route by it.
+    pub service: &'a str,
 }
 
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {
@@ -61,9 +65,9 @@ pub fn amz_date(unix: u64) -> String {
 }
 
 impl Signer<'_> {
-    /// The `Authorization` header of a request. `headers` are the headers to sign
-    /// (lowercase names), which must include `host`, `x-amz-date` and
-    /// `x-amz-content-sha256`; `query` is already split into pairs.
+    /// The `Authorization` header of a request. `headers` are the headers to sign, which
+    /// must include `host` and `x-amz-date` (and, for S3, `x-amz-content-sha256`);
+    /// `query` is already split into pairs; `payload_hash` is the hex sha256 of the body.
     pub fn authorization(
         &self,
         method: &str,
@@ -103,14 +107,14 @@ impl Signer<'_> {
             "{method}\n{}\n{canonical_query}\n{canonical_headers}\n{signed}\n{payload_hash}",
             encode(path, true)
         );
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
+        let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
         let to_sign = format!(
             "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
             sha256_hex(canonical.as_bytes())
         );
         let key = hmac(format!("AWS4{}", self.secret_key).as_bytes(), date);
         let key = hmac(&key, self.region);
-        let key = hmac(&key, "s3");
+        let key = hmac(&key, self.service);
         let key = hmac(&key, "aws4_request");
         let signature = hex::encode(hmac(&key, &to_sign));
         format!(
@@ -131,6 +135,7 @@ mod tests {
             access_key: "AKIAIOSFODNN7EXAMPLE",
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             region: "us-east-1",
+            service: "s3",
         };
         let empty = sha256_hex(b"");
         let auth = signer.authorization(
@@ -150,6 +155,38 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
              SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
              Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
+    }
+
+    /// The IAM `ListUsers` example of the SigV4 documentation (checked with botocore): the
+    /// service is in the scope and in the signing key.
+    #[test]
+    fn an_iam_request_is_signed_for_iam() {
+        let signer = Signer {
+            access_key: "AKIDEXAMPLE",
+            secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            region: "us-east-1",
+            service: "iam",
+        };
+        let auth = signer.authorization(
+            "GET",
+            "/",
+            &[("Action", "ListUsers"), ("Version", "2010-05-08")],
+            &[
+                (
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                ),
+                ("host", "iam.amazonaws.com"),
+                ("x-amz-date", "20150830T123600Z"),
+            ],
+            &sha256_hex(b""),
+        );
+        assert_eq!(
+            auth,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date, \
+             Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
         );
     }
 

@@ -448,6 +448,23 @@ fn without_the_grant_the_dns_driver_is_not_granted_and_nothing_is_reached() {
     assert!(server.stop().success());
 }
 
+/// The header a signed S3 request without a body carries (moto checks it, as S3 does).
+pub(crate) const EMPTY_SHA256: &str =
+    "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// `text` percent-encoded for a form.
+pub(crate) fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Lets everyone pass `dir` (list nothing): what an operator does with a directory whose
 /// subdirectories are handed to workloads.
 pub(crate) fn passable(dir: &Path) {
@@ -530,7 +547,13 @@ fn the_volume_driver_makes_a_directory_under_the_granted_base_only() {
         wharf.ok(&["envs", "create", "shop", env, "--type", "development"]);
     }
     let plain = writer(None);
-    assert!(deploy("dev", &plain).status.success());
+    let out = deploy("dev", &plain);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = wharf.json(&["status", "shop", "dev"]);
     let dir = PathBuf::from(status["resources"][0]["outputs"]["path"].as_str().unwrap());
     assert!(
@@ -647,14 +670,26 @@ impl Moto {
 
     /// An object's content, read with credentials (moto refuses anonymous reads).
     pub(crate) fn object(&self, bucket: &str, key: &str) -> Option<String> {
+        self.object_with(("test", "test"), bucket, key)
+    }
+
+    /// An object's content, read with `credentials`.
+    pub(crate) fn object_with(
+        &self,
+        credentials: (&str, &str),
+        bucket: &str,
+        key: &str,
+    ) -> Option<String> {
         let out = Command::new("curl")
             .args([
                 "-sf",
+                "-H",
+                EMPTY_SHA256,
                 "--aws-sigv4",
                 "aws:amz:us-east-1:s3",
                 "--user",
-                "test:test",
             ])
+            .arg(format!("{}:{}", credentials.0, credentials.1))
             .arg(format!("{}/{bucket}/{key}", self.url))
             .output()
             .ok()?;
@@ -663,9 +698,89 @@ impl Moto {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// One IAM query (`Action=...`) signed with `key`; the status and the XML.
+    pub(crate) fn iam(&self, key: (&str, &str), query: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:iam",
+            ])
+            .arg("--user")
+            .arg(format!("{}:{}", key.0, key.1))
+            .args(["-H", "content-type: application/x-www-form-urlencoded"])
+            .arg("--data")
+            .arg(format!("{query}&Version=2010-05-08"))
+            .arg(format!("{}/", self.url))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+        (status.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Makes moto enforce IAM, as a real store does: an admin user with a key is made
+    /// while it still lets anyone in, then every request must be signed by a user whose
+    /// policies allow it. Returns the admin's key.
+    pub(crate) fn enforce_iam(&self) -> (String, String) {
+        let anyone = ("bootstrap", "bootstrap");
+        let (status, body) = self.iam(anyone, "Action=CreateUser&UserName=wharf-admin");
+        assert_eq!(status, 200, "{body}");
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        let (status, body) = self.iam(
+            anyone,
+            &format!(
+                "Action=PutUserPolicy&UserName=wharf-admin&PolicyName=all&PolicyDocument={}",
+                percent(policy)
+            ),
+        );
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = self.iam(anyone, "Action=CreateAccessKey&UserName=wharf-admin");
+        assert_eq!(status, 200, "{body}");
+        let field = |name: &str| {
+            body.split(&format!("<{name}>"))
+                .nth(1)
+                .and_then(|b| b.split(&format!("</{name}>")).next())
+                .unwrap()
+                .to_string()
+        };
+        let key = (field("AccessKeyId"), field("SecretAccessKey"));
+        let (status, body) = http(
+            "POST",
+            &format!("{}/moto-api/reset-auth", self.url),
+            &[],
+            "0",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let (status, _) = self.iam(anyone, "Action=ListUsers");
+        assert_eq!(status, 403, "anyone is refused now");
+        key
+    }
+
     /// The buckets it holds.
     pub(crate) fn buckets(&self) -> Vec<String> {
-        let (_, body) = http("GET", &format!("{}/", self.url), &[], "").unwrap();
+        self.buckets_with(("test", "test"))
+    }
+
+    /// The buckets it holds, listed with `credentials`.
+    pub(crate) fn buckets_with(&self, credentials: (&str, &str)) -> Vec<String> {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                EMPTY_SHA256,
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "--user",
+            ])
+            .arg(format!("{}:{}", credentials.0, credentials.1))
+            .arg(format!("{}/", self.url))
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
         body.split("<Name>")
             .skip(1)
             .filter_map(|b| b.split("</Name>").next())
@@ -756,7 +871,13 @@ fn the_s3_driver_makes_a_bucket_the_workload_writes_to() {
             "--follow",
         ])
     };
-    assert!(deploy("dev", &plain).status.success());
+    let out = deploy("dev", &plain);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = wharf.json(&["status", "shop", "dev"]);
     let bucket = status["resources"][0]["outputs"]["bucket"]
         .as_str()

@@ -5,7 +5,7 @@
 //! also after `evil`'s environment is deleted.
 
 use crate::deploy::{Client, post};
-use crate::drivers::{Postgres, PowerDns, http, passable};
+use crate::drivers::{EMPTY_SHA256, Moto, Postgres, PowerDns, http, passable};
 use crate::serve::{Server, start};
 use crate::tenancy::developer;
 use serde_json::{Value, json};
@@ -352,5 +352,137 @@ fn the_volume_driver_never_adopts_a_directory_it_did_not_make() {
     admin.ok(&["envs", "delete", "victim", "dev"]);
     assert!(!dir.exists(), "the victim's own deletion removes it");
     assert!(foreign.join("keep.txt").exists());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn the_s3_driver_gives_each_bucket_its_own_key_and_never_another_bucket() {
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    let (admin_key, admin_secret) = moto.enforce_iam();
+    // A bucket ops made by hand, with the admin's key.
+    let out = std::process::Command::new("curl")
+        .args(["-sSf", "-X", "PUT", "-H", EMPTY_SHA256])
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!("{admin_key}:{admin_secret}"))
+        .arg(format!("{}/ops-archive", moto.url))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let (admin, victim, evil) = tenants(&server);
+    post(
+        &server,
+        "/api/v1/plugin-installations",
+        json!({ "id": "store", "plugin": "s3",
+                "config": { "values": { "endpoint": moto.url, "force": true },
+                            "secrets": { "access_key_id": admin_key, "secret_access_key": admin_secret } },
+                "grants": { "http": [moto.url] } }),
+    );
+    definitions(&server, "s3", "store", json!({}));
+    // The workload writes into its bucket, and tries another's, with the key it got.
+    let vars = |other: &str| {
+        json!({
+            "ENDPOINT": "${resources.res.endpoint}", "BUCKET": "${resources.res.bucket}",
+            "KEY": "${resources.res.access_key_id}", "SECRET": "${resources.res.secret_access_key}",
+            "OTHER": other,
+        })
+    };
+    let writer = |params: Value, other: &str| {
+        let file = workload("s3", "default", params, vars(other));
+        let mut doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        doc["containers"]["main"]["command"] = json!([
+            "sh",
+            "-c",
+            "put() { curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 \
+               --user \"$KEY:$SECRET\" -X PUT --data-binary x -H \"x-amz-content-sha256: \
+               $(printf x | sha256sum | cut -d' ' -f1)\" \"$ENDPOINT/$1/from-$BUCKET\"; }; \
+             echo \"own bucket: $(put $BUCKET)\"; echo \"other bucket: $(put $OTHER)\"; \
+             exec sleep 600"
+        ]);
+        std::fs::write(&file, doc.to_string()).unwrap();
+        file
+    };
+    let (ok, text) = deploy(
+        &victim,
+        "victim",
+        "dev",
+        &writer(Value::Null, "ops-archive"),
+    );
+    assert!(ok, "{text}");
+    let bucket = output(&victim, "victim", "dev", "bucket");
+    let logs_of = |dev: &Client, app: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let logs = dev.ok(&["logs", app, "dev", "web"]);
+            if logs.contains("other bucket:") {
+                return logs;
+            }
+            assert!(std::time::Instant::now() < deadline, "{logs}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let logs = logs_of(&victim, "victim");
+    assert!(logs.contains("own bucket: 200"), "{logs}");
+    assert!(
+        logs.contains("other bucket: 403"),
+        "refused on a bucket not its own: {logs}"
+    );
+
+    // evil's own key: its bucket only.
+    let (ok, text) = deploy(&evil, "evil", "dev", &writer(Value::Null, &bucket));
+    assert!(ok, "{text}");
+    let evil_bucket = output(&evil, "evil", "dev", "bucket");
+    let logs = logs_of(&evil, "evil");
+    assert!(logs.contains("own bucket: 200"), "{logs}");
+    assert!(
+        logs.contains("other bucket: 403"),
+        "refused on the victim's bucket: {logs}"
+    );
+    // Asking for the victim's bucket, or ops' by name: refused, nothing changes.
+    for name in [bucket.as_str(), "ops-archive"] {
+        refused(
+            deploy(
+                &evil,
+                "evil",
+                "qa",
+                &writer(json!({ "name": name }), &bucket),
+            ),
+            "is not resource evil/qa/s3.default#web.res's",
+        );
+    }
+
+    // Deleting evil's environments deletes its bucket and its user, nothing else.
+    admin.ok(&["envs", "delete", "evil", "dev"]);
+    admin.ok(&["envs", "delete", "evil", "qa"]);
+    let admin_key = (admin_key.as_str(), admin_secret.as_str());
+    let (status, users) = moto.iam(admin_key, "Action=ListUsers");
+    assert_eq!(status, 200, "{users}");
+    assert!(
+        !users.contains(&format!("<UserName>{evil_bucket}</UserName>")),
+        "{users}"
+    );
+    assert!(
+        users.contains(&format!("<UserName>{bucket}</UserName>")),
+        "{users}"
+    );
+    let buckets = moto.buckets_with(admin_key);
+    assert!(
+        buckets.contains(&bucket) && buckets.contains(&"ops-archive".to_string()),
+        "{buckets:?}"
+    );
+    assert!(!buckets.contains(&evil_bucket), "{buckets:?}");
+    assert!(
+        moto.object_with(admin_key, &bucket, &format!("from-{bucket}"))
+            .is_some()
+    );
     assert!(server.stop().success());
 }
