@@ -12,6 +12,8 @@ use wharf_core::roles::Scope;
 use wharf_plugins::{Runtime, RuntimeConfig};
 use wharf_store::Store;
 
+#[path = "api/bounds.rs"]
+mod bounds;
 #[path = "api/deployments.rs"]
 mod deployments;
 #[path = "api/matrix.rs"]

@@ -310,25 +310,50 @@ fn schema_problems(doc: &Value) -> Vec<Problem> {
 }
 
 /// Checks the schema cannot express: placeholders, `before`.
+/// The longest a variable's value may be: Linux passes a process no environment string
+/// longer than 128 KiB (`MAX_ARG_STRLEN`).
+pub const MAX_VARIABLE_BYTES: usize = 128 << 10;
+
+/// The most a file's content may hold: what one Kubernetes ConfigMap holds.
+pub const MAX_FILE_CONTENT_BYTES: usize = 1 << 20;
+
 fn semantic_problems(w: &Workload) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (c, container) in &w.containers {
         let base = format!("/containers/{}", pointer_segment(c));
         for (k, v) in &container.variables {
-            check_placeholders(
-                w,
-                v,
-                &format!("{base}/variables/{}", pointer_segment(k)),
-                false,
-                &mut problems,
-            );
+            let at = format!("{base}/variables/{}", pointer_segment(k));
+            if v.len() > MAX_VARIABLE_BYTES {
+                problems.push(problem(
+                    at,
+                    format!(
+                        "{} bytes; a variable holds at most {} KiB (what Linux passes to a \
+                         process), put larger values in a file",
+                        v.len(),
+                        MAX_VARIABLE_BYTES >> 10
+                    ),
+                ));
+                continue;
+            }
+            check_placeholders(w, v, &at, false, &mut problems);
         }
         for (target, file) in &container.files {
             let at = format!("{base}/files/{}", pointer_segment(target));
-            if let Some(content) = &file.content
-                && !file.no_expand
-            {
-                check_placeholders(w, content, &format!("{at}/content"), false, &mut problems);
+            if let Some(content) = &file.content {
+                if content.len() > MAX_FILE_CONTENT_BYTES {
+                    problems.push(problem(
+                        format!("{at}/content"),
+                        format!(
+                            "{} bytes; a file holds at most {} KiB (what a ConfigMap holds)",
+                            content.len(),
+                            MAX_FILE_CONTENT_BYTES >> 10
+                        ),
+                    ));
+                    continue;
+                }
+                if !file.no_expand {
+                    check_placeholders(w, content, &format!("{at}/content"), false, &mut problems);
+                }
             }
         }
         for (target, volume) in &container.volumes {
