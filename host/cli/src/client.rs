@@ -546,8 +546,14 @@ pub enum Apps {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Delete one with its environments.
-    Delete { id: String },
+    /// Delete one with its environments: each is deleted as `wharf envs delete` does it
+    /// (workloads stopped, resources deprovisioned); the app goes with the last.
+    Delete {
+        id: String,
+        /// Return at once instead of following the deletions to their end.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// `wharf env-types`.
@@ -814,8 +820,34 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
                 }
                 c.print(&c.json("POST", &format!("{V1}/apps"), Some(body))?, &[])
             }
-            Apps::Delete { id } => {
-                c.json("DELETE", &format!("{V1}/apps/{}", q(&id)), None)?;
+            Apps::Delete { id, no_wait } => {
+                let answer = c.json("DELETE", &format!("{V1}/apps/{}", q(&id)), None)?;
+                let deletions = answer["deletions"].as_array().cloned().unwrap_or_default();
+                if deletions.is_empty() {
+                    c.done(format!("deleted app {id}"));
+                    return Ok(());
+                }
+                if no_wait {
+                    let envs: Vec<&str> =
+                        deletions.iter().filter_map(|d| d["env"].as_str()).collect();
+                    c.done(format!(
+                        "deleting app {id}: its environments {} are being deleted, and the app \
+                         goes with the last",
+                        envs.join(", ")
+                    ));
+                    return Ok(());
+                }
+                for d in &deletions {
+                    let (env, n) = (
+                        d["env"].as_str().unwrap_or_default(),
+                        d["id"].as_i64().unwrap_or(0),
+                    );
+                    match crate::deploy::follow(c, &id, env, n) {
+                        // Over, its rows gone with the environment, before it is followed.
+                        Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.status == 404) => {}
+                        other => other?,
+                    }
+                }
                 c.done(format!("deleted app {id}"));
                 Ok(())
             }

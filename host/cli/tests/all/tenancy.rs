@@ -176,3 +176,122 @@ fn a_workload_reaches_nothing_of_the_server_nor_of_another_app() {
     admin.ok(&["envs", "delete", "evil", "dev"]);
     admin.ok(&["envs", "delete", "victim", "dev"]);
 }
+
+#[test]
+fn deleting_an_app_stops_and_deprovisions_everything_it_had_and_leaves_no_row() {
+    use crate::deploy::post;
+    use serde_json::json;
+    let base = tempfile::tempdir().unwrap();
+    crate::drivers::passable(base.path());
+    let data = tempfile::tempdir().unwrap();
+    let server = start_with(data.path(), &[]);
+    let admin = Client::new(&server);
+    let base_path = base.path().to_str().unwrap();
+    post(
+        &server,
+        "/api/v1/plugin-installations",
+        json!({ "id": "vol", "plugin": "volume", "config": { "values": { "base": base_path } },
+                "grants": { "directories": [base_path] } }),
+    );
+    post(&server, "/api/v1/resource-types", json!({ "id": "volume" }));
+    post(
+        &server,
+        "/api/v1/resource-definitions",
+        json!({ "id": "volume", "type": "volume", "driver": "vol", "criteria": [{}] }),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let score = work.path().join("score.yaml");
+    std::fs::write(
+        &score,
+        json!({
+            "apiVersion": "score.dev/v1b1",
+            "metadata": { "name": "web" },
+            "containers": { "main": { "image": "busybox",
+                "command": ["sh", "-c", "echo kept > \"$DATA/file\"; exec sleep 600"],
+                "variables": { "DATA": "/data" },
+                "volumes": { "/data": { "source": "${resources.data}" } } } },
+            "resources": { "data": { "type": "volume" } },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    admin.ok(&["apps", "create", "shop"]);
+    let mut running = Vec::new();
+    for env in ["dev", "qa"] {
+        admin.ok(&["envs", "create", "shop", env, "--type", "development"]);
+        admin.ok(&[
+            "deploy",
+            "-f",
+            score.to_str().unwrap(),
+            "--app",
+            "shop",
+            "--env",
+            env,
+            "--follow",
+        ]);
+        let status = admin.json(&["status", "shop", env]);
+        let pid = status["workloads"][0]["containers"][0]["pid"]
+            .as_u64()
+            .unwrap();
+        let dir = status["resources"][0]["outputs"]["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        assert!(Path::new(&dir).join("file").exists());
+        running.push((pid, dir));
+    }
+
+    // The app's owner, without deployer on the environments' type, may not delete it:
+    // that would delete the environments.
+    admin.ok(&["users", "create", "owner@example.com"]);
+    admin.ok(&[
+        "role-bindings",
+        "grant",
+        "owner@example.com",
+        "owner",
+        "--scope",
+        "app:shop",
+    ]);
+    let token = admin.json(&[
+        "tokens",
+        "create",
+        "owner@example.com",
+        "--expires-in-days",
+        "1",
+    ]);
+    let owner = Client::with_token(&server, token["token"].as_str().unwrap());
+    let refused = owner.fails(&["apps", "delete", "shop"]);
+    assert!(
+        refused.contains("environments.delete on shop/dev")
+            && refused.contains("needs the role deployer"),
+        "{refused}"
+    );
+    assert_eq!(
+        admin
+            .json(&["envs", "list", "shop"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Deleted through the engine: processes stopped, resources deprovisioned, no row left.
+    admin.ok(&["apps", "delete", "shop"]);
+    for (pid, dir) in &running {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z "),
+            "process {pid} still runs: {stat}"
+        );
+        assert!(!Path::new(dir).exists(), "{dir} was deprovisioned");
+    }
+    assert!(admin.fails(&["apps", "get", "shop"]).contains("not found"));
+    let audit = admin.ok(&["audit", "--action", "apps.", "-o", "json"]);
+    assert!(audit.contains("apps.deleted"), "{audit}");
+    // A new app with the same id starts with nothing of the old one.
+    admin.ok(&["apps", "create", "shop"]);
+    assert_eq!(admin.json(&["envs", "list", "shop"]), serde_json::json!([]));
+    assert_eq!(admin.json(&["sets", "list", "shop"]), serde_json::json!([]));
+    assert!(server.stop().success());
+}
