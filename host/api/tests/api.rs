@@ -20,6 +20,8 @@ mod deployments;
 pub(crate) mod matrix;
 #[path = "api/platform.rs"]
 mod platform;
+#[path = "api/secondary.rs"]
+mod secondary;
 
 fn rand_key() -> [u8; 32] {
     let mut key = [0u8; 32];

@@ -111,6 +111,21 @@ fn first_start_bootstraps_an_admin_and_state_survives_a_restart() {
         .expect("the first start prints the admin token");
     assert_eq!(server.request("GET", "/healthz", None, "").0, 200);
     assert_eq!(server.request("GET", "/api/v1/apps", None, "").0, 401);
+    // What it keeps is its own: the data directory, the store (and its log) and the key.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| {
+            std::fs::metadata(data.path().join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(""), 0o700, "the data directory");
+        for file in ["wharf.db", "wharf.db-wal", "secret.key", "plugin-cache/cache.key"] {
+            assert_eq!(mode(file), 0o600, "{file}");
+        }
+    }
     let (status, body) = server.request("POST", "/api/v1/apps", Some(&token), r#"{"id":"shop"}"#);
     assert_eq!(status, 201, "{body}");
     let (status, body) = server.request("GET", "/api/v1/env-types/development", Some(&token), "");
