@@ -57,7 +57,7 @@ pub(crate) fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(problem_for_plain_errors))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn(request_span))
 }
 
@@ -108,7 +108,7 @@ pub(crate) fn rejection(e: axum::extract::rejection::JsonRejection) -> ApiError 
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge(format!(
             "the request body is larger than {} MiB",
-            MAX_BODY >> 20
+            MAX_JSON_BODY >> 20
         ))
     } else {
         ApiError::BadRequest(e.body_text())
@@ -144,18 +144,9 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Unread {
 }
 
 impl Unread {
-    /// Reads the body (at most `limit` bytes) and parses it as JSON, off the async
-    /// workers.
-    pub(crate) async fn json<T: serde::de::DeserializeOwned + Send + 'static>(
-        self,
-        limit: usize,
-    ) -> Result<T, ApiError> {
-        if !self.json {
-            return Err(ApiError::BadRequest(
-                "send the body as JSON, with `Content-Type: application/json`".into(),
-            ));
-        }
-        let bytes = axum::body::to_bytes(self.body, limit).await.map_err(|e| {
+    /// Reads the body, at most `limit` bytes.
+    pub(crate) async fn bytes(self, limit: usize) -> Result<bytes::Bytes, ApiError> {
+        axum::body::to_bytes(self.body, limit).await.map_err(|e| {
             use std::error::Error as _;
             if e.source()
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
@@ -167,7 +158,21 @@ impl Unread {
             } else {
                 ApiError::BadRequest(format!("the request body could not be read: {e}"))
             }
-        })?;
+        })
+    }
+
+    /// Reads the body (at most `limit` bytes) and parses it as JSON, off the async
+    /// workers.
+    pub(crate) async fn json<T: serde::de::DeserializeOwned + Send + 'static>(
+        self,
+        limit: usize,
+    ) -> Result<T, ApiError> {
+        if !self.json {
+            return Err(ApiError::BadRequest(
+                "send the body as JSON, with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = self.bytes(limit).await?;
         blocking(move || {
             serde_json::from_slice(&bytes).map_err(|e| {
                 ApiError::BadRequest(format!("the body is not what this request takes: {e}"))
@@ -195,8 +200,11 @@ pub(crate) fn id(text: &str, what: &str) -> Result<wharf_core::Id, ApiError> {
     wharf_core::Id::new(text).map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))
 }
 
-/// Largest request body accepted (plugin uploads included), in bytes.
+/// Largest request body accepted (a plugin upload), in bytes.
 pub(crate) const MAX_BODY: usize = 32 << 20;
+
+/// Largest JSON body of the other requests (an object, a role binding...), in bytes.
+pub(crate) const MAX_JSON_BODY: usize = 1 << 20;
 
 /// Which page of a list to return.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

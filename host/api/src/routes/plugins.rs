@@ -12,7 +12,6 @@ use crate::registry::{Requested, kind};
 use crate::routes::{Page, PageQuery, audit, body, check_version, id, if_match, page, tagged};
 use crate::{ApiError, AppState, now};
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -162,7 +161,7 @@ async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<UploadQuery>,
-    component: Bytes,
+    component: crate::routes::Unread,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
     let plugin_id = id(&query.id, "id")?;
     let kind = kind(&query.kind)?;
@@ -174,6 +173,8 @@ async fn upload(
             object("plugin", plugin_id.as_str()),
         )
         .await?;
+    // Read only once the caller may upload.
+    let component = component.bytes(crate::routes::MAX_BODY).await?;
     let defaults = Limits::default();
     let requested = Requested {
         grants: Grants {

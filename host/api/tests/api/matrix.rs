@@ -1,8 +1,15 @@
-//! The RBAC matrix: every route of the API, as every kind of caller. A caller the rbac
-//! plugin's documented grants allow gets a 2xx; any other gets a 403, and a caller without
-//! a valid token a 401. The route list is checked against the router's own (the OpenAPI
-//! document is generated from the same route registrations), so a new route that is not
-//! in this matrix fails the build's tests.
+//! The authorization suite. The matrix: every route of the API, as every kind of caller,
+//! in three places: on the app where the caller holds its role, on another app (its role
+//! is on app `home`), and on an environment of another type (`staging`, where the
+//! deployer has no `deployer`). A caller the rbac plugin's documented grants allow there
+//! gets a 2xx; any other gets a 403, and a caller without a valid token a 401. The route
+//! list is checked against the router's own (the OpenAPI document is generated from the
+//! same route registrations), so a new route that is not in this matrix fails the build's
+//! tests.
+//!
+//! Beside it: the decisions that depend on attributes (whose token, which role a binding
+//! grants and where), and that no work is done before authorization (a denied caller's
+//! unparseable body is a 403, not a 400).
 
 use super::*;
 use std::collections::BTreeSet;
@@ -38,6 +45,19 @@ const EVERYONE: [Who; 11] = [
     Who::Revoked,
     Who::Expired,
 ];
+
+/// Where a case acts, relative to where its caller holds its app role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// On the caller's app, of type `development` (where the deployer is `deployer`).
+    Own,
+    /// On an app where the caller holds no role (its role is on app `home`).
+    OtherApp,
+    /// On the caller's app, in an environment of type `staging`.
+    OtherEnvType,
+}
+
+const PLACES: [Place; 3] = [Place::Own, Place::OtherApp, Place::OtherEnvType];
 
 /// Every route: method, path as registered, the action the rbac table must allow (None:
 /// public).
@@ -260,19 +280,20 @@ fn documented_needs() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether the documented grant `need` allows `who` (on its own app, on a principal that
-/// is neither itself nor an admin, granting a role that is not admin).
-fn allows(need: &str, who: Who) -> bool {
+/// Whether the documented grant `need` allows `who` at `place` (on a principal that is
+/// neither itself nor an admin, granting a role that is not admin).
+fn allows(need: &str, who: Who, place: Place) -> bool {
     let org = match who {
         Who::Admin => 3,
         Who::Manager => 2,
         Who::Member => 1,
         _ => 0,
     };
-    let app = match who {
-        Who::Owner => 3,
-        Who::Developer | Who::Deployer => 2,
-        Who::Viewer => 1,
+    let app = match (who, place) {
+        (_, Place::OtherApp) => 0,
+        (Who::Owner, _) => 3,
+        (Who::Developer | Who::Deployer, _) => 2,
+        (Who::Viewer, _) => 1,
         _ => 0,
     };
     if org == 3 {
@@ -301,7 +322,7 @@ fn allows(need: &str, who: Who) -> bool {
         Some(("app", role)) => app >= level(role),
         _ => panic!("unknown need {base:?}"),
     };
-    base_ok && (!deployer || who == Who::Deployer)
+    base_ok && (!deployer || (who == Who::Deployer && place != Place::OtherEnvType))
 }
 
 /// A request body.
@@ -311,8 +332,16 @@ enum Body_ {
     Wasm(Vec<u8>),
 }
 
-/// Prepares (as the admin) what case `n` acts on, and returns the request.
-async fn request(api: &Api, method: &str, route: &str, n: usize, app: &str) -> (String, Body_) {
+/// Prepares (as the admin) what case `n` acts on, and returns the request; `env_type` is
+/// the type of the case's environments.
+async fn request(
+    api: &Api,
+    method: &str,
+    route: &str,
+    n: usize,
+    app: &str,
+    env_type: &str,
+) -> (String, Body_) {
     let admin = Some(api.admin.as_str());
     let ok = |(status, body): (StatusCode, Value)| {
         assert!(status.is_success(), "setup failed: {status} {body}");
@@ -330,7 +359,7 @@ async fn request(api: &Api, method: &str, route: &str, n: usize, app: &str) -> (
         ("GET", "/api/v1/apps/{app}/envs") => (format!("{base}/apps/{app}/envs"), Body_::None),
         ("POST", "/api/v1/apps/{app}/envs") => (
             format!("{base}/apps/{app}/envs"),
-            Body_::Json(json!({ "id": "other", "env_type": "development" })),
+            Body_::Json(json!({ "id": "other", "env_type": env_type })),
         ),
         ("GET" | "DELETE", "/api/v1/apps/{app}/envs/{env}") => {
             (format!("{base}/apps/{app}/envs/e"), Body_::None)
@@ -685,6 +714,11 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
     let v1 = "/api/v1";
     // What every case can refer to.
     for (path, body) in [
+        ("apps", json!({ "id": "home" })),
+        (
+            "env-types",
+            json!({ "id": "staging", "target": { "kind": "process" } }),
+        ),
         ("users", json!({ "id": "target" })),
         ("resource-types", json!({ "id": "rt" })),
         (
@@ -751,12 +785,20 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
     let needs = documented_needs();
     let mut failures = Vec::new();
     let mut cases = 0;
-    let all: Vec<(&str, &str, Option<&str>, Who)> = ROUTES
+    let all: Vec<(&str, &str, Option<&str>, Who, Place)> = ROUTES
         .iter()
-        .flat_map(|&(m, p, a)| EVERYONE.iter().map(move |&w| (m, p, a, w)))
+        .flat_map(|&(m, p, a)| {
+            EVERYONE
+                .iter()
+                .flat_map(move |&w| PLACES.iter().map(move |&place| (m, p, a, w, place)))
+        })
         .collect();
     let (mut allowed, mut denied) = (0, 0);
-    for (n, (method, route, action, who)) in all.into_iter().enumerate() {
+    for (n, (method, route, action, who, place)) in all.into_iter().enumerate() {
+        let env_type = match place {
+            Place::OtherEnvType => "staging",
+            _ => "development",
+        };
         cases += 1;
         // Each case has an app of its own, with an environment, where its caller holds
         // its app role.
@@ -775,7 +817,7 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
                 "POST",
                 &format!("{v1}/apps/{app}/envs"),
                 admin,
-                Some(json!({ "id": "e", "env_type": "development" })),
+                Some(json!({ "id": "e", "env_type": env_type })),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -786,18 +828,23 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
             Who::Viewer => Some("viewer"),
             _ => None,
         };
+        // Elsewhere, the role is on app `home`: not on the case's app.
+        let role_app = match place {
+            Place::OtherApp => "home",
+            _ => app.as_str(),
+        };
         if let Some(role) = app_role {
             let (status, body) = api
                 .send(
                     "POST",
                     &format!("{v1}/role-bindings"),
                     admin,
-                    Some(json!({ "principal": principal, "scope": { "kind": "app", "id": app }, "role": role })),
+                    Some(json!({ "principal": principal, "scope": { "kind": "app", "id": role_app }, "role": role })),
                 )
                 .await;
-            assert_eq!(status, StatusCode::CREATED, "{body}");
+            assert!(status.is_success(), "{body}");
         }
-        let (uri, body) = request(&api, method, route, n, &app).await;
+        let (uri, body) = request(&api, method, route, n, &app, env_type).await;
         let (status, response) = match body {
             Body_::None => api.send(method, &uri, token.as_deref(), None).await,
             Body_::Json(v) => api.send(method, &uri, token.as_deref(), Some(v)).await,
@@ -819,7 +866,9 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
                     ("POST", "/api/v1/resource-definitions/match") => Some("environments.get"),
                     _ => None,
                 };
-                if allows(need(action), who) && also.is_none_or(|a| allows(need(a), who)) {
+                if allows(need(action), who, place)
+                    && also.is_none_or(|a| allows(need(a), who, place))
+                {
                     "2xx"
                 } else {
                     "403"
@@ -838,7 +887,8 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
         };
         if !good {
             failures.push(format!(
-                "{method} {uri} as {who:?}: expected {expected}, got {status}: {response}"
+                "{method} {uri} as {who:?} ({place:?}): expected {expected}, got {status}: \
+                 {response}"
             ));
         }
     }
@@ -848,15 +898,204 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, ROUTES.len() * EVERYONE.len());
+    assert_eq!(cases, ROUTES.len() * EVERYONE.len() * PLACES.len());
     eprintln!(
-        "{cases} cases over {} routes: {allowed} allowed, {denied} denied, the rest public or \
-         unauthenticated",
-        ROUTES.len()
+        "{cases} cases: {} routes x {} callers x {} places; {allowed} allowed, {denied} \
+         denied, the rest public or unauthenticated",
+        ROUTES.len(),
+        EVERYONE.len(),
+        PLACES.len()
     );
     // The grants are neither all-allow nor all-deny: both outcomes were exercised.
     assert!(
         allowed > 100 && denied > 100,
         "{allowed} allowed, {denied} denied"
     );
+}
+
+#[tokio::test]
+async fn decisions_that_depend_on_attributes_follow_the_grants() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    for app in ["a", "b"] {
+        let (status, body) = api
+            .send("POST", "/api/v1/apps", admin, Some(json!({ "id": app })))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let callers = [
+        ("root2", vec![(Scope::Org, "admin")]),
+        ("manager", vec![(Scope::Org, "manager")]),
+        ("member", vec![(Scope::Org, "member")]),
+        (
+            "owner-a",
+            vec![(Scope::App(Id::new("a").unwrap()), "owner")],
+        ),
+    ];
+    let mut tokens = std::collections::HashMap::new();
+    for (id, bindings) in &callers {
+        tokens.insert(*id, api.user(id, bindings).await);
+    }
+    api.user("plain", &[]).await;
+    let mut cases = 0;
+    let mut failures = Vec::new();
+    let mut check = |what: String, status: StatusCode, allowed: bool, body: &Value| {
+        cases += 1;
+        let good = if allowed {
+            status.is_success()
+        } else {
+            status == StatusCode::FORBIDDEN
+        };
+        if !good {
+            failures.push(format!(
+                "{what}: expected {}, got {status}: {body}",
+                if allowed { "2xx" } else { "403" }
+            ));
+        }
+    };
+
+    // Tokens: one's own, another principal's, another admin's.
+    for (caller, _) in &callers {
+        let token = tokens[caller].as_str();
+        for (whose, principal) in [
+            ("own", *caller),
+            ("another's", "plain"),
+            ("an admin's", "admin"),
+        ] {
+            let org = match *caller {
+                "root2" => 3,
+                "manager" => 2,
+                "member" => 1,
+                _ => 0,
+            };
+            let own = whose == "own";
+            let admin_target = whose == "an admin's" || (own && org == 3);
+            let path = format!("/api/v1/principals/{principal}/tokens");
+            let (status, body) = api.send("GET", &path, Some(token), None).await;
+            check(
+                format!("{caller} lists {whose} tokens"),
+                status,
+                own || (org >= 2 && !admin_target) || org == 3,
+                &body,
+            );
+            let (status, body) = api.send("POST", &path, Some(token), None).await;
+            check(
+                format!("{caller} makes {whose} token"),
+                status,
+                own || (org == 3 && !admin_target),
+                &body,
+            );
+        }
+    }
+
+    // Role bindings: which role, at which scope.
+    let grants: [(&str, Value, fn(&str) -> bool); 5] = [
+        ("org member", json!({ "kind": "org" }), |c| {
+            matches!(c, "root2" | "manager")
+        }),
+        ("org admin", json!({ "kind": "org" }), |c| c == "root2"),
+        (
+            "developer on app a",
+            json!({ "kind": "app", "id": "a" }),
+            |c| matches!(c, "root2" | "owner-a"),
+        ),
+        (
+            "developer on app b",
+            json!({ "kind": "app", "id": "b" }),
+            |c| c == "root2",
+        ),
+        (
+            "deployer on development",
+            json!({ "kind": "env-type", "id": "development" }),
+            |c| matches!(c, "root2" | "manager"),
+        ),
+    ];
+    for (caller, _) in &callers {
+        let token = tokens[caller].as_str();
+        for (what, scope, may) in &grants {
+            let role = what
+                .split(' ')
+                .nth(usize::from(what.starts_with("org")))
+                .unwrap();
+            let binding = json!({ "principal": "plain", "scope": scope, "role": role });
+            let (status, body) = api
+                .send("POST", "/api/v1/role-bindings", Some(token), Some(binding))
+                .await;
+            check(
+                format!("{caller} grants {what}"),
+                status,
+                may(caller),
+                &body,
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{cases} attribute-dependent cases");
+}
+
+#[tokio::test]
+async fn a_denied_caller_costs_no_parse() {
+    let api = api().await;
+    let admin = Some(api.admin.as_str());
+    for (path, body) in [
+        ("/api/v1/apps", json!({ "id": "shop" })),
+        ("/api/v1/apps", json!({ "id": "home" })),
+        (
+            "/api/v1/apps/shop/envs",
+            json!({ "id": "dev", "env_type": "development" }),
+        ),
+    ] {
+        let (status, body) = api.send("POST", path, admin, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let viewer = api
+        .user(
+            "viewer",
+            &[(Scope::App(Id::new("shop").unwrap()), "viewer")],
+        )
+        .await;
+    let other = api
+        .user(
+            "other",
+            &[
+                (Scope::App(Id::new("home").unwrap()), "developer"),
+                (Scope::EnvType(Id::new("development").unwrap()), "deployer"),
+            ],
+        )
+        .await;
+    let member = api.user("member", &[(Scope::Org, "member")]).await;
+    // Routes whose target is in their path read their body only once the caller may act.
+    let routes = [
+        "/api/v1/apps/shop/envs/dev/deployments",
+        "/api/v1/apps/shop/sets",
+        "/api/v1/apps/shop/sets/0123/deltas",
+        "/api/v1/plugins?id=up&kind=policy",
+    ];
+    let mut cases = 0;
+    for route in routes {
+        for (who, token) in [
+            ("viewer", &viewer),
+            ("another app's developer", &other),
+            ("member", &member),
+        ] {
+            let garbage = b"{\"workloads\": [\"\\u00zz, *".repeat(10_000);
+            let started = std::time::Instant::now();
+            let (status, body) = api
+                .send_bytes("POST", route, Some(token), "application/json", garbage)
+                .await;
+            let took = started.elapsed();
+            assert_eq!(status, StatusCode::FORBIDDEN, "{route} as {who}: {body}");
+            assert!(
+                took < std::time::Duration::from_millis(50),
+                "{route} as {who}: {took:?}"
+            );
+            cases += 1;
+        }
+    }
+    eprintln!("{cases} denied callers, no body parsed");
 }

@@ -122,7 +122,12 @@ fn first_start_bootstraps_an_admin_and_state_survives_a_restart() {
                 & 0o777
         };
         assert_eq!(mode(""), 0o700, "the data directory");
-        for file in ["wharf.db", "wharf.db-wal", "secret.key", "plugin-cache/cache.key"] {
+        for file in [
+            "wharf.db",
+            "wharf.db-wal",
+            "secret.key",
+            "plugin-cache/cache.key",
+        ] {
             assert_eq!(mode(file), 0o600, "{file}");
         }
     }
