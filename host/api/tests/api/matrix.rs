@@ -989,7 +989,9 @@ async fn decisions_that_depend_on_attributes_follow_the_grants() {
     }
 
     // Role bindings: which role, at which scope.
-    let grants: [(&str, Value, fn(&str) -> bool); 5] = [
+    /// A binding: what it grants, where, and which callers may.
+    type Grant = (&'static str, Value, fn(&str) -> bool);
+    let grants: [Grant; 5] = [
         ("org member", json!({ "kind": "org" }), |c| {
             matches!(c, "root2" | "manager")
         }),
