@@ -2,43 +2,89 @@
 //! the workspace's `plugin` profile, in a target directory of its own (a nested cargo
 //! must not wait on the lock of the build that runs this script).
 //!
-//! Nothing is downloaded: the components come from the crates listed in `COMPONENTS`, built
-//! with the same Cargo.lock as the host.
+//! The components are the crates under `plugins/`, `tests/plugins/` and
+//! `examples/plugins/` whose `Cargo.toml` has a `[package.metadata.wharf]` table: its
+//! `kind` (driver, policy, transformer), and, for the plugins embedded in the host, the
+//! `bundle` id and the `grants` an operator may give their installations. That table is
+//! the only list of them. Nothing is downloaded: the components are built with the same
+//! Cargo.lock as the host.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// First-party plugins bundled into the host: (name, kind, package).
-const BUNDLED: &[(&str, &str, &str)] = &[
-    ("rbac", "policy", "wharf-plugin-rbac"),
-    ("echo", "driver", "wharf-plugin-echo"),
-    ("password", "driver", "wharf-plugin-password"),
-    ("template", "driver", "wharf-plugin-template"),
-    ("baseline", "transformer", "wharf-plugin-baseline"),
-    ("dns", "driver", "wharf-plugin-dns"),
-    ("volume", "driver", "wharf-plugin-volume"),
-    ("s3", "driver", "wharf-plugin-s3"),
-    ("postgres", "driver", "wharf-plugin-postgres"),
-];
+/// One component, from its crate's manifest.
+struct Component {
+    /// The crate (`wharf-plugin-rbac`).
+    package: String,
+    /// The constant naming its path (`RBAC`, `TEST_DRIVER`).
+    constant: String,
+    /// `driver`, `policy` or `transformer`.
+    kind: String,
+    /// The id it is embedded under, when it is bundled.
+    bundle: Option<String>,
+    /// What its installations may be granted (`http`, `sockets`, `directories`).
+    grants: Vec<String>,
+}
 
-/// (constant name, package) of each component to build.
-const COMPONENTS: &[(&str, &str)] = &[
-    ("RBAC", "wharf-plugin-rbac"),
-    ("ECHO", "wharf-plugin-echo"),
-    ("PASSWORD", "wharf-plugin-password"),
-    ("TEMPLATE", "wharf-plugin-template"),
-    ("BASELINE", "wharf-plugin-baseline"),
-    ("DNS", "wharf-plugin-dns"),
-    ("VOLUME", "wharf-plugin-volume"),
-    ("S3", "wharf-plugin-s3"),
-    ("POSTGRES", "wharf-plugin-postgres"),
-    ("FREEZE_WINDOW", "freeze-window"),
-    ("TEST_DRIVER", "test-driver"),
-    ("TEST_POLICY", "test-policy"),
-    ("TEST_TRANSFORMER", "test-transformer"),
-    ("TEST_HOSTILE", "test-hostile"),
-];
+/// The components of the repository, in a stable order.
+fn components(root: &Path) -> Vec<Component> {
+    let mut found = Vec::new();
+    for dir in ["plugins", "tests/plugins", "examples/plugins"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut crates: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("Cargo.toml"))
+            .filter(|p| p.exists())
+            .collect();
+        crates.sort();
+        for manifest in crates {
+            let text = std::fs::read_to_string(&manifest).expect("a crate's manifest reads");
+            let doc: toml::Table = text
+                .parse()
+                .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+            let package = &doc["package"];
+            let Some(meta) = package
+                .get("metadata")
+                .and_then(|m| m.get("wharf"))
+                .and_then(|w| w.as_table())
+            else {
+                continue;
+            };
+            let name = package["name"].as_str().expect("a package has a name");
+            let text_of = |key: &str| meta.get(key).and_then(|v| v.as_str()).map(str::to_string);
+            let kind = text_of("kind").unwrap_or_else(|| {
+                panic!("{}: metadata.wharf.kind is required", manifest.display())
+            });
+            assert!(
+                ["driver", "policy", "transformer"].contains(&kind.as_str()),
+                "{}: metadata.wharf.kind {kind:?} is not driver, policy or transformer",
+                manifest.display()
+            );
+            found.push(Component {
+                package: name.to_string(),
+                constant: name
+                    .trim_start_matches("wharf-plugin-")
+                    .replace('-', "_")
+                    .to_ascii_uppercase(),
+                kind,
+                bundle: text_of("bundle"),
+                grants: meta
+                    .get("grants")
+                    .and_then(|g| g.as_array())
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    found
+}
 
 /// Adds the `wasm32-wasip2` target when rustup manages the toolchain and the target is
 /// missing. rustup installs the targets of `rust-toolchain.toml` only when it installs
@@ -85,6 +131,7 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
+    let components = components(&root);
     let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => root.join("target"),
@@ -98,8 +145,8 @@ fn main() {
         .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
         .arg("--target-dir")
         .arg(&target_dir);
-    for (_, package) in COMPONENTS {
-        cmd.args(["-p", package]);
+    for c in &components {
+        cmd.args(["-p", &c.package]);
     }
     // Paths of this checkout and of the cargo home would end up in the components (panic
     // locations); remapping them makes a component's digest depend on its source only.
@@ -136,11 +183,13 @@ fn main() {
 
     let out_dir = target_dir.join("wasm32-wasip2/plugin");
     let mut code = String::new();
-    for (name, package) in COMPONENTS {
-        let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
+    for c in &components {
+        let file = out_dir.join(format!("{}.wasm", c.package.replace('-', "_")));
         assert!(file.exists(), "{} was not built", file.display());
         code.push_str(&format!(
-            "/// Path of the `{package}` component.\npub const {name}: &str = {:?};\n",
+            "/// Path of the `{}` component.\npub const {}: &str = {:?};\n",
+            c.package,
+            c.constant,
             file.display().to_string()
         ));
     }
@@ -149,16 +198,21 @@ fn main() {
          pub const BUNDLED: &[Bundled] = &[\n",
     );
     let version = std::env::var("CARGO_PKG_VERSION").expect("set by cargo");
-    for (name, kind, package) in BUNDLED {
-        let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
+    for c in &components {
+        let Some(name) = &c.bundle else {
+            continue;
+        };
+        let file = out_dir.join(format!("{}.wasm", c.package.replace('-', "_")));
         let bytes = std::fs::read(&file).expect("bundled component was built");
         let digest: String = Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         code.push_str(&format!(
-            "    Bundled {{ name: {name:?}, kind: {kind:?}, version: {version:?}, \
-             sha256: {digest:?}, bytes: include_bytes!({:?}) }},\n",
+            "    Bundled {{ name: {name:?}, kind: {:?}, version: {version:?}, \
+             sha256: {digest:?}, grants: &{:?}, bytes: include_bytes!({:?}) }},\n",
+            c.kind,
+            c.grants,
             file.display().to_string()
         ));
     }

@@ -96,6 +96,7 @@ fn main() {
             .map(|b| BundledPlugin {
                 id: b.name,
                 kind: b.kind,
+                grants: b.grants,
                 bytes: b.bytes,
             })
             .collect();

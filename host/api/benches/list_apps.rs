@@ -88,6 +88,7 @@ fn main() {
             .map(|b| BundledPlugin {
                 id: b.name,
                 kind: b.kind,
+                grants: b.grants,
                 bytes: b.bytes,
             })
             .collect();

@@ -95,6 +95,8 @@ pub struct BundledPlugin<'a> {
     pub id: &'a str,
     /// `driver`, `policy` or `transformer`.
     pub kind: &'a str,
+    /// What an operator may grant its installations (`http`, `sockets`, `directories`).
+    pub grants: &'a [&'a str],
     /// The component.
     pub bytes: &'a [u8],
 }
@@ -102,17 +104,19 @@ pub struct BundledPlugin<'a> {
 /// The policy installed on a new Wharf, the one that decides by roles.
 pub const RBAC: &str = "rbac";
 
-/// What a bundled plugin's manifest requests: the drivers for systems of the site
-/// (PowerDNS, S3, PostgreSQL, a volume directory) may be granted whatever origin,
-/// address or directory the operator grants their installations; the others get no
-/// network and no files.
-fn bundled_requests(id: &str) -> registry::Requested {
+/// What a bundled plugin's manifest requests: the grants its crate's metadata names
+/// (`http`, `sockets`, `directories`) may be given for whatever origin, address or
+/// directory the operator grants its installations; the others get no network and no
+/// files.
+fn bundled_requests(grants: &[&str]) -> registry::Requested {
     let mut requested = registry::Requested::default();
-    match id {
-        "dns" | "s3" => requested.grants.http = vec![registry::ANY.into()],
-        "postgres" => requested.grants.sockets = vec![registry::ANY.into()],
-        "volume" => requested.grants.directories = vec![registry::ANY.into()],
-        _ => {}
+    for grant in grants {
+        match *grant {
+            "http" => requested.grants.http = vec![registry::ANY.into()],
+            "sockets" => requested.grants.sockets = vec![registry::ANY.into()],
+            "directories" => requested.grants.directories = vec![registry::ANY.into()],
+            _ => {}
+        }
     }
     requested
 }
@@ -175,7 +179,7 @@ pub async fn start(
     let registry = Arc::new(Registry::new(runtime));
     for b in bundled {
         let kind = registry::kind(b.kind)?;
-        let requested = bundled_requests(b.id);
+        let requested = bundled_requests(b.grants);
         let loaded = registry
             .check(b.id, kind, &requested, b.bytes)
             .await

@@ -85,7 +85,7 @@ pub(crate) fn complete(openapi: &utoipa::openapi::OpenApi) -> Value {
         json!({ "get": {
             "tags": ["health"],
             "summary": "This document.",
-            "operationId": "openapi",
+            "operationId": "getOpenApiDocument",
             "responses": { "200": {
                 "description": "The OpenAPI 3.1 document of this API",
                 "content": { "application/json": { "schema": { "type": "object" } } }

@@ -80,14 +80,14 @@ fn base_document() -> OpenApi {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "health",
     responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// The process can serve: the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "health",
     responses((status = 200, description = "The store answers", body = String, content_type = "text/plain")))]
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,

@@ -44,6 +44,7 @@ fn bundled() -> Vec<BundledPlugin<'static>> {
         .map(|b| BundledPlugin {
             id: b.name,
             kind: b.kind,
+            grants: b.grants,
             bytes: b.bytes,
         })
         .collect()

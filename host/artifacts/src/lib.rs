@@ -15,6 +15,9 @@ pub struct Bundled {
     pub version: &'static str,
     /// The sha256 of the component, hex.
     pub sha256: &'static str,
+    /// What an operator may grant its installations: `http`, `sockets`, `directories`
+    /// (any origin, address or directory).
+    pub grants: &'static [&'static str],
     /// The component.
     pub bytes: &'static [u8],
 }

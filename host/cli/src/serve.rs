@@ -156,6 +156,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         .map(|b| BundledPlugin {
             id: b.name,
             kind: b.kind,
+            grants: b.grants,
             bytes: b.bytes,
         })
         .collect();

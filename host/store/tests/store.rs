@@ -48,7 +48,7 @@ async fn a_database_from_a_newer_wharf_is_refused() {
             err,
             Error::TooNew {
                 found: 99,
-                known: 7,
+                known: 8,
                 ..
             }
         ),

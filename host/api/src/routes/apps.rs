@@ -63,7 +63,7 @@ fn app_target(app: &str) -> Target {
 }
 
 /// Lists the apps the caller may see (one batch decision for all of them).
-#[utoipa::path(get, path = "/apps", tag = "apps", params(PageQuery),
+#[utoipa::path(get, path = "/apps", operation_id = "listApps", tag = "apps", params(PageQuery),
     responses((status = 200, description = "The apps the caller may see", body = [AppView])))]
 async fn list(
     State(state): State<AppState>,
@@ -90,7 +90,7 @@ async fn list(
 }
 
 /// Creates an app; its creator becomes its owner.
-#[utoipa::path(post, path = "/apps", tag = "apps", request_body = NewApp,
+#[utoipa::path(post, path = "/apps", operation_id = "createApp", tag = "apps", request_body = NewApp,
     responses((status = 201, description = "Created", body = AppView)))]
 async fn create(
     State(state): State<AppState>,
@@ -130,7 +130,7 @@ async fn create(
 }
 
 /// Shows an app.
-#[utoipa::path(get, path = "/apps/{app}", tag = "apps",
+#[utoipa::path(get, path = "/apps/{app}", operation_id = "getApp", tag = "apps",
     params(("app" = String, Path, description = "The app's id")),
     responses((status = 200, description = "The app", body = AppView)))]
 async fn show(
@@ -165,7 +165,7 @@ pub(crate) struct AppDeletion {
 /// /apps/{app}/envs/{env}` would (workloads stopped, resources deprovisioned) and
 /// authorized as such (`environments.delete` on each): 204 when nothing was left to
 /// undo, else 202 with the deletions under way, the app going with the last of them.
-#[utoipa::path(delete, path = "/apps/{app}", tag = "apps",
+#[utoipa::path(delete, path = "/apps/{app}", operation_id = "deleteApp", tag = "apps",
     params(("app" = String, Path, description = "The app's id")),
     responses((status = 204, description = "Deleted"),
               (status = 202, description = "Its environments are being deleted; it goes with the last", body = AppDeletion)))]

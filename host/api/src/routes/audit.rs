@@ -61,7 +61,7 @@ pub(crate) struct EventView {
 }
 
 /// Lists audit events, oldest first.
-#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/audit", operation_id = "listAuditEvents", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "The events", body = [EventView])))]
 async fn list(
     State(state): State<AppState>,

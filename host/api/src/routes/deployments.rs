@@ -203,7 +203,7 @@ pub(crate) struct NewDeployment {
 }
 
 /// Lists an environment's deployments, newest first.
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments", tag = "deployments",
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments", operation_id = "listDeployments", tag = "deployments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id"), PageQuery),
     responses((status = 200, description = "The deployments, newest first", body = [DeploymentView])))]
@@ -238,7 +238,7 @@ async fn list(
 
 /// Deploys a set to an environment: accepted, authorized and queued (202); the engine
 /// carries it out. Follow it at its `Location`, or at `.../events`.
-#[utoipa::path(post, path = "/apps/{app}/envs/{env}/deployments", tag = "deployments",
+#[utoipa::path(post, path = "/apps/{app}/envs/{env}/deployments", operation_id = "createDeployment", tag = "deployments",
     request_body = NewDeployment,
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id")),
@@ -550,7 +550,7 @@ async fn load(
 }
 
 /// Shows a deployment with its steps.
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments/{id}", tag = "deployments",
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments/{id}", operation_id = "getDeployment", tag = "deployments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id"),
            ("id" = i64, Path, description = "The deployment's number")),
@@ -575,11 +575,12 @@ fn number(text: &str) -> Result<i64, ApiError> {
 /// The deployment as it happens, as server-sent events: first `deployment` (the whole
 /// deployment as it is), then `step`, `resource` and `status` events as the engine
 /// writes them, until it is over.
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments/{id}/events", tag = "deployments",
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments/{id}/events", operation_id = "followDeployment", tag = "deployments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id"),
            ("id" = i64, Path, description = "The deployment's number")),
-    responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream")))]
+    responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream"),
+              (status = 429, description = "The caller follows as many streams as one principal may", body = Object, content_type = "application/problem+json")))]
 async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -695,7 +696,7 @@ async fn events(
 
 /// How the environment is doing: its current deployment, each workload on its target
 /// (and why it is not ready), each resource (and why it is not done).
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/status", tag = "deployments",
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/status", operation_id = "getEnvironmentStatus", tag = "deployments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id")),
     responses((status = 200, description = "The environment's status", body = Object)))]
@@ -740,10 +741,11 @@ pub(crate) struct LogsQuery {
 
 /// The environment's logs, as plain text, one line per line (prefixed with
 /// `[workload/container]` when several containers are read).
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/logs", tag = "deployments",
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}/logs", operation_id = "getEnvironmentLogs", tag = "deployments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id"), LogsQuery),
-    responses((status = 200, description = "Log lines", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Log lines", body = String, content_type = "text/plain"),
+              (status = 429, description = "The caller follows as many streams as one principal may (with `follow`)", body = Object, content_type = "application/problem+json")))]
 async fn logs(
     State(state): State<AppState>,
     caller: Caller,

@@ -213,7 +213,7 @@ fn type_target(env_type: &str) -> Target {
 }
 
 /// Lists the environment types.
-#[utoipa::path(get, path = "/env-types", tag = "env-types", params(PageQuery),
+#[utoipa::path(get, path = "/env-types", operation_id = "listEnvironmentTypes", tag = "env-types", params(PageQuery),
     responses((status = 200, description = "The environment types", body = [EnvTypeView])))]
 async fn list(
     State(state): State<AppState>,
@@ -234,7 +234,7 @@ async fn list(
 }
 
 /// Creates an environment type.
-#[utoipa::path(post, path = "/env-types", tag = "env-types", request_body = NewEnvType,
+#[utoipa::path(post, path = "/env-types", operation_id = "createEnvironmentType", tag = "env-types", request_body = NewEnvType,
     responses((status = 201, description = "Created", body = EnvTypeView)))]
 async fn create(
     State(state): State<AppState>,
@@ -276,7 +276,7 @@ async fn create(
 }
 
 /// Shows an environment type.
-#[utoipa::path(get, path = "/env-types/{env_type}", tag = "env-types",
+#[utoipa::path(get, path = "/env-types/{env_type}", operation_id = "getEnvironmentType", tag = "env-types",
     params(("env_type" = String, Path, description = "The environment type's id")),
     responses((status = 200, description = "The environment type", body = EnvTypeView)))]
 async fn show(
@@ -299,7 +299,7 @@ async fn show(
 
 /// Replaces the settings of an environment type; its environments' next deployments use
 /// them.
-#[utoipa::path(put, path = "/env-types/{env_type}", tag = "env-types", request_body = EnvTypeSettings,
+#[utoipa::path(put, path = "/env-types/{env_type}", operation_id = "replaceEnvironmentType", tag = "env-types", request_body = EnvTypeSettings,
     params(("env_type" = String, Path, description = "The environment type's id")),
     responses((status = 200, description = "The environment type", body = EnvTypeView)))]
 async fn replace(
@@ -347,7 +347,7 @@ async fn replace(
 }
 
 /// Deletes an environment type no environment uses.
-#[utoipa::path(delete, path = "/env-types/{env_type}", tag = "env-types",
+#[utoipa::path(delete, path = "/env-types/{env_type}", operation_id = "deleteEnvironmentType", tag = "env-types",
     params(("env_type" = String, Path, description = "The environment type's id")),
     responses((status = 204, description = "Deleted")))]
 async fn remove(

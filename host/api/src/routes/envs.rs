@@ -74,7 +74,7 @@ fn target(app: &str, env: Option<&str>, env_type: Option<&str>) -> Target {
 }
 
 /// Lists the environments of an app.
-#[utoipa::path(get, path = "/apps/{app}/envs", tag = "environments",
+#[utoipa::path(get, path = "/apps/{app}/envs", operation_id = "listEnvironments", tag = "environments",
     params(("app" = String, Path, description = "The app's id"), PageQuery),
     responses((status = 200, description = "The app's environments", body = [EnvView])))]
 async fn list(
@@ -108,7 +108,7 @@ async fn list(
 }
 
 /// Creates an environment of an existing type.
-#[utoipa::path(post, path = "/apps/{app}/envs", tag = "environments", request_body = NewEnv,
+#[utoipa::path(post, path = "/apps/{app}/envs", operation_id = "createEnvironment", tag = "environments", request_body = NewEnv,
     params(("app" = String, Path, description = "The app's id")),
     responses((status = 201, description = "Created", body = EnvView)))]
 async fn create(
@@ -268,7 +268,7 @@ async fn load(state: &AppState, app: &str, env: &str) -> Result<envs::Environmen
 }
 
 /// Shows an environment.
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}", tag = "environments",
+#[utoipa::path(get, path = "/apps/{app}/envs/{env}", operation_id = "getEnvironment", tag = "environments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id")),
     responses((status = 200, description = "The environment", body = EnvView)))]
@@ -288,7 +288,7 @@ async fn show(
 /// Deletes an environment: its workloads are stopped and its resources deprovisioned (in
 /// reverse dependency order) by a deletion the engine carries out, 202 with it; an
 /// environment that was never deployed is deleted at once, 204.
-#[utoipa::path(delete, path = "/apps/{app}/envs/{env}", tag = "environments",
+#[utoipa::path(delete, path = "/apps/{app}/envs/{env}", operation_id = "deleteEnvironment", tag = "environments",
     params(("app" = String, Path, description = "The app's id"),
            ("env" = String, Path, description = "The environment's id")),
     responses((status = 202, description = "Being deleted; follow the deletion"),

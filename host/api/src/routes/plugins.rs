@@ -92,7 +92,7 @@ fn object(what: &str, id: &str) -> Target {
 }
 
 /// Lists the uploaded plugins.
-#[utoipa::path(get, path = "/plugins", tag = "plugins", params(PageQuery),
+#[utoipa::path(get, path = "/plugins", operation_id = "listPlugins", tag = "plugins", params(PageQuery),
     responses((status = 200, description = "The plugins", body = [PluginView])))]
 async fn list(
     State(state): State<AppState>,
@@ -153,7 +153,7 @@ fn list_param(text: &Option<String>) -> Vec<String> {
 
 /// Uploads a component (the body, `application/wasm`) with its manifest (the query). It
 /// is checked, not installed: install it next.
-#[utoipa::path(post, path = "/plugins", tag = "plugins", params(UploadQuery),
+#[utoipa::path(post, path = "/plugins", operation_id = "uploadPlugin", tag = "plugins", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm",
                  description = "The WebAssembly component"),
     responses((status = 201, description = "Uploaded", body = PluginView)))]
@@ -250,7 +250,7 @@ pub(crate) async fn describe(plugin: &Plugin) -> Result<Value, ApiError> {
 }
 
 /// Shows a plugin: its metadata, world, digest and requested capabilities.
-#[utoipa::path(get, path = "/plugins/{plugin}", tag = "plugins",
+#[utoipa::path(get, path = "/plugins/{plugin}", operation_id = "getPlugin", tag = "plugins",
     params(("plugin" = String, Path, description = "The plugin's id")),
     responses((status = 200, description = "The plugin", body = PluginView)))]
 async fn show(
@@ -272,7 +272,7 @@ async fn show(
 }
 
 /// Deletes a plugin no installation uses.
-#[utoipa::path(delete, path = "/plugins/{plugin}", tag = "plugins",
+#[utoipa::path(delete, path = "/plugins/{plugin}", operation_id = "deletePlugin", tag = "plugins",
     params(("plugin" = String, Path, description = "The plugin's id")),
     responses((status = 204, description = "Deleted")))]
 async fn remove(
@@ -380,7 +380,7 @@ fn installations_with_kind(
 }
 
 /// Lists the installations, in chain order.
-#[utoipa::path(get, path = "/plugin-installations", tag = "plugins", params(PageQuery),
+#[utoipa::path(get, path = "/plugin-installations", operation_id = "listInstallations", tag = "plugins", params(PageQuery),
     responses((status = 200, description = "The installations", body = [InstallationView])))]
 async fn list_installations(
     State(state): State<AppState>,
@@ -552,7 +552,7 @@ async fn trial(
 
 /// Installs a plugin: validates its configuration with the plugin, grants capabilities,
 /// and (for a policy) adds it to the chain at once.
-#[utoipa::path(post, path = "/plugin-installations", tag = "plugins",
+#[utoipa::path(post, path = "/plugin-installations", operation_id = "createInstallation", tag = "plugins",
     request_body = NewInstallation,
     responses((status = 201, description = "Installed", body = InstallationView)))]
 async fn install(
@@ -661,7 +661,7 @@ async fn load_installation(
 }
 
 /// Shows an installation; its `ETag` is its revision.
-#[utoipa::path(get, path = "/plugin-installations/{installation}", tag = "plugins",
+#[utoipa::path(get, path = "/plugin-installations/{installation}", operation_id = "getInstallation", tag = "plugins",
     params(("installation" = String, Path, description = "The installation's id")),
     responses((status = 200, description = "The installation", body = InstallationView,
                headers(("ETag" = String, description = "The revision, for If-Match")))))]
@@ -719,7 +719,7 @@ fn keep_a_policy(
 
 /// Changes an installation: configuration, grants, enabled, position. Send the `ETag`
 /// you read as `If-Match` so that a concurrent change is not overwritten.
-#[utoipa::path(patch, path = "/plugin-installations/{installation}", tag = "plugins",
+#[utoipa::path(patch, path = "/plugin-installations/{installation}", operation_id = "updateInstallation", tag = "plugins",
     params(("installation" = String, Path, description = "The installation's id"),
            ("If-Match" = Option<String>, Header, description = "The ETag last read")),
     request_body = InstallationChange,
@@ -827,7 +827,7 @@ async fn update_installation(
 }
 
 /// Uninstalls: removes it from its chain; refused while a resource definition uses it.
-#[utoipa::path(delete, path = "/plugin-installations/{installation}", tag = "plugins",
+#[utoipa::path(delete, path = "/plugin-installations/{installation}", operation_id = "deleteInstallation", tag = "plugins",
     params(("installation" = String, Path, description = "The installation's id")),
     responses((status = 204, description = "Uninstalled")))]
 async fn uninstall(

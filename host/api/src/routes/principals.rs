@@ -118,7 +118,7 @@ async fn create_principal(
 }
 
 /// Lists the users.
-#[utoipa::path(get, path = "/users", tag = "principals", params(PageQuery),
+#[utoipa::path(get, path = "/users", operation_id = "listUsers", tag = "principals", params(PageQuery),
     responses((status = 200, description = "The users", body = [UserView])))]
 async fn list_users(
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ async fn list_users(
 }
 
 /// Creates a user (with no roles; bind some next).
-#[utoipa::path(post, path = "/users", tag = "principals", request_body = NewUser,
+#[utoipa::path(post, path = "/users", operation_id = "createUser", tag = "principals", request_body = NewUser,
     responses((status = 201, description = "Created", body = UserView)))]
 async fn create_user(
     State(state): State<AppState>,
@@ -148,7 +148,7 @@ async fn create_user(
 }
 
 /// Lists the service accounts.
-#[utoipa::path(get, path = "/service-accounts", tag = "principals", params(PageQuery),
+#[utoipa::path(get, path = "/service-accounts", operation_id = "listServiceAccounts", tag = "principals", params(PageQuery),
     responses((status = 200, description = "The service accounts", body = [UserView])))]
 async fn list_service_accounts(
     State(state): State<AppState>,
@@ -167,7 +167,7 @@ async fn list_service_accounts(
 }
 
 /// Creates a service account (for CI jobs; give it a token and roles next).
-#[utoipa::path(post, path = "/service-accounts", tag = "principals", request_body = NewUser,
+#[utoipa::path(post, path = "/service-accounts", operation_id = "createServiceAccount", tag = "principals", request_body = NewUser,
     responses((status = 201, description = "Created", body = UserView)))]
 async fn create_service_account(
     State(state): State<AppState>,
@@ -185,7 +185,7 @@ async fn create_service_account(
 }
 
 /// Shows a user.
-#[utoipa::path(get, path = "/users/{user}", tag = "principals",
+#[utoipa::path(get, path = "/users/{user}", operation_id = "getUser", tag = "principals",
     params(("user" = String, Path, description = "The user's id")),
     responses((status = 200, description = "The user", body = UserView)))]
 async fn show_user(
@@ -285,7 +285,7 @@ fn action(binding: &Binding, verb: &str) -> (String, Target) {
 }
 
 /// Lists the role bindings of a principal.
-#[utoipa::path(get, path = "/users/{user}/role-bindings", tag = "principals",
+#[utoipa::path(get, path = "/users/{user}/role-bindings", operation_id = "listRoleBindings", tag = "principals",
     params(("user" = String, Path, description = "The principal's id (user or service account)")),
     responses((status = 200, description = "Its role bindings", body = [Binding])))]
 async fn list_bindings(
@@ -325,7 +325,7 @@ async fn list_bindings(
 }
 
 /// Grants a role.
-#[utoipa::path(post, path = "/role-bindings", tag = "principals", request_body = Binding,
+#[utoipa::path(post, path = "/role-bindings", operation_id = "createRoleBinding", tag = "principals", request_body = Binding,
     responses((status = 201, description = "Granted", body = Binding)))]
 async fn bind(
     State(state): State<AppState>,
@@ -390,7 +390,7 @@ fn parse_scope(text: &str) -> Result<Scope, ApiError> {
 }
 
 /// Revokes a role.
-#[utoipa::path(delete, path = "/role-bindings", tag = "principals", params(BindingQuery),
+#[utoipa::path(delete, path = "/role-bindings", operation_id = "deleteRoleBinding", tag = "principals", params(BindingQuery),
     responses((status = 204, description = "Revoked")))]
 async fn unbind(
     State(state): State<AppState>,
@@ -487,7 +487,7 @@ pub(crate) struct TokenView {
 }
 
 /// Lists a principal's tokens.
-#[utoipa::path(get, path = "/principals/{principal}/tokens", tag = "principals",
+#[utoipa::path(get, path = "/principals/{principal}/tokens", operation_id = "listTokens", tag = "principals",
     params(("principal" = String, Path, description = "The principal's id")),
     responses((status = 200, description = "Its tokens", body = [TokenView])))]
 async fn list_tokens(
@@ -568,7 +568,7 @@ fn token_expiry(
 
 /// Creates a token; its secret is in this response only. It never outlives the token that
 /// makes it, nor the server's longest lifetime.
-#[utoipa::path(post, path = "/principals/{principal}/tokens", tag = "principals",
+#[utoipa::path(post, path = "/principals/{principal}/tokens", operation_id = "createToken", tag = "principals",
     params(("principal" = String, Path, description = "The principal's id")),
     request_body(content = Option<NewToken>, description = "Leave it out for the longest lifetime allowed"),
     responses((status = 201, description = "Created", body = CreatedToken)))]
@@ -617,7 +617,7 @@ async fn create_token(
 }
 
 /// Revokes a token.
-#[utoipa::path(delete, path = "/principals/{principal}/tokens/{token}", tag = "principals",
+#[utoipa::path(delete, path = "/principals/{principal}/tokens/{token}", operation_id = "revokeToken", tag = "principals",
     params(("principal" = String, Path, description = "The principal's id"),
            ("token" = String, Path, description = "The token's id")),
     responses((status = 204, description = "Revoked")))]

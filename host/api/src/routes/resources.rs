@@ -79,7 +79,7 @@ impl From<ResourceType> for ResourceTypeView {
 }
 
 /// Lists the resource types.
-#[utoipa::path(get, path = "/resource-types", tag = "resources", params(PageQuery),
+#[utoipa::path(get, path = "/resource-types", operation_id = "listResourceTypes", tag = "resources", params(PageQuery),
     responses((status = 200, description = "The resource types", body = [ResourceTypeView])))]
 async fn list_types(
     State(state): State<AppState>,
@@ -100,7 +100,7 @@ async fn list_types(
 }
 
 /// Creates a resource type.
-#[utoipa::path(post, path = "/resource-types", tag = "resources", request_body = ResourceTypeView,
+#[utoipa::path(post, path = "/resource-types", operation_id = "createResourceType", tag = "resources", request_body = ResourceTypeView,
     responses((status = 201, description = "Created", body = ResourceTypeView)))]
 async fn create_type(
     State(state): State<AppState>,
@@ -146,7 +146,7 @@ async fn create_type(
 }
 
 /// Shows a resource type.
-#[utoipa::path(get, path = "/resource-types/{resource_type}", tag = "resources",
+#[utoipa::path(get, path = "/resource-types/{resource_type}", operation_id = "getResourceType", tag = "resources",
     params(("resource_type" = String, Path, description = "The resource type's id")),
     responses((status = 200, description = "The resource type", body = ResourceTypeView)))]
 async fn show_type(
@@ -172,7 +172,7 @@ async fn show_type(
 }
 
 /// Deletes a resource type no definition provisions.
-#[utoipa::path(delete, path = "/resource-types/{resource_type}", tag = "resources",
+#[utoipa::path(delete, path = "/resource-types/{resource_type}", operation_id = "deleteResourceType", tag = "resources",
     params(("resource_type" = String, Path, description = "The resource type's id")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_type(
@@ -326,7 +326,7 @@ fn criteria(d: &Definition) -> Vec<Criterion> {
 }
 
 /// Lists the resource definitions.
-#[utoipa::path(get, path = "/resource-definitions", tag = "resources", params(PageQuery),
+#[utoipa::path(get, path = "/resource-definitions", operation_id = "listResourceDefinitions", tag = "resources", params(PageQuery),
     responses((status = 200, description = "The definitions", body = [DefinitionView])))]
 async fn list_definitions(
     State(state): State<AppState>,
@@ -485,7 +485,7 @@ fn check_definition(
 }
 
 /// Creates a resource definition (version 1).
-#[utoipa::path(post, path = "/resource-definitions", tag = "resources",
+#[utoipa::path(post, path = "/resource-definitions", operation_id = "createResourceDefinition", tag = "resources",
     request_body = DefinitionRequest,
     responses((status = 201, description = "Created", body = DefinitionView,
                headers(("ETag" = String, description = "The version")))))]
@@ -538,7 +538,7 @@ async fn create_definition(
 }
 
 /// Shows a resource definition; its `ETag` is its version.
-#[utoipa::path(get, path = "/resource-definitions/{definition}", tag = "resources",
+#[utoipa::path(get, path = "/resource-definitions/{definition}", operation_id = "getResourceDefinition", tag = "resources",
     params(("definition" = String, Path, description = "The definition's id")),
     responses((status = 200, description = "The definition", body = DefinitionView,
                headers(("ETag" = String, description = "The version, for If-Match")))))]
@@ -566,7 +566,7 @@ async fn show_definition(
 
 /// Replaces a resource definition with a new version. Send the `ETag` you read as
 /// `If-Match` so that a concurrent change is not overwritten.
-#[utoipa::path(put, path = "/resource-definitions/{definition}", tag = "resources",
+#[utoipa::path(put, path = "/resource-definitions/{definition}", operation_id = "replaceResourceDefinition", tag = "resources",
     params(("definition" = String, Path, description = "The definition's id"),
            ("If-Match" = Option<String>, Header, description = "The ETag last read")),
     request_body = DefinitionRequest,
@@ -637,7 +637,7 @@ async fn replace_definition(
 }
 
 /// Deletes a resource definition and its history.
-#[utoipa::path(delete, path = "/resource-definitions/{definition}", tag = "resources",
+#[utoipa::path(delete, path = "/resource-definitions/{definition}", operation_id = "deleteResourceDefinition", tag = "resources",
     params(("definition" = String, Path, description = "The definition's id")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_definition(
@@ -679,7 +679,7 @@ pub(crate) struct VersionView {
 }
 
 /// Lists every version of a definition, oldest first.
-#[utoipa::path(get, path = "/resource-definitions/{definition}/versions", tag = "resources",
+#[utoipa::path(get, path = "/resource-definitions/{definition}/versions", operation_id = "listResourceDefinitionVersions", tag = "resources",
     params(("definition" = String, Path, description = "The definition's id")),
     responses((status = 200, description = "Its versions", body = [VersionView])))]
 async fn definition_versions(
@@ -768,7 +768,7 @@ pub(crate) struct MatchView {
 
 /// Says which definition a context would use and why; no match and ambiguous matches
 /// are errors that name the candidates.
-#[utoipa::path(post, path = "/resource-definitions/match", tag = "resources",
+#[utoipa::path(post, path = "/resource-definitions/match", operation_id = "matchResourceDefinition", tag = "resources",
     request_body = MatchRequest,
     responses((status = 200, description = "The definition chosen", body = MatchView)))]
 async fn match_definition(

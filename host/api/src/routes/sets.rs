@@ -76,7 +76,7 @@ fn view(s: sets::StoredSet) -> SetView {
 }
 
 /// Lists an app's sets, oldest first.
-#[utoipa::path(get, path = "/apps/{app}/sets", tag = "sets",
+#[utoipa::path(get, path = "/apps/{app}/sets", operation_id = "listSets", tag = "sets",
     params(("app" = String, Path, description = "The app's id"), PageQuery),
     responses((status = 200, description = "The app's sets", body = [SetSummary])))]
 async fn list(
@@ -204,7 +204,7 @@ async fn store(
 }
 
 /// Creates a set from Score documents; the same workloads give the same set (200).
-#[utoipa::path(post, path = "/apps/{app}/sets", tag = "sets", request_body = NewSet,
+#[utoipa::path(post, path = "/apps/{app}/sets", operation_id = "createSet", tag = "sets", request_body = NewSet,
     params(("app" = String, Path, description = "The app's id")),
     responses((status = 201, description = "A new set", body = SetView),
               (status = 200, description = "The app has this set already", body = SetView)))]
@@ -243,7 +243,7 @@ async fn load(state: &AppState, app: &str, set: &str) -> Result<sets::StoredSet,
 }
 
 /// Shows a set.
-#[utoipa::path(get, path = "/apps/{app}/sets/{set}", tag = "sets",
+#[utoipa::path(get, path = "/apps/{app}/sets/{set}", operation_id = "getSet", tag = "sets",
     params(("app" = String, Path, description = "The app's id"),
            ("set" = String, Path, description = "The set's id")),
     responses((status = 200, description = "The set", body = SetView)))]
@@ -262,7 +262,7 @@ async fn show(
 
 /// Applies a delta (a JSON Patch on the set's JSON, `{"workloads": {NAME: ...}}`) and
 /// stores the result as a set; the original is unchanged.
-#[utoipa::path(post, path = "/apps/{app}/sets/{set}/deltas", tag = "sets",
+#[utoipa::path(post, path = "/apps/{app}/sets/{set}/deltas", operation_id = "createSetFromDelta", tag = "sets",
     params(("app" = String, Path, description = "The app's id"),
            ("set" = String, Path, description = "The set the delta applies to")),
     request_body(content = Vec<Object>, description = "RFC 6902 JSON Patch operations"),
@@ -310,7 +310,7 @@ pub(crate) struct DiffQuery {
 }
 
 /// The delta (JSON Patch) that turns this set into another.
-#[utoipa::path(get, path = "/apps/{app}/sets/{set}/diff", tag = "sets",
+#[utoipa::path(get, path = "/apps/{app}/sets/{set}/diff", operation_id = "diffSets", tag = "sets",
     params(("app" = String, Path, description = "The app's id"),
            ("set" = String, Path, description = "The set to start from"), DiffQuery),
     responses((status = 200, description = "RFC 6902 operations", body = Vec<Object>)))]

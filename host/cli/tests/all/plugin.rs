@@ -196,7 +196,7 @@ fn a_bundled_plugin_can_be_called_by_name() {
         &["plugin", "check", "bundled:nope", "--kind", "policy"],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no bundled plugin \"nope\"; bundled: rbac, echo"));
+    assert!(text(&out.stderr).contains("no bundled plugin \"nope\"; bundled: baseline, dns, echo"));
 }
 
 #[test]

@@ -590,6 +590,9 @@ mod rbac_table {
                     ask("manager", "tokens.create", "developer", false),
                     ask("manager", "tokens.delete", "admin", true),
                     ask("admin", "tokens.delete", "root", true),
+                    ask("manager", "tokens.delete", "developer", false),
+                    ask("admin", "tokens.create", "developer", false),
+                    ask("admin", "tokens.create", "root", true),
                 ],
             )
             .await
@@ -602,14 +605,28 @@ mod rbac_table {
         );
         assert_eq!(
             decisions[2],
-            Decision::Deny("tokens.create needs the org role manager (or higher)".into())
+            Decision::Deny("tokens.create needs the org role admin (or higher)".into())
         );
-        assert_eq!(decisions[3], Decision::Allow);
+        assert_eq!(
+            decisions[3],
+            Decision::Deny("tokens.create needs the org role admin (or higher)".into()),
+            "a manager makes no token for another"
+        );
         assert_eq!(
             decisions[4],
             Decision::Deny("tokens.delete needs the org role admin (or higher)".into())
         );
         assert_eq!(decisions[5], Decision::Allow);
+        assert_eq!(decisions[6], Decision::Allow, "a manager revokes another's");
+        assert_eq!(decisions[7], Decision::Allow, "an admin makes another's");
+        assert_eq!(
+            decisions[8],
+            Decision::Deny(
+                "tokens.create: no one may make a token for another admin; they make their own"
+                    .into()
+            ),
+            "not even an admin, for another admin"
+        );
     }
 
     #[tokio::test]
