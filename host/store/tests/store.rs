@@ -55,7 +55,7 @@ async fn a_database_from_a_newer_wharf_is_refused() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("newer than this Wharf knows (7)"),
+        err.to_string().contains("newer than this Wharf knows (8)"),
         "{err}"
     );
 }
