@@ -23,7 +23,7 @@ use tower::ServiceExt;
 use wharf_api::{AppState, BundledPlugin, router, start};
 use wharf_engine::pipeline::What;
 use wharf_plugins::{Runtime, RuntimeConfig};
-use wharf_store::Store;
+use wharf_store::{Store, deployments};
 
 async fn send(state: &AppState, token: &str, method: &str, path: &str, body: Value) -> Value {
     let request = Request::builder()
@@ -225,19 +225,21 @@ fn main() {
         }
         // Thousands of events: the store says when all are over.
         loop {
-            let (over, failed): (i64, i64) = store
-                .call(|conn| {
-                    Ok(conn.query_row(
-                        "SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM deployments
-                          WHERE env <> 'one' AND status IN ('succeeded', 'failed')",
-                        [],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )?)
+            let (over, failed): (usize, usize) = store
+                .call(move |tx| {
+                    let (mut over, mut failed) = (0, 0);
+                    for i in 0..envs {
+                        for d in deployments::list(tx, "shop", &format!("e{i}"))? {
+                            over += usize::from(d.status.is_final());
+                            failed += usize::from(d.status == deployments::Status::Failed);
+                        }
+                    }
+                    Ok((over, failed))
                 })
                 .await
                 .unwrap();
             assert_eq!(failed, 0, "a deployment failed");
-            if over as usize == envs {
+            if over == envs {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

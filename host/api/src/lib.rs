@@ -153,12 +153,7 @@ async fn seal_installation_secrets(
     if !sealed.is_empty() {
         // The old text is overwritten in the file (secure_delete); the write-ahead log,
         // which may hold earlier pages with it, is emptied into the file.
-        store
-            .call(|conn| {
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-                Ok(())
-            })
-            .await?;
+        store.checkpoint().await?;
         tracing::info!(installations = ?sealed, "sealed the secrets of driver installations");
     }
     Ok(())

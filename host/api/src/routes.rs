@@ -345,7 +345,7 @@ pub(crate) fn check_version(
 
 /// Appends an audit event; call it inside the transaction that makes the change.
 pub(crate) fn audit(
-    conn: &wharf_store::rusqlite::Connection,
+    conn: &wharf_store::Tx<'_>,
     principal: &str,
     action: &str,
     target: String,
@@ -373,9 +373,7 @@ pub(crate) async fn delete_audited(
     action: &'static str,
     target: String,
     what: String,
-    delete: impl FnOnce(&wharf_store::rusqlite::Connection) -> Result<bool, wharf_store::Error>
-    + Send
-    + 'static,
+    delete: impl FnOnce(&wharf_store::Tx<'_>) -> Result<bool, wharf_store::Error> + Send + 'static,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let principal = principal.to_string();
     let deleted = state

@@ -138,6 +138,20 @@ impl Api {
 
     /// A user with the given bindings and a token for it.
     async fn user(&self, id: &str, bindings: &[(Scope, &str)]) -> String {
+        self.user_with(id, bindings, None).await
+    }
+
+    /// [`Api::user`], with a token that expired at `expired_at` (Unix seconds).
+    async fn user_expiring(&self, id: &str, bindings: &[(Scope, &str)], expired_at: i64) -> String {
+        self.user_with(id, bindings, Some(expired_at)).await
+    }
+
+    async fn user_with(
+        &self,
+        id: &str,
+        bindings: &[(Scope, &str)],
+        expires_at: Option<i64>,
+    ) -> String {
         let token = auth::new_token();
         let (id, hash, token_id) = (id.to_string(), token.hash.clone(), token.id.clone());
         let bindings: Vec<(Scope, String)> = bindings
@@ -151,7 +165,7 @@ impl Api {
                 for (scope, role) in &bindings {
                     wharf_store::auth::bind_role(tx, &id, scope, role)?;
                 }
-                wharf_store::auth::create_token(tx, &token_id, &id, &hash, 1, None)
+                wharf_store::auth::create_token(tx, &token_id, &id, &hash, 1, expires_at)
             })
             .await
             .unwrap();

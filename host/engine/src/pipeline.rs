@@ -283,11 +283,7 @@ impl Engine {
         if !restored.is_empty() {
             tracing::info!(environments = restored.len(), "local processes restarted");
         }
-        let pending = self
-            .inner
-            .store
-            .call(|conn| deployments::pending(conn))
-            .await?;
+        let pending = self.inner.store.call(deployments::pending).await?;
         for (app, env) in pending {
             tracing::info!(app = %app, env = %env, "resuming deployments");
             self.wake(&app, &env);
@@ -441,14 +437,13 @@ impl Inner {
         });
     }
 
+    /// Runs `f` in one transaction of the store.
     async fn store<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut wharf_store::rusqlite::Connection) -> Result<R, wharf_store::Error>
-        + Send
-        + 'static,
+        f: impl FnOnce(&wharf_store::Tx<'_>) -> Result<R, wharf_store::Error> + Send + 'static,
     ) -> Result<R, StepError> {
         self.store
-            .call(f)
+            .transaction(f)
             .await
             .map_err(|e| failure("store", "", format!("the store failed: {e}")))
     }
@@ -548,15 +543,13 @@ impl Run<'_> {
         let written = steps.clone();
         let status = end.clone();
         self.inner
-            .store(move |conn| {
-                let tx = conn.transaction()?;
+            .store(move |tx| {
                 for (p, step) in &written {
-                    deployments::set_step(&tx, &app, &env, id, *p, step)?;
+                    deployments::set_step(tx, &app, &env, id, *p, step)?;
                 }
                 if let Some((status, error)) = status {
-                    deployments::set_status(&tx, &app, &env, id, status, error.as_ref(), now_ms())?;
+                    deployments::set_status(tx, &app, &env, id, status, error.as_ref(), now_ms())?;
                 }
-                tx.commit()?;
                 Ok(())
             })
             .await?;
@@ -1379,14 +1372,13 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
         detail: json!({ "deployment": run.d.id, "deprovisioned": gone, "orphaned": orphaned }),
     };
     run.inner
-        .store(move |conn| {
-            let tx = conn.transaction()?;
-            envs::delete(&tx, &app, &env)?;
-            wharf_store::audit::record(&tx, &event)?;
+        .store(move |tx| {
+            envs::delete(tx, &app, &env)?;
+            wharf_store::audit::record(tx, &event)?;
             // An app being deleted goes with its last environment.
-            if wharf_store::apps::delete_if_done(&tx, &app)? {
+            if wharf_store::apps::delete_if_done(tx, &app)? {
                 wharf_store::audit::record(
-                    &tx,
+                    tx,
                     &wharf_store::audit::Event {
                         action: "apps.deleted".into(),
                         target: format!("app:{app}"),
@@ -1395,7 +1387,6 @@ async fn delete(run: &mut Run<'_>) -> Result<(), Failed> {
                     },
                 )?;
             }
-            tx.commit()?;
             Ok(())
         })
         .await

@@ -8,6 +8,8 @@ use wharf_core::score::load;
 use wharf_core::score::resolve::Outputs;
 use wharf_engine::render::{Context, kubernetes, to_yaml};
 
+#[path = "engine/fixtures.rs"]
+mod fixtures;
 #[path = "engine/pipeline.rs"]
 mod pipeline;
 #[path = "engine/process.rs"]
@@ -509,12 +511,9 @@ mod provision {
         let store = wharf_store::Store::open_in_memory().await.unwrap();
         store
             .transaction(|tx| {
-                tx.execute_batch(
-                    "INSERT INTO apps (id, name, created_at, created_by) VALUES ('shop', 'shop', 1, 'admin');
-                     INSERT INTO env_types (id, target, created_at) VALUES ('development', '{}', 1);
-                     INSERT INTO environments (app, id, env_type, created_at, created_by) VALUES ('shop', 'dev', 'development', 1, 'admin');",
-                )?;
-                Ok(())
+                crate::fixtures::app(tx, "shop")?;
+                crate::fixtures::env_type(tx, "development", json!({}))?;
+                crate::fixtures::environment(tx, "shop", "dev", "development")
             })
             .await
             .unwrap();
@@ -564,9 +563,11 @@ mod provision {
         assert_eq!(records[0].outputs["host"], "web.db.local");
         assert_eq!(records[0].deployment, 1);
         assert_eq!(records[0].definition, "def");
+        let uid = records[0].uid.clone();
         let raw: Vec<u8> = store
-            .call(|conn| Ok(conn.query_row("SELECT secrets FROM provisioned", [], |r| r.get(0))?))
+            .call(move |tx| provisioned::stored_secrets(tx, "shop", "dev", &uid))
             .await
+            .unwrap()
             .unwrap();
         assert!(
             !raw.windows(8).any(|w| w == b"password"),

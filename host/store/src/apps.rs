@@ -1,7 +1,8 @@
 //! Applications.
 
+use crate::Tx;
 use crate::{Error, is_conflict};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use wharf_core::Id;
 
 /// An application.
@@ -36,7 +37,8 @@ fn app((id, name, created_at, created_by, status): Row) -> Result<App, Error> {
 }
 
 /// Creates an app; [`Error::Conflict`] when the id is taken.
-pub fn create(conn: &Connection, app: &App) -> Result<(), Error> {
+pub fn create(tx: &Tx<'_>, app: &App) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO apps (id, name, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
         params![app.id.as_str(), app.name, app.created_at, app.created_by],
@@ -52,7 +54,8 @@ pub fn create(conn: &Connection, app: &App) -> Result<(), Error> {
 }
 
 /// The app with `id`, if any.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<App>, Error> {
+pub fn get(tx: &Tx<'_>, id: &str) -> Result<Option<App>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         "SELECT id, name, created_at, created_by, status FROM apps WHERE id = ?1",
         [id],
@@ -64,7 +67,8 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<App>, Error> {
 }
 
 /// Every app, by id.
-pub fn list(conn: &Connection) -> Result<Vec<App>, Error> {
+pub fn list(tx: &Tx<'_>) -> Result<Vec<App>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn
         .prepare_cached("SELECT id, name, created_at, created_by, status FROM apps ORDER BY id")?;
     let rows = stmt.query_map([], from_row)?;
@@ -72,28 +76,31 @@ pub fn list(conn: &Connection) -> Result<Vec<App>, Error> {
 }
 
 /// Marks an app as being deleted; true when it exists.
-pub fn mark_deleting(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn mark_deleting(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.execute("UPDATE apps SET status = 'deleting' WHERE id = ?1", [id])? == 1)
 }
 
 /// Deletes an app that is being deleted once it has no environment left; true when it
 /// went. Run it in the transaction that deleted its last environment.
-pub fn delete_if_done(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn delete_if_done(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     let left: i64 = conn.query_row(
         "SELECT count(*) FROM environments WHERE app = ?1",
         [id],
         |r| r.get(0),
     )?;
-    let deleting = get(conn, id)?.is_some_and(|a| a.deleting);
+    let deleting = get(tx, id)?.is_some_and(|a| a.deleting);
     if left > 0 || !deleting {
         return Ok(false);
     }
-    delete(conn, id)
+    delete(tx, id)
 }
 
 /// Deletes an app and the role bindings on it; true when it existed. Run it in a
 /// transaction.
-pub fn delete(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn delete(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     conn.execute(
         "DELETE FROM role_bindings WHERE scope_kind = 'app' AND scope_id = ?1",
         [id],

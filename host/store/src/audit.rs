@@ -1,7 +1,8 @@
 //! The audit log: who did what to what, and when. Append-only.
 
 use crate::Error;
-use rusqlite::{Connection, params};
+use crate::Tx;
+use rusqlite::params;
 use serde_json::Value;
 
 /// One audited action.
@@ -23,7 +24,8 @@ pub struct Event {
 
 /// Appends an event; call it in the transaction that makes the change, so that the log and
 /// the state cannot disagree.
-pub fn record(conn: &Connection, e: &Event) -> Result<i64, Error> {
+pub fn record(tx: &Tx<'_>, e: &Event) -> Result<i64, Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO audit (at, principal, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![e.at, e.principal, e.action, e.target, e.detail.to_string()],
@@ -59,7 +61,8 @@ fn like_prefix(text: &str) -> String {
 }
 
 /// The events matching `f`, oldest first.
-pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<Event>, Error> {
+pub fn list(tx: &Tx<'_>, f: &Filter) -> Result<Vec<Event>, Error> {
+    let conn = tx.conn();
     let pattern = |value: &Option<String>, prefix: &[char]| {
         value.as_ref().map(|v| {
             if v.ends_with(prefix) {

@@ -1,7 +1,8 @@
 //! Principals, API tokens and role bindings.
 
+use crate::Tx;
 use crate::{Error, is_conflict};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use wharf_core::Id;
 use wharf_core::roles::Scope;
 
@@ -26,12 +27,14 @@ pub enum TokenStatus {
 }
 
 /// How many principals exist (none means the store is new: time for the bootstrap token).
-pub fn count_principals(conn: &Connection) -> Result<i64, Error> {
+pub fn count_principals(tx: &Tx<'_>) -> Result<i64, Error> {
+    let conn = tx.conn();
     Ok(conn.query_row("SELECT count(*) FROM principals", [], |r| r.get(0))?)
 }
 
 /// Creates a principal.
-pub fn create_principal(conn: &Connection, id: &str, kind: &str, now: i64) -> Result<(), Error> {
+pub fn create_principal(tx: &Tx<'_>, id: &str, kind: &str, now: i64) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO principals (id, kind, created_at) VALUES (?1, ?2, ?3)",
         params![id, kind, now],
@@ -48,13 +51,14 @@ pub fn create_principal(conn: &Connection, id: &str, kind: &str, now: i64) -> Re
 
 /// Stores a token by the sha256 of its secret; the secret itself is never stored.
 pub fn create_token(
-    conn: &Connection,
+    tx: &Tx<'_>,
     id: &str,
     principal: &str,
     hash: &str,
     now: i64,
     expires_at: Option<i64>,
 ) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO tokens (id, principal, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, principal, hash, now, expires_at],
@@ -63,7 +67,8 @@ pub fn create_token(
 }
 
 /// Revokes a token of `principal`; true when it existed and was not revoked yet.
-pub fn revoke_token(conn: &Connection, principal: &str, id: &str, now: i64) -> Result<bool, Error> {
+pub fn revoke_token(tx: &Tx<'_>, principal: &str, id: &str, now: i64) -> Result<bool, Error> {
+    let conn = tx.conn();
     let changed = conn.execute(
         "UPDATE tokens SET revoked_at = ?3
           WHERE principal = ?1 AND id = ?2 AND revoked_at IS NULL",
@@ -86,7 +91,8 @@ pub struct TokenRow {
 }
 
 /// The tokens of `principal`, newest first.
-pub fn list_tokens(conn: &Connection, principal: &str) -> Result<Vec<TokenRow>, Error> {
+pub fn list_tokens(tx: &Tx<'_>, principal: &str) -> Result<Vec<TokenRow>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT id, created_at, expires_at, revoked_at FROM tokens
           WHERE principal = ?1 ORDER BY created_at DESC, id",
@@ -103,7 +109,8 @@ pub fn list_tokens(conn: &Connection, principal: &str) -> Result<Vec<TokenRow>, 
 }
 
 /// Looks up a token by the sha256 of its secret.
-pub fn token_status(conn: &Connection, hash: &str, now: i64) -> Result<TokenStatus, Error> {
+pub fn token_status(tx: &Tx<'_>, hash: &str, now: i64) -> Result<TokenStatus, Error> {
+    let conn = tx.conn();
     let row = conn
         .query_row(
             "SELECT t.principal, p.kind, t.expires_at, t.revoked_at
@@ -133,12 +140,8 @@ pub fn token_status(conn: &Connection, hash: &str, now: i64) -> Result<TokenStat
 }
 
 /// Grants `role` at `scope` to a principal (granting it twice is not an error).
-pub fn bind_role(
-    conn: &Connection,
-    principal: &str,
-    scope: &Scope,
-    role: &str,
-) -> Result<(), Error> {
+pub fn bind_role(tx: &Tx<'_>, principal: &str, scope: &Scope, role: &str) -> Result<(), Error> {
+    let conn = tx.conn();
     let (kind, id) = scope_columns(scope);
     conn.execute(
         "INSERT OR IGNORE INTO role_bindings (principal, scope_kind, scope_id, role)
@@ -149,7 +152,8 @@ pub fn bind_role(
 }
 
 /// Every role binding of a principal.
-pub fn role_bindings(conn: &Connection, principal: &str) -> Result<Vec<(Scope, String)>, Error> {
+pub fn role_bindings(tx: &Tx<'_>, principal: &str) -> Result<Vec<(Scope, String)>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT scope_kind, scope_id, role FROM role_bindings WHERE principal = ?1
          ORDER BY scope_kind, scope_id, role",
@@ -196,7 +200,8 @@ pub struct PrincipalRow {
 }
 
 /// The principals of `kind`, by id.
-pub fn list_principals(conn: &Connection, kind: &str) -> Result<Vec<PrincipalRow>, Error> {
+pub fn list_principals(tx: &Tx<'_>, kind: &str) -> Result<Vec<PrincipalRow>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, created_at FROM principals WHERE kind = ?1 ORDER BY id",
     )?;
@@ -211,7 +216,8 @@ pub fn list_principals(conn: &Connection, kind: &str) -> Result<Vec<PrincipalRow
 }
 
 /// The principal with `id`, if any.
-pub fn get_principal(conn: &Connection, id: &str) -> Result<Option<PrincipalRow>, Error> {
+pub fn get_principal(tx: &Tx<'_>, id: &str) -> Result<Option<PrincipalRow>, Error> {
+    let conn = tx.conn();
     Ok(conn
         .query_row(
             "SELECT id, kind, created_at FROM principals WHERE id = ?1",
@@ -228,12 +234,8 @@ pub fn get_principal(conn: &Connection, id: &str) -> Result<Option<PrincipalRow>
 }
 
 /// Revokes `role` at `scope` from a principal; true when it was held.
-pub fn unbind_role(
-    conn: &Connection,
-    principal: &str,
-    scope: &Scope,
-    role: &str,
-) -> Result<bool, Error> {
+pub fn unbind_role(tx: &Tx<'_>, principal: &str, scope: &Scope, role: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     let (kind, id) = scope_columns(scope);
     Ok(conn.execute(
         "DELETE FROM role_bindings

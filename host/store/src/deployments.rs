@@ -8,6 +8,7 @@
 //! back by [`pending`] and resumed.
 
 use crate::Error;
+use crate::Tx;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
@@ -219,7 +220,8 @@ fn deployment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Deployment, Erro
 /// Writes a new deployment of `app/env` with `steps` and returns its number. The
 /// deployment's `id` and `status` fields are ignored: it is numbered after the
 /// environment's last one and written `queued`.
-pub fn create(conn: &Connection, d: &Deployment) -> Result<i64, Error> {
+pub fn create(tx: &Tx<'_>, d: &Deployment) -> Result<i64, Error> {
+    let conn = tx.conn();
     let id: i64 = conn.query_row(
         "SELECT COALESCE(MAX(id), 0) + 1 FROM deployments WHERE app = ?1 AND env = ?2",
         [&d.app, &d.env],
@@ -292,7 +294,8 @@ fn steps(conn: &Connection, app: &str, env: &str, id: i64) -> Result<Vec<Step>, 
 }
 
 /// The deployment `id` of `app/env` with its steps, if any.
-pub fn get(conn: &Connection, app: &str, env: &str, id: i64) -> Result<Option<Deployment>, Error> {
+pub fn get(tx: &Tx<'_>, app: &str, env: &str, id: i64) -> Result<Option<Deployment>, Error> {
+    let conn = tx.conn();
     let found = conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM deployments WHERE app = ?1 AND env = ?2 AND id = ?3"),
@@ -311,7 +314,8 @@ pub fn get(conn: &Connection, app: &str, env: &str, id: i64) -> Result<Option<De
 }
 
 /// The deployments of `app/env`, newest first, without their steps.
-pub fn list(conn: &Connection, app: &str, env: &str) -> Result<Vec<Deployment>, Error> {
+pub fn list(tx: &Tx<'_>, app: &str, env: &str) -> Result<Vec<Deployment>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM deployments WHERE app = ?1 AND env = ?2 ORDER BY id DESC"
     ))?;
@@ -321,7 +325,8 @@ pub fn list(conn: &Connection, app: &str, env: &str) -> Result<Vec<Deployment>, 
 
 /// Every environment with a deployment queued or running, as `(app, env)`, oldest
 /// deployment first.
-pub fn pending(conn: &Connection) -> Result<Vec<(String, String)>, Error> {
+pub fn pending(tx: &Tx<'_>) -> Result<Vec<(String, String)>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT app, env FROM deployments WHERE status IN ('queued', 'running')
           GROUP BY app, env ORDER BY MIN(created_at_ms), app, env",
@@ -332,7 +337,8 @@ pub fn pending(conn: &Connection) -> Result<Vec<(String, String)>, Error> {
 
 /// The next deployment of `app/env` to carry out (the oldest queued or running), with its
 /// steps.
-pub fn next(conn: &Connection, app: &str, env: &str) -> Result<Option<Deployment>, Error> {
+pub fn next(tx: &Tx<'_>, app: &str, env: &str) -> Result<Option<Deployment>, Error> {
+    let conn = tx.conn();
     let id: Option<i64> = conn
         .query_row(
             "SELECT MIN(id) FROM deployments
@@ -343,13 +349,14 @@ pub fn next(conn: &Connection, app: &str, env: &str) -> Result<Option<Deployment
         .optional()?
         .flatten();
     match id {
-        Some(id) => get(conn, app, env, id),
+        Some(id) => get(tx, app, env, id),
         None => Ok(None),
     }
 }
 
 /// The last deployment of `app/env` that applied a set and succeeded.
-pub fn current(conn: &Connection, app: &str, env: &str) -> Result<Option<Deployment>, Error> {
+pub fn current(tx: &Tx<'_>, app: &str, env: &str) -> Result<Option<Deployment>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         &format!(
             "SELECT {COLUMNS} FROM deployments
@@ -366,7 +373,7 @@ pub fn current(conn: &Connection, app: &str, env: &str) -> Result<Option<Deploym
 /// Sets the status of deployment `id` (and its start or finish time, `now_ms`); `error`
 /// for a failure.
 pub fn set_status(
-    conn: &Connection,
+    tx: &Tx<'_>,
     app: &str,
     env: &str,
     id: i64,
@@ -374,6 +381,7 @@ pub fn set_status(
     error: Option<&Value>,
     now_ms: i64,
 ) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "UPDATE deployments SET status = ?4, error = ?5,
             started_at_ms = CASE WHEN ?4 = 'running' THEN COALESCE(started_at_ms, ?6) ELSE started_at_ms END,
@@ -394,13 +402,14 @@ pub fn set_status(
 /// Writes step `position` of deployment `id`. A step that starts keeps the time it first
 /// started (a resumed step was started before the crash).
 pub fn set_step(
-    conn: &Connection,
+    tx: &Tx<'_>,
     app: &str,
     env: &str,
     id: i64,
     position: usize,
     step: &Step,
 ) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.prepare_cached(
         "UPDATE deployment_steps SET status = ?5,
             started_at_ms = COALESCE(started_at_ms, ?6), finished_at_ms = ?7,

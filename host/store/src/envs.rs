@@ -1,7 +1,8 @@
 //! Environment types and environments.
 
+use crate::Tx;
 use crate::{Error, is_conflict};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use wharf_core::Id;
 
 /// An environment type: a class of environments, with the target they deploy to.
@@ -55,7 +56,8 @@ fn conflict(what: String) -> impl FnOnce(rusqlite::Error) -> Error {
 }
 
 /// Creates an environment type; [`Error::Conflict`] when the id is taken.
-pub fn create_type(conn: &Connection, t: &EnvType) -> Result<(), Error> {
+pub fn create_type(tx: &Tx<'_>, t: &EnvType) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO env_types (id, description, target, transformers, resources, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -74,7 +76,8 @@ pub fn create_type(conn: &Connection, t: &EnvType) -> Result<(), Error> {
 
 /// Replaces the settings of an environment type (all but its id and creation time);
 /// true when it exists.
-pub fn update_type(conn: &Connection, t: &EnvType) -> Result<bool, Error> {
+pub fn update_type(tx: &Tx<'_>, t: &EnvType) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.execute(
         "UPDATE env_types SET description = ?2, target = ?3, transformers = ?4, resources = ?5
           WHERE id = ?1",
@@ -118,7 +121,8 @@ fn env_type(
 }
 
 /// The environment type with `id`, if any.
-pub fn get_type(conn: &Connection, id: &str) -> Result<Option<EnvType>, Error> {
+pub fn get_type(tx: &Tx<'_>, id: &str) -> Result<Option<EnvType>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         &format!("SELECT {TYPE_COLUMNS} FROM env_types WHERE id = ?1"),
         [id],
@@ -130,7 +134,8 @@ pub fn get_type(conn: &Connection, id: &str) -> Result<Option<EnvType>, Error> {
 }
 
 /// Every environment type, by id.
-pub fn list_types(conn: &Connection) -> Result<Vec<EnvType>, Error> {
+pub fn list_types(tx: &Tx<'_>) -> Result<Vec<EnvType>, Error> {
+    let conn = tx.conn();
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {TYPE_COLUMNS} FROM env_types ORDER BY id"))?;
     let rows = stmt.query_map([], type_row)?;
@@ -139,7 +144,8 @@ pub fn list_types(conn: &Connection) -> Result<Vec<EnvType>, Error> {
 
 /// Deletes an environment type; true when it existed. [`Error::Conflict`] while
 /// environments of the type exist.
-pub fn delete_type(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn delete_type(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     let in_use: i64 = conn.query_row(
         "SELECT count(*) FROM environments WHERE env_type = ?1",
         [id],
@@ -159,7 +165,8 @@ pub fn delete_type(conn: &Connection, id: &str) -> Result<bool, Error> {
 }
 
 /// Creates an environment; [`Error::Conflict`] when the app has one with that id.
-pub fn create(conn: &Connection, e: &Environment) -> Result<(), Error> {
+pub fn create(tx: &Tx<'_>, e: &Environment) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO environments (app, id, env_type, created_at, created_by)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -204,7 +211,8 @@ fn environment(
 }
 
 /// The environment `app/id`, if any.
-pub fn get(conn: &Connection, app: &str, env: &str) -> Result<Option<Environment>, Error> {
+pub fn get(tx: &Tx<'_>, app: &str, env: &str) -> Result<Option<Environment>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         &format!("SELECT {ENV_COLUMNS} FROM environments WHERE app = ?1 AND id = ?2"),
         [app, env],
@@ -216,7 +224,8 @@ pub fn get(conn: &Connection, app: &str, env: &str) -> Result<Option<Environment
 }
 
 /// The environments of `app`, by id.
-pub fn list(conn: &Connection, app: &str) -> Result<Vec<Environment>, Error> {
+pub fn list(tx: &Tx<'_>, app: &str) -> Result<Vec<Environment>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ENV_COLUMNS} FROM environments WHERE app = ?1 ORDER BY id"
     ))?;
@@ -225,7 +234,8 @@ pub fn list(conn: &Connection, app: &str) -> Result<Vec<Environment>, Error> {
 }
 
 /// Marks the environment `app/id` as being deleted; true when it exists.
-pub fn mark_deleting(conn: &Connection, app: &str, env: &str) -> Result<bool, Error> {
+pub fn mark_deleting(tx: &Tx<'_>, app: &str, env: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.execute(
         "UPDATE environments SET status = 'deleting' WHERE app = ?1 AND id = ?2",
         [app, env],
@@ -234,7 +244,8 @@ pub fn mark_deleting(conn: &Connection, app: &str, env: &str) -> Result<bool, Er
 
 /// Deletes the environment `app/id` with its deployments and resource records; true when
 /// it existed.
-pub fn delete(conn: &Connection, app: &str, env: &str) -> Result<bool, Error> {
+pub fn delete(tx: &Tx<'_>, app: &str, env: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.execute(
         "DELETE FROM environments WHERE app = ?1 AND id = ?2",
         [app, env],

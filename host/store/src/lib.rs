@@ -3,7 +3,8 @@
 //! One [`Store`] owns one SQLite connection, on a thread of its own: async code sends it
 //! closures ([`Store::call`]) and awaits their results, so no query ever blocks a tokio
 //! worker. A closure that changes several rows runs in one transaction
-//! ([`Store::transaction`]). The database runs in WAL mode with foreign keys on and a busy
+//! ([`Store::transaction`]). A closure gets a [`Tx`], which only the typed queries of this
+//! crate's modules can use: the SQL stays here. The database runs in WAL mode with foreign keys on and a busy
 //! timeout, and its schema is brought up to date by forward-only migrations when it is
 //! opened.
 //!
@@ -21,14 +22,14 @@ pub mod provisioned;
 pub mod resources;
 pub mod secrets;
 pub mod sets;
+#[cfg(test)]
+mod tests;
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
-
-pub use rusqlite;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,18 @@ pub enum Error {
     /// The store's thread has stopped (the store was closed, or a query panicked).
     #[error("the database thread has stopped")]
     Closed,
+}
+
+/// The connection, as a closure sent to the store sees it: what this crate's typed queries
+/// take. It exposes no SQL: callers use the functions of [`apps`], [`envs`] and the other
+/// modules.
+pub struct Tx<'a>(&'a Connection);
+
+impl Tx<'_> {
+    /// The connection, for this crate's queries.
+    pub(crate) fn conn(&self) -> &Connection {
+        self.0
+    }
 }
 
 /// Work for the database thread.
@@ -177,8 +190,33 @@ impl Store {
         })
     }
 
-    /// Runs `f` on the database thread and returns its result.
+    /// Runs `f` on the database thread, outside a transaction (each statement commits on
+    /// its own), and returns its result.
     pub async fn call<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<R, Error> + Send + 'static,
+    {
+        self.raw(move |conn| f(&Tx(conn))).await
+    }
+
+    /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
+    pub async fn transaction<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<R, Error> + Send + 'static,
+    {
+        self.raw(move |conn| {
+            let tx = conn.transaction()?;
+            let value = f(&Tx(&tx))?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `f` with the connection itself, on the database thread.
+    async fn raw<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, Error> + Send + 'static,
@@ -192,17 +230,12 @@ impl Store {
         result.await.map_err(|_| Error::Closed)?
     }
 
-    /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
-    pub async fn transaction<R, F>(&self, f: F) -> Result<R, Error>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<R, Error> + Send + 'static,
-    {
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
+    /// Moves what the write-ahead log holds into the database file and empties the log:
+    /// after secrets were rewritten sealed, no page of the log keeps them in clear.
+    pub async fn checkpoint(&self) -> Result<(), Error> {
+        self.raw(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
         })
         .await
     }
@@ -211,7 +244,7 @@ impl Store {
     /// online backup).
     pub async fn backup(&self, dest: &Path) -> Result<(), Error> {
         let dest = dest.to_path_buf();
-        self.call(move |conn| {
+        self.raw(move |conn| {
             conn.backup(
                 rusqlite::MAIN_DB,
                 &dest,
@@ -224,7 +257,7 @@ impl Store {
 
     /// The schema version of the database.
     pub async fn schema_version(&self) -> Result<i64, Error> {
-        self.call(|conn| Ok(migrations::version(conn)?)).await
+        self.raw(|conn| Ok(migrations::version(conn)?)).await
     }
 
     /// Closes the store: waits for the work queued before it to finish and the thread to

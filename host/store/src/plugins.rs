@@ -1,7 +1,8 @@
 //! Plugins (uploaded components with their manifest) and their installations.
 
+use crate::Tx;
 use crate::{Error, is_conflict};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 /// An uploaded component.
@@ -101,7 +102,8 @@ fn plugin(row: PluginRow) -> Result<Plugin, Error> {
 }
 
 /// Stores a plugin and its component; [`Error::Conflict`] when the id is taken.
-pub fn create(conn: &Connection, p: &Plugin, component: &[u8]) -> Result<(), Error> {
+pub fn create(tx: &Tx<'_>, p: &Plugin, component: &[u8]) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO plugins (id, kind, version, digest, component, manifest, info, bundled,
                               created_at, created_by)
@@ -130,7 +132,8 @@ pub fn create(conn: &Connection, p: &Plugin, component: &[u8]) -> Result<(), Err
 }
 
 /// Replaces a bundled plugin's component (after an upgrade of Wharf).
-pub fn replace_bundled(conn: &Connection, p: &Plugin, component: &[u8]) -> Result<(), Error> {
+pub fn replace_bundled(tx: &Tx<'_>, p: &Plugin, component: &[u8]) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "UPDATE plugins SET version = ?2, digest = ?3, component = ?4, manifest = ?5, info = ?6
          WHERE id = ?1 AND bundled = 1",
@@ -147,7 +150,8 @@ pub fn replace_bundled(conn: &Connection, p: &Plugin, component: &[u8]) -> Resul
 }
 
 /// The plugin with `id`, if any.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Plugin>, Error> {
+pub fn get(tx: &Tx<'_>, id: &str) -> Result<Option<Plugin>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         &format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE id = ?1"),
         [id],
@@ -159,7 +163,8 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Plugin>, Error> {
 }
 
 /// The component of the plugin with `id`, if any.
-pub fn component(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>, Error> {
+pub fn component(tx: &Tx<'_>, id: &str) -> Result<Option<Vec<u8>>, Error> {
+    let conn = tx.conn();
     Ok(conn
         .query_row("SELECT component FROM plugins WHERE id = ?1", [id], |r| {
             r.get(0)
@@ -168,7 +173,8 @@ pub fn component(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>, Error> 
 }
 
 /// Every plugin, by id.
-pub fn list(conn: &Connection) -> Result<Vec<Plugin>, Error> {
+pub fn list(tx: &Tx<'_>) -> Result<Vec<Plugin>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare(&format!("SELECT {PLUGIN_COLUMNS} FROM plugins ORDER BY id"))?;
     let rows = stmt.query_map([], plugin_row)?;
     rows.map(|r| plugin(r?)).collect()
@@ -176,7 +182,8 @@ pub fn list(conn: &Connection) -> Result<Vec<Plugin>, Error> {
 
 /// Deletes a plugin; [`Error::InUse`] while an installation runs it. False when there was
 /// none.
-pub fn delete(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn delete(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     let users: Vec<String> = {
         let mut stmt =
             conn.prepare("SELECT id FROM installations WHERE plugin = ?1 ORDER BY id")?;
@@ -240,7 +247,8 @@ fn installation(row: InstallationRow) -> Result<Installation, Error> {
 }
 
 /// Stores an installation; [`Error::Conflict`] when the id is taken.
-pub fn install(conn: &Connection, i: &Installation) -> Result<(), Error> {
+pub fn install(tx: &Tx<'_>, i: &Installation) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         &format!(
             "INSERT INTO installations ({INSTALLATION_COLUMNS})
@@ -271,7 +279,8 @@ pub fn install(conn: &Connection, i: &Installation) -> Result<(), Error> {
 
 /// Writes the changeable fields of an installation (config, grants, enabled, position),
 /// stamping the new revision.
-pub fn update(conn: &Connection, i: &Installation) -> Result<(), Error> {
+pub fn update(tx: &Tx<'_>, i: &Installation) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "UPDATE installations SET config = ?2, grants = ?3, enabled = ?4, position = ?5,
                 revision = ?6, updated_at = ?7, updated_by = ?8
@@ -291,7 +300,8 @@ pub fn update(conn: &Connection, i: &Installation) -> Result<(), Error> {
 }
 
 /// The installation with `id`, if any.
-pub fn installation_by_id(conn: &Connection, id: &str) -> Result<Option<Installation>, Error> {
+pub fn installation_by_id(tx: &Tx<'_>, id: &str) -> Result<Option<Installation>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         &format!("SELECT {INSTALLATION_COLUMNS} FROM installations WHERE id = ?1"),
         [id],
@@ -303,7 +313,8 @@ pub fn installation_by_id(conn: &Connection, id: &str) -> Result<Option<Installa
 }
 
 /// Every installation, in chain order (position, then id).
-pub fn installations(conn: &Connection) -> Result<Vec<Installation>, Error> {
+pub fn installations(tx: &Tx<'_>) -> Result<Vec<Installation>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare(&format!(
         "SELECT {INSTALLATION_COLUMNS} FROM installations ORDER BY position, id"
     ))?;
@@ -312,7 +323,8 @@ pub fn installations(conn: &Connection) -> Result<Vec<Installation>, Error> {
 }
 
 /// The enabled installations of plugins of `kind`, in chain order, with their plugin.
-pub fn enabled_of_kind(conn: &Connection, kind: &str) -> Result<Vec<Installation>, Error> {
+pub fn enabled_of_kind(tx: &Tx<'_>, kind: &str) -> Result<Vec<Installation>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare(
         "SELECT i.id, i.plugin, i.config, i.grants, i.enabled, i.position, i.revision,
                 i.created_at, i.updated_at, i.updated_by
@@ -325,7 +337,8 @@ pub fn enabled_of_kind(conn: &Connection, kind: &str) -> Result<Vec<Installation
 
 /// Deletes an installation; [`Error::InUse`] while a resource definition names it as its
 /// driver. False when there was none.
-pub fn uninstall(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn uninstall(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     let users: Vec<String> = {
         let mut stmt =
             conn.prepare("SELECT id FROM resource_definitions WHERE driver = ?1 ORDER BY id")?;

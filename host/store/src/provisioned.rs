@@ -2,8 +2,9 @@
 //! sealed ([`Sealer`]), bound to their row.
 
 use crate::Error;
+use crate::Tx;
 use crate::secrets::Sealer;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 /// Where a resource is.
@@ -80,13 +81,8 @@ fn context(app: &str, env: &str, uid: &str, what: &str) -> String {
 
 /// Writes the record of `uid` in `app/env`. A record without state or outputs keeps
 /// those of the previous one (a retry does not forget what the driver said before).
-pub fn record(
-    conn: &Connection,
-    sealer: &Sealer,
-    app: &str,
-    env: &str,
-    r: &Record,
-) -> Result<(), Error> {
+pub fn record(tx: &Tx<'_>, sealer: &Sealer, app: &str, env: &str, r: &Record) -> Result<(), Error> {
+    let conn = tx.conn();
     let state = r.state.as_ref().map(|s| {
         sealer.seal(
             s.to_string().as_bytes(),
@@ -141,7 +137,8 @@ pub fn record(
 }
 
 /// Forgets the record of `uid` in `app/env` (it was deprovisioned); true when it existed.
-pub fn delete(conn: &Connection, app: &str, env: &str, uid: &str) -> Result<bool, Error> {
+pub fn delete(tx: &Tx<'_>, app: &str, env: &str, uid: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.execute(
         "DELETE FROM provisioned WHERE app = ?1 AND env = ?2 AND uid = ?3",
         [app, env, uid],
@@ -228,12 +225,13 @@ fn open_row(sealer: &Sealer, app: &str, env: &str, row: Row) -> Result<Record, E
 
 /// The record of `uid` in `app/env`, if any.
 pub fn get(
-    conn: &Connection,
+    tx: &Tx<'_>,
     sealer: &Sealer,
     app: &str,
     env: &str,
     uid: &str,
 ) -> Result<Option<Record>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM provisioned WHERE app = ?1 AND env = ?2 AND uid = ?3"),
         [app, env, uid],
@@ -245,12 +243,8 @@ pub fn get(
 }
 
 /// Every record of `app/env`, by uid.
-pub fn list(
-    conn: &Connection,
-    sealer: &Sealer,
-    app: &str,
-    env: &str,
-) -> Result<Vec<Record>, Error> {
+pub fn list(tx: &Tx<'_>, sealer: &Sealer, app: &str, env: &str) -> Result<Vec<Record>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM provisioned WHERE app = ?1 AND env = ?2 ORDER BY uid"
     ))?;
@@ -261,11 +255,12 @@ pub fn list(
 /// Where each resource deployment `deployment` of `app/env` last touched is: its uid,
 /// status and message, by uid (nothing is unsealed).
 pub fn progress(
-    conn: &Connection,
+    tx: &Tx<'_>,
     app: &str,
     env: &str,
     deployment: i64,
 ) -> Result<Vec<(String, String, String)>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT uid, status, message FROM provisioned
          WHERE app = ?1 AND env = ?2 AND deployment = ?3 ORDER BY uid",
@@ -275,8 +270,27 @@ pub fn progress(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+/// The secrets column of `app/env`'s resource `uid` as it is stored: sealed bytes, for the
+/// checks that nothing is kept in clear.
+pub fn stored_secrets(
+    tx: &Tx<'_>,
+    app: &str,
+    env: &str,
+    uid: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let conn = tx.conn();
+    Ok(conn
+        .query_row(
+            "SELECT secrets FROM provisioned WHERE app = ?1 AND env = ?2 AND uid = ?3",
+            [app, env, uid],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// Whether anything was ever provisioned in `app/env` (and is still recorded).
-pub fn any(conn: &Connection, app: &str, env: &str) -> Result<bool, Error> {
+pub fn any(tx: &Tx<'_>, app: &str, env: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM provisioned WHERE app = ?1 AND env = ?2)",
         [app, env],

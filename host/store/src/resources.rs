@@ -1,5 +1,6 @@
 //! Resource types and resource definitions (every version kept).
 
+use crate::Tx;
 use crate::{Error, is_conflict};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -77,7 +78,8 @@ fn json(text: String) -> Result<Value, Error> {
 }
 
 /// Creates a resource type; [`Error::Conflict`] when the id is taken.
-pub fn create_type(conn: &Connection, t: &ResourceType) -> Result<(), Error> {
+pub fn create_type(tx: &Tx<'_>, t: &ResourceType) -> Result<(), Error> {
+    let conn = tx.conn();
     conn.execute(
         "INSERT INTO resource_types (id, description, outputs, created_at)
          VALUES (?1, ?2, ?3, ?4)",
@@ -109,7 +111,8 @@ fn res_type((id, description, outputs, created_at): TypeRow) -> Result<ResourceT
 }
 
 /// The resource type with `id`, if any.
-pub fn get_type(conn: &Connection, id: &str) -> Result<Option<ResourceType>, Error> {
+pub fn get_type(tx: &Tx<'_>, id: &str) -> Result<Option<ResourceType>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         "SELECT id, description, outputs, created_at FROM resource_types WHERE id = ?1",
         [id],
@@ -121,7 +124,8 @@ pub fn get_type(conn: &Connection, id: &str) -> Result<Option<ResourceType>, Err
 }
 
 /// Every resource type, by id.
-pub fn list_types(conn: &Connection) -> Result<Vec<ResourceType>, Error> {
+pub fn list_types(tx: &Tx<'_>) -> Result<Vec<ResourceType>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn
         .prepare("SELECT id, description, outputs, created_at FROM resource_types ORDER BY id")?;
     let rows = stmt.query_map([], type_row)?;
@@ -130,7 +134,8 @@ pub fn list_types(conn: &Connection) -> Result<Vec<ResourceType>, Error> {
 
 /// Deletes a resource type; [`Error::InUse`] while definitions provision it. False when
 /// there was none.
-pub fn delete_type(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn delete_type(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     let users = ids(
         conn,
         "SELECT id FROM resource_definitions WHERE type = ?1 ORDER BY id",
@@ -186,7 +191,8 @@ fn definition(row: DefinitionRow) -> Result<Definition, Error> {
 /// Writes `d` as a new version: inserts it when `d.version` is 1, else replaces the current
 /// row. Every version is also kept in the history. [`Error::Conflict`] when a definition
 /// with the id exists and `d.version` is 1.
-pub fn put_definition(conn: &Connection, d: &Definition) -> Result<(), Error> {
+pub fn put_definition(tx: &Tx<'_>, d: &Definition) -> Result<(), Error> {
+    let conn = tx.conn();
     let body = d.body.to_string();
     if d.version == 1 {
         conn.execute(
@@ -236,7 +242,8 @@ pub fn put_definition(conn: &Connection, d: &Definition) -> Result<(), Error> {
 }
 
 /// The current version of the definition with `id`, if any.
-pub fn get_definition(conn: &Connection, id: &str) -> Result<Option<Definition>, Error> {
+pub fn get_definition(tx: &Tx<'_>, id: &str) -> Result<Option<Definition>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         &format!("SELECT {DEFINITION_COLUMNS} FROM resource_definitions WHERE id = ?1"),
         [id],
@@ -248,7 +255,8 @@ pub fn get_definition(conn: &Connection, id: &str) -> Result<Option<Definition>,
 }
 
 /// Every definition (current versions), by id.
-pub fn list_definitions(conn: &Connection) -> Result<Vec<Definition>, Error> {
+pub fn list_definitions(tx: &Tx<'_>) -> Result<Vec<Definition>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare(&format!(
         "SELECT {DEFINITION_COLUMNS} FROM resource_definitions ORDER BY id"
     ))?;
@@ -270,7 +278,8 @@ pub struct DefinitionVersion {
 }
 
 /// Every version of the definition with `id`, oldest first.
-pub fn definition_versions(conn: &Connection, id: &str) -> Result<Vec<DefinitionVersion>, Error> {
+pub fn definition_versions(tx: &Tx<'_>, id: &str) -> Result<Vec<DefinitionVersion>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare(
         "SELECT version, body, created_at, created_by FROM resource_definition_versions
          WHERE id = ?1 ORDER BY version",
@@ -291,6 +300,7 @@ pub fn definition_versions(conn: &Connection, id: &str) -> Result<Vec<Definition
 }
 
 /// Deletes a definition and its history. False when there was none.
-pub fn delete_definition(conn: &Connection, id: &str) -> Result<bool, Error> {
+pub fn delete_definition(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.execute("DELETE FROM resource_definitions WHERE id = ?1", [id])? > 0)
 }

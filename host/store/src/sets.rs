@@ -1,7 +1,8 @@
 //! Deployment sets: immutable, content-addressed, per app.
 
 use crate::Error;
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::Tx;
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 /// A stored set.
@@ -20,7 +21,8 @@ pub struct StoredSet {
 }
 
 /// Stores a set unless the app has it already; true when it was new.
-pub fn put(conn: &Connection, s: &StoredSet) -> Result<bool, Error> {
+pub fn put(tx: &Tx<'_>, s: &StoredSet) -> Result<bool, Error> {
+    let conn = tx.conn();
     Ok(conn.execute(
         "INSERT OR IGNORE INTO sets (app, id, body, created_at, created_by)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -45,7 +47,8 @@ fn stored(
 }
 
 /// The set `id` of `app`, if any.
-pub fn get(conn: &Connection, app: &str, id: &str) -> Result<Option<StoredSet>, Error> {
+pub fn get(tx: &Tx<'_>, app: &str, id: &str) -> Result<Option<StoredSet>, Error> {
+    let conn = tx.conn();
     conn.query_row(
         "SELECT app, id, body, created_at, created_by FROM sets WHERE app = ?1 AND id = ?2",
         [app, id],
@@ -57,7 +60,8 @@ pub fn get(conn: &Connection, app: &str, id: &str) -> Result<Option<StoredSet>, 
 }
 
 /// Every set of `app`, oldest first.
-pub fn list(conn: &Connection, app: &str) -> Result<Vec<StoredSet>, Error> {
+pub fn list(tx: &Tx<'_>, app: &str) -> Result<Vec<StoredSet>, Error> {
+    let conn = tx.conn();
     let mut stmt = conn.prepare(
         "SELECT app, id, body, created_at, created_by FROM sets WHERE app = ?1
          ORDER BY created_at, id",

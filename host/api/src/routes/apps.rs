@@ -74,7 +74,7 @@ async fn list(
         .policies
         .authorize(&caller, "apps.list", Target::default())
         .await?;
-    let all = state.store.call(|conn| apps::list(conn)).await?;
+    let all = state.store.call(apps::list).await?;
     let requests: Vec<(&str, Target)> = all
         .iter()
         .map(|a| ("apps.get", app_target(a.id.as_str())))

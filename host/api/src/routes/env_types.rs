@@ -224,7 +224,7 @@ async fn list(
         .policies
         .authorize(&caller, "env-types.list", Target::default())
         .await?;
-    let all = state.store.call(|conn| envs::list_types(conn)).await?;
+    let all = state.store.call(envs::list_types).await?;
     page(
         all.into_iter().map(Into::into).collect(),
         |t: &EnvTypeView| t.id.clone(),

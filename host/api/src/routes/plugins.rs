@@ -103,7 +103,7 @@ async fn list(
         .policies
         .authorize(&caller, "plugins.list", Target::default())
         .await?;
-    let all = state.store.call(|conn| stored::list(conn)).await?;
+    let all = state.store.call(stored::list).await?;
     page(
         all.into_iter().map(Into::into).collect(),
         |p: &PluginView| p.id.clone(),
@@ -364,7 +364,7 @@ fn installation_view(i: Installation, kind: String) -> InstallationView {
 
 /// Every installation with its plugin's kind.
 fn installations_with_kind(
-    conn: &wharf_store::rusqlite::Connection,
+    conn: &wharf_store::Tx<'_>,
 ) -> Result<Vec<InstallationView>, wharf_store::Error> {
     let kinds: std::collections::HashMap<String, String> = stored::list(conn)?
         .into_iter()
@@ -391,10 +391,7 @@ async fn list_installations(
         .policies
         .authorize(&caller, "plugins.list", Target::default())
         .await?;
-    let mut all = state
-        .store
-        .call(|conn| installations_with_kind(conn))
-        .await?;
+    let mut all = state.store.call(installations_with_kind).await?;
     all.sort_by(|a, b| a.id.cmp(&b.id));
     page(
         all,
@@ -704,7 +701,7 @@ pub(crate) struct InstallationChange {
 /// Refuses a change that would leave the policy chain empty: with no policy, every
 /// request is denied, the change itself could not be undone through the API.
 fn keep_a_policy(
-    conn: &wharf_store::rusqlite::Connection,
+    conn: &wharf_store::Tx<'_>,
     leaving: &str,
 ) -> Result<Result<(), ApiError>, wharf_store::Error> {
     let enabled = stored::enabled_of_kind(conn, "policy")?;

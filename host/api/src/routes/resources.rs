@@ -90,7 +90,7 @@ async fn list_types(
         .policies
         .authorize(&caller, "resource-types.list", Target::default())
         .await?;
-    let all = state.store.call(|conn| stored::list_types(conn)).await?;
+    let all = state.store.call(stored::list_types).await?;
     page(
         all.into_iter().map(Into::into).collect(),
         |t: &ResourceTypeView| t.id.clone(),
@@ -337,10 +337,7 @@ async fn list_definitions(
         .policies
         .authorize(&caller, "resource-definitions.list", Target::default())
         .await?;
-    let all = state
-        .store
-        .call(|conn| stored::list_definitions(conn))
-        .await?;
+    let all = state.store.call(stored::list_definitions).await?;
     page(
         all.iter().map(definition_view).collect(),
         |d| d.id.clone(),
@@ -354,7 +351,7 @@ async fn list_definitions(
 /// type has one of them. Returns it ready to write (secrets kept from `previous` when the
 /// request has none).
 fn check_definition(
-    conn: &wharf_store::rusqlite::Connection,
+    conn: &wharf_store::Tx<'_>,
     sealer: &Sealer,
     mut request: DefinitionRequest,
     previous: Option<&Definition>,

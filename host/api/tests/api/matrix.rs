@@ -755,30 +755,20 @@ async fn every_route_as_every_caller_gets_what_the_rbac_grants_say() {
             Who::NoToken => None,
             Who::Revoked => {
                 let token = api.user(&id, &[(Scope::Org, "admin")]).await;
-                let hash = auth::hash(&token);
+                let principal = id.clone();
                 api.state
                     .store
-                    .call(move |conn| {
-                        conn.execute("UPDATE tokens SET revoked_at = 5 WHERE hash = ?1", [&hash])?;
+                    .call(move |tx| {
+                        for t in wharf_store::auth::list_tokens(tx, &principal)? {
+                            wharf_store::auth::revoke_token(tx, &principal, &t.id, 5)?;
+                        }
                         Ok(())
                     })
                     .await
                     .unwrap();
                 Some(token)
             }
-            Who::Expired => {
-                let token = api.user(&id, &[(Scope::Org, "admin")]).await;
-                let hash = auth::hash(&token);
-                api.state
-                    .store
-                    .call(move |conn| {
-                        conn.execute("UPDATE tokens SET expires_at = 5 WHERE hash = ?1", [&hash])?;
-                        Ok(())
-                    })
-                    .await
-                    .unwrap();
-                Some(token)
-            }
+            Who::Expired => Some(api.user_expiring(&id, &[(Scope::Org, "admin")], 5).await),
         };
         tokens.insert(format!("{who:?}"), (id, token));
     }

@@ -444,15 +444,19 @@ async fn resource_definitions_are_versioned_and_matching_explains_itself() {
     );
     // At rest, the secret is sealed, in the definition and in its history, and opens
     // with the installation's key.
+    // As stored: the typed reads give the rows' bodies, sealed.
     let rows: Vec<String> = api
         .state
         .store
-        .call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT body FROM resource_definitions UNION ALL SELECT body FROM resource_definition_versions",
-            )?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        .call(|tx| {
+            let mut bodies = Vec::new();
+            for d in wharf_store::resources::list_definitions(tx)? {
+                bodies.push(d.body.to_string());
+                for v in wharf_store::resources::definition_versions(tx, &d.id)? {
+                    bodies.push(v.content.to_string());
+                }
+            }
+            Ok(bodies)
         })
         .await
         .unwrap();
@@ -832,10 +836,11 @@ async fn a_driver_installations_secrets_are_sealed_and_reach_only_the_driver() {
     let stored: Vec<String> = api
         .state
         .store
-        .call(|conn| {
-            let mut stmt = conn.prepare("SELECT config FROM installations")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        .call(|tx| {
+            Ok(wharf_store::plugins::installations(tx)?
+                .into_iter()
+                .map(|i| i.config.to_string())
+                .collect())
         })
         .await
         .unwrap();
@@ -932,13 +937,11 @@ async fn a_driver_installations_secrets_are_sealed_and_reach_only_the_driver() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     api.state
         .store
-        .call(|conn| {
-            conn.execute(
-                "UPDATE installations SET config = \
-                 (SELECT config FROM installations WHERE id = 'vault') WHERE id = 'copy'",
-                [],
-            )?;
-            Ok(())
+        .transaction(|tx| {
+            let vault = wharf_store::plugins::installation_by_id(tx, "vault")?.unwrap();
+            let mut copy = wharf_store::plugins::installation_by_id(tx, "copy")?.unwrap();
+            copy.config = vault.config;
+            wharf_store::plugins::update(tx, &copy)
         })
         .await
         .unwrap();
@@ -969,13 +972,22 @@ async fn secrets_an_installation_kept_in_clear_are_sealed_at_the_next_start() {
     // As a Wharf that did not seal installation secrets stored it.
     api.state
         .store
-        .call(|conn| {
-            conn.execute(
-                "INSERT INTO installations (id, plugin, config, grants, enabled, position, revision, created_at, updated_at, updated_by)
-                 VALUES ('old', 'echo', '{\"values\": {\"host\": \"h\"}, \"secrets\": {\"token\": \"clear-t0ken\"}}', '{}', 1, 50, 3, 1, 1, 'ops')",
-                [],
-            )?;
-            Ok(())
+        .call(|tx| {
+            wharf_store::plugins::install(
+                tx,
+                &wharf_store::plugins::Installation {
+                    id: "old".into(),
+                    plugin: "echo".into(),
+                    config: json!({ "values": { "host": "h" }, "secrets": { "token": "clear-t0ken" } }),
+                    grants: json!({}),
+                    enabled: true,
+                    position: 50,
+                    revision: 3,
+                    created_at: 1,
+                    updated_at: 1,
+                    updated_by: "ops".into(),
+                },
+            )
         })
         .await
         .unwrap();
@@ -992,12 +1004,9 @@ async fn secrets_an_installation_kept_in_clear_are_sealed_at_the_next_start() {
     .unwrap();
     let (config, revision): (String, i64) = state
         .store
-        .call(|conn| {
-            Ok(conn.query_row(
-                "SELECT config, revision FROM installations WHERE id = 'old'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
+        .call(|tx| {
+            let old = wharf_store::plugins::installation_by_id(tx, "old")?.unwrap();
+            Ok((old.config.to_string(), old.revision))
         })
         .await
         .unwrap();

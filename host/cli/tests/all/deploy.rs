@@ -323,17 +323,27 @@ fn the_example_app_deploys_changes_rolls_back_and_is_deleted() {
     );
     let gone = wharf.fails(&["envs", "get", "hello", "dev"]);
     assert!(gone.contains("not found"), "{gone}");
-    let db = wharf_store::rusqlite::Connection::open(data.path().join("wharf.db")).unwrap();
-    let leftovers: i64 = db
-        .query_row(
-            "SELECT (SELECT count(*) FROM provisioned) + (SELECT count(*) FROM deployments)
-                  + (SELECT count(*) FROM environments)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(leftovers, 0, "no row of the environment is left");
     assert!(server.stop().success());
+    let leftovers = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = wharf_store::Store::open(&data.path().join("wharf.db"))
+            .await
+            .unwrap();
+        store
+            .call(|tx| {
+                Ok((
+                    wharf_store::provisioned::any(tx, "hello", "dev")?,
+                    wharf_store::deployments::list(tx, "hello", "dev")?.len(),
+                    wharf_store::envs::list(tx, "hello")?.len(),
+                ))
+            })
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        leftovers,
+        (false, 0, 0),
+        "no row of the environment is left"
+    );
 }
 
 /// Uploads a test component with an HTTP grant to `counter` (when given) and installs it.

@@ -84,10 +84,18 @@ impl PowerDns {
         require("/usr/bin/dig", install);
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("pdns.db");
-        let schema = std::fs::read_to_string(Self::SCHEMA).unwrap();
-        let conn = wharf_store::rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(&schema).unwrap();
-        drop(conn);
+        require("/usr/bin/sqlite3", install);
+        let schema = std::fs::File::open(Self::SCHEMA).unwrap();
+        let made = Command::new("sqlite3")
+            .arg(&db)
+            .stdin(schema)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
         let (dns_port, web_port) = (free_port(), free_port());
         let key = "wharf-test-key".to_string();
         let mut server = Self {

@@ -4,6 +4,7 @@
 //! documented, deliberate differences).
 
 use super::*;
+use crate::fixtures;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,8 +72,7 @@ pub(crate) async fn platform(
 ) -> Store {
     let store = Store::open(&dir.join("wharf.db")).await.unwrap();
     let target = json!({ "kind": "gitops", "path": root, "prune": true,
-                         "secrets": { "external_secrets": { "store": "vault" } } })
-    .to_string();
+                         "secrets": { "external_secrets": { "store": "vault" } } });
     let mut rows = Vec::new();
     for (res_type, values, secrets) in definitions {
         let sealed = sealer.seal(
@@ -99,19 +99,11 @@ pub(crate) async fn platform(
     }
     store
         .transaction(move |tx| {
-            tx.execute_batch(&format!(
-                "INSERT INTO apps (id, name, created_at, created_by) VALUES ('shop', 'shop', 1, 'admin');
-                 INSERT INTO env_types (id, target, created_at) VALUES ('gitops', '{target}', 1);
-                 INSERT INTO plugins (id, kind, version, digest, component, manifest, info, created_at, created_by)
-                    VALUES ('echo', 'driver', '1', 'x', x'00', '{{}}', '{{}}', 1, 'ops');
-                 INSERT INTO installations (id, plugin, config, grants, enabled, position, revision, created_at, updated_at, updated_by)
-                    VALUES ('echo', 'echo', '{{}}', '{{}}', 1, 0, 1, 1, 1, 'ops');"
-            ))?;
+            fixtures::app(tx, "shop")?;
+            fixtures::env_type(tx, "gitops", target)?;
+            fixtures::driver(tx, "echo")?;
             for d in &rows {
-                tx.execute(
-                    "INSERT INTO resource_types (id, outputs, created_at) VALUES (?1, '{}', 1)",
-                    [&d.res_type],
-                )?;
+                fixtures::resource_type(tx, &d.res_type)?;
                 resources::put_definition(tx, d)?;
             }
             Ok(())
@@ -145,11 +137,7 @@ async fn deploy_with_steps(
     let mut events = engine.subscribe();
     let id = store
         .transaction(move |tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO environments (app, id, env_type, created_at, created_by)
-                 VALUES ('shop', ?1, 'gitops', 1, 'dev')",
-                [&e],
-            )?;
+            fixtures::environment(tx, "shop", &e, "gitops")?;
             sets::put(
                 tx,
                 &sets::StoredSet {
@@ -367,15 +355,15 @@ async fn every_sample_validates_and_those_that_can_render_are_written_as_expecte
     assert!(!compose05.contains("kind: Service"), "no Service");
     let compose06 = written(&root, "compose-06");
     assert_eq!(compose06.matches("kind: Deployment").count(), 2);
-    let records = store
-        .call(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT uid FROM provisioned WHERE env = 'compose-06' ORDER BY uid")?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+    let sealer_again = Sealer::new([3; 32]);
+    let mut records: Vec<String> = store
+        .call(move |tx| wharf_store::provisioned::list(tx, &sealer_again, "shop", "compose-06"))
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uid)
+        .collect();
+    records.sort();
     assert_eq!(
         records,
         [
@@ -639,17 +627,22 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
     let mut seen = refusing.deprovisioned.lock().unwrap().clone();
     seen.sort();
     assert_eq!(seen, ["web.db", "web.dns"], "the cache is left where it is");
-    let event: String = store
-        .call(|conn| {
-            Ok(conn.query_row(
-                "SELECT detail FROM audit WHERE action = 'environments.deleted'",
-                [],
-                |r| r.get(0),
-            )?)
+    let event: Value = store
+        .call(|tx| {
+            wharf_store::audit::list(
+                tx,
+                &wharf_store::audit::Filter {
+                    action: Some("environments.deleted".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
         })
         .await
-        .unwrap();
-    let event: Value = serde_json::from_str(&event).unwrap();
+        .unwrap()
+        .pop()
+        .expect("the deletion is audited")
+        .detail;
     assert_eq!(
         event["orphaned"],
         json!(["redis.default#web.cache"]),
@@ -658,20 +651,11 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
 
     // A gitops target that does not say prune: what the new set does not use stays.
     let target = json!({ "kind": "gitops", "path": root,
-                         "secrets": { "external_secrets": { "store": "vault" } } })
-    .to_string();
+                         "secrets": { "external_secrets": { "store": "vault" } } });
     store
-        .call(move |conn| {
-            conn.execute(
-                "INSERT INTO env_types (id, target, created_at) VALUES ('synced', ?1, 1)",
-                [&target],
-            )?;
-            conn.execute(
-                "INSERT INTO environments (app, id, env_type, created_at, created_by)
-                 VALUES ('shop', 'qa', 'synced', 1, 'dev')",
-                [],
-            )?;
-            Ok(())
+        .transaction(move |tx| {
+            fixtures::env_type(tx, "synced", target)?;
+            fixtures::environment(tx, "shop", "qa", "synced")
         })
         .await
         .unwrap();
@@ -751,16 +735,9 @@ async fn secrets_reach_a_gitops_repository_only_encrypted_for_its_recipient() {
     .await;
     let identity = age::x25519::Identity::generate();
     let target = json!({ "kind": "gitops", "path": root,
-                         "secrets": { "sops": { "age": [identity.to_public().to_string()] } } })
-    .to_string();
+                         "secrets": { "sops": { "age": [identity.to_public().to_string()] } } });
     store
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE env_types SET target = ?1 WHERE id = 'gitops'",
-                [&target],
-            )?;
-            Ok(())
-        })
+        .transaction(move |tx| fixtures::retarget(tx, "gitops", target))
         .await
         .unwrap();
     let engine = Engine::new(

@@ -1,6 +1,6 @@
-//! The store against real SQLite files.
+//! The store against real SQLite files (inside the crate: these tests speak SQL).
 
-use wharf_store::{Error, Store};
+use crate::{Error, Store};
 
 #[tokio::test]
 async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
@@ -9,13 +9,17 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let store = Store::open(&path).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), 8);
     let mode: String = store
-        .call(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+        .call(|c| {
+            Ok(c.conn()
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
+        })
         .await
         .unwrap();
     assert_eq!(mode, "wal");
     store
         .call(|c| {
-            c.execute("INSERT INTO meta (key, value) VALUES ('id', 'abc')", [])?;
+            c.conn()
+                .execute("INSERT INTO meta (key, value) VALUES ('id', 'abc')", [])?;
             Ok(())
         })
         .await
@@ -25,7 +29,10 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let store = Store::open(&path).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), 8);
     let id: String = store
-        .call(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))?))
+        .call(|c| {
+            Ok(c.conn()
+                .query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))?)
+        })
         .await
         .unwrap();
     assert_eq!(id, "abc");
@@ -65,15 +72,20 @@ async fn a_failed_transaction_changes_nothing() {
     let store = Store::open_in_memory().await.unwrap();
     let err = store
         .transaction(|tx| {
-            tx.execute("INSERT INTO meta (key, value) VALUES ('a', '1')", [])?;
-            tx.execute("INSERT INTO meta (key, value) VALUES ('a', '2')", [])?;
+            tx.conn()
+                .execute("INSERT INTO meta (key, value) VALUES ('a', '1')", [])?;
+            tx.conn()
+                .execute("INSERT INTO meta (key, value) VALUES ('a', '2')", [])?;
             Ok(())
         })
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Query(_)), "{err}");
     let rows: i64 = store
-        .call(|c| Ok(c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?))
+        .call(|c| {
+            Ok(c.conn()
+                .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?)
+        })
         .await
         .unwrap();
     assert_eq!(rows, 0);
@@ -88,7 +100,7 @@ async fn many_tasks_share_one_store() {
         tasks.spawn(async move {
             store
                 .call(move |c| {
-                    c.execute(
+                    c.conn().execute(
                         "INSERT INTO meta (key, value) VALUES (?1, ?2)",
                         (format!("k{i}"), i.to_string()),
                     )?;
@@ -101,7 +113,10 @@ async fn many_tasks_share_one_store() {
         result.unwrap().unwrap();
     }
     let rows: i64 = store
-        .call(|c| Ok(c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?))
+        .call(|c| {
+            Ok(c.conn()
+                .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?)
+        })
         .await
         .unwrap();
     assert_eq!(rows, 64);
@@ -113,7 +128,8 @@ async fn an_online_backup_is_a_complete_database() {
     let store = Store::open(&dir.path().join("wharf.db")).await.unwrap();
     store
         .call(|c| {
-            c.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])?;
+            c.conn()
+                .execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])?;
             Ok(())
         })
         .await
@@ -122,7 +138,10 @@ async fn an_online_backup_is_a_complete_database() {
     store.backup(&copy).await.unwrap();
     let restored = Store::open(&copy).await.unwrap();
     let value: String = restored
-        .call(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = 'k'", [], |r| r.get(0))?))
+        .call(|c| {
+            Ok(c.conn()
+                .query_row("SELECT value FROM meta WHERE key = 'k'", [], |r| r.get(0))?)
+        })
         .await
         .unwrap();
     assert_eq!(value, "v");
@@ -140,7 +159,7 @@ async fn a_closed_store_says_so() {
 
 #[tokio::test]
 async fn tokens_are_found_by_hash_and_revocation_and_expiry_are_seen() {
-    use wharf_store::auth::{self, TokenStatus};
+    use crate::auth::{self, TokenStatus};
     let store = Store::open_in_memory().await.unwrap();
     let status = store
         .transaction(|tx| {
@@ -189,8 +208,8 @@ async fn tokens_are_found_by_hash_and_revocation_and_expiry_are_seen() {
 
 #[tokio::test]
 async fn apps_are_created_listed_and_deleted() {
+    use crate::apps::{self, App};
     use wharf_core::Id;
-    use wharf_store::apps::{self, App};
     let store = Store::open_in_memory().await.unwrap();
     let app = |id: &str| App {
         id: Id::new(id).unwrap(),
