@@ -133,7 +133,7 @@ async fn seal_installation_secrets(
             use wharf_store::plugins as stored;
             let drivers: std::collections::HashSet<String> = stored::list(tx)?
                 .into_iter()
-                .filter(|p| p.kind == "driver")
+                .filter(|p| p.kind == wharf_core::Kind::Driver)
                 .map(|p| p.id)
                 .collect();
             let mut sealed = Vec::new();
@@ -184,7 +184,7 @@ pub async fn start(
             .map_err(|e| ApiError::Internal(format!("bundled plugin {}: {e}", b.id)))?;
         let row = wharf_store::plugins::Plugin {
             id: b.id.to_string(),
-            kind: b.kind.to_string(),
+            kind: registry::kind(b.kind)?,
             version: info["version"].as_str().unwrap_or_default().to_string(),
             digest: loaded.digest().to_string(),
             manifest: serde_json::to_value(&requested).expect("a manifest serializes"),

@@ -168,7 +168,7 @@ impl Registry {
         })?;
         let manifest = Manifest {
             name: installation.id.clone(),
-            kind: kind(&plugin.kind)?,
+            kind: plugin.kind,
             grants,
             limits: requested.limits,
         };
@@ -182,7 +182,7 @@ impl Registry {
     pub async fn rebuild_chain(&self, store: &Store, chain: &PolicyChain) -> Result<(), ApiError> {
         let _one_at_a_time = self.rebuild.lock().await;
         let installations = store
-            .call(|conn| stored::enabled_of_kind(conn, "policy"))
+            .call(|conn| stored::enabled_of_kind(conn, Kind::Policy))
             .await?;
         let mut policies = Vec::with_capacity(installations.len());
         for installation in installations {

@@ -384,8 +384,9 @@ async fn env_types_are_ops_territory() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["detail"],
-        "target.kind: unknown target \"mainframe\"; expected \"process\" or \"gitops\""
+        "/target/kind: unknown target \"mainframe\"; expected \"process\" or \"gitops\""
     );
+    assert_eq!(body["problems"][0]["path"], "/target/kind");
     let member = api.user("m@example.com", &[(Scope::Org, "member")]).await;
     let (status, body) = api
         .send("GET", "/api/v1/env-types", Some(&member), None)

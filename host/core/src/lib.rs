@@ -11,10 +11,13 @@
 
 pub mod graph;
 pub mod id;
+mod kind;
 pub mod matching;
 pub mod roles;
 pub mod score;
 pub mod set;
+pub mod target;
 pub mod yaml;
 
 pub use id::{Id, IdError};
+pub use kind::Kind;

@@ -416,16 +416,21 @@ impl Engine {
 
 impl Inner {
     fn target(&self, spec: &Value) -> Result<Arc<dyn Target>, String> {
-        match spec["kind"].as_str() {
-            Some("process") => Ok(Arc::new(
-                self.process
-                    .with_options(crate::target::process::Options::from_spec(spec)?),
-            )),
-            Some("gitops") => Ok(Arc::new(Gitops::from_spec(spec, self.sealer.clone())?)),
-            other => Err(format!(
-                "target {other:?} is not one this Wharf runs (process, gitops)"
-            )),
-        }
+        use wharf_core::target::{TargetKind, TargetSpec};
+        let spec = TargetSpec::parse(spec).map_err(|problems| {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|(path, message)| format!("target{path}: {message}"))
+                .collect();
+            format!(
+                "the environment type's target is not valid: {}",
+                list.join("; ")
+            )
+        })?;
+        Ok(match &spec.kind {
+            TargetKind::Process(p) => Arc::new(self.process.with_options(p.into())),
+            TargetKind::Gitops(g) => Arc::new(Gitops::from_spec(g, self.sealer.clone())),
+        })
     }
 
     fn emit(&self, d: &Deployment, what: What) {

@@ -66,7 +66,7 @@ pub(crate) fn world(engine: &Engine, component: &Component, kind: Kind) -> Resul
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let mut problems = Vec::new();
 
-    let wanted = kind.export_interface();
+    let wanted = crate::manifest::export_interface(kind);
     let exported = |iface: &str| {
         exports
             .iter()
@@ -76,11 +76,11 @@ pub(crate) fn world(engine: &Engine, component: &Component, kind: Kind) -> Resul
         let mut problem = format!("it does not export `{wanted}@0.1.0`");
         if let Some(other) = Kind::ALL
             .into_iter()
-            .find(|k| *k != kind && exported(k.export_interface()))
+            .find(|k| *k != kind && exported(crate::manifest::export_interface(*k)))
         {
             problem.push_str(&format!(
                 " but `{}@0.1.0`: it is a {other} plugin, install it as kind {other}",
-                other.export_interface()
+                crate::manifest::export_interface(other)
             ));
         } else if let Some(old) = exports.iter().find(|e| e.starts_with(wanted)) {
             problem.push_str(&format!(

@@ -6,58 +6,14 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The kind of a plugin, which decides the world it must implement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// `wharf:plugin/driver`: provisions resources.
-    Driver,
-    /// `wharf:plugin/policy`: decides authorization.
-    Policy,
-    /// `wharf:plugin/transformer`: rewrites rendered objects.
-    Transformer,
-}
+pub use wharf_core::Kind;
 
-impl Kind {
-    /// The name used in the CLI, the API and error messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Driver => "driver",
-            Self::Policy => "policy",
-            Self::Transformer => "transformer",
-        }
-    }
-
-    /// The WIT interface a plugin of this kind exports.
-    pub(crate) fn export_interface(self) -> &'static str {
-        match self {
-            Self::Driver => "wharf:plugin/provisioner",
-            Self::Policy => "wharf:plugin/authorizer",
-            Self::Transformer => "wharf:plugin/transform",
-        }
-    }
-
-    /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::Driver, Kind::Policy, Kind::Transformer];
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "driver" => Ok(Self::Driver),
-            "policy" => Ok(Self::Policy),
-            "transformer" => Ok(Self::Transformer),
-            other => Err(format!(
-                "unknown plugin kind {other:?}: expected driver, policy or transformer"
-            )),
-        }
+/// The WIT interface a plugin of `kind` exports.
+pub(crate) fn export_interface(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Driver => "wharf:plugin/provisioner",
+        Kind::Policy => "wharf:plugin/authorizer",
+        Kind::Transformer => "wharf:plugin/transform",
     }
 }
 

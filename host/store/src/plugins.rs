@@ -4,14 +4,15 @@ use crate::Tx;
 use crate::{Error, is_conflict};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
+use wharf_core::Kind;
 
 /// An uploaded component.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plugin {
     /// Its id.
     pub id: String,
-    /// `driver`, `policy` or `transformer`.
-    pub kind: String,
+    /// What it is.
+    pub kind: Kind,
     /// The version it reports.
     pub version: String,
     /// The sha256 of the component, hex.
@@ -88,6 +89,9 @@ fn plugin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PluginRow> {
 
 fn plugin(row: PluginRow) -> Result<Plugin, Error> {
     let (id, kind, version, digest, manifest, info, bundled, created_at, created_by) = row;
+    let kind = kind
+        .parse()
+        .map_err(|e: String| Error::Corrupt(format!("plugin {id}: {e}")))?;
     Ok(Plugin {
         id,
         kind,
@@ -110,7 +114,7 @@ pub fn create(tx: &Tx<'_>, p: &Plugin, component: &[u8]) -> Result<(), Error> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             p.id,
-            p.kind,
+            p.kind.as_str(),
             p.version,
             p.digest,
             component,
@@ -323,7 +327,7 @@ pub fn installations(tx: &Tx<'_>) -> Result<Vec<Installation>, Error> {
 }
 
 /// The enabled installations of plugins of `kind`, in chain order, with their plugin.
-pub fn enabled_of_kind(tx: &Tx<'_>, kind: &str) -> Result<Vec<Installation>, Error> {
+pub fn enabled_of_kind(tx: &Tx<'_>, kind: Kind) -> Result<Vec<Installation>, Error> {
     let conn = tx.conn();
     let mut stmt = conn.prepare(
         "SELECT i.id, i.plugin, i.config, i.grants, i.enabled, i.position, i.revision,
@@ -331,7 +335,7 @@ pub fn enabled_of_kind(tx: &Tx<'_>, kind: &str) -> Result<Vec<Installation>, Err
          FROM installations i JOIN plugins p ON p.id = i.plugin
          WHERE i.enabled = 1 AND p.kind = ?1 ORDER BY i.position, i.id",
     )?;
-    let rows = stmt.query_map([kind], installation_row)?;
+    let rows = stmt.query_map([kind.as_str()], installation_row)?;
     rows.map(|r| installation(r?)).collect()
 }
 

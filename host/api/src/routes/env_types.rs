@@ -92,57 +92,19 @@ pub(crate) struct EnvTypeSettings {
     resources: Vec<wharf_core::graph::Implicit>,
 }
 
-/// Checks a target: `process` or `gitops`, with their settings.
+/// Checks a target (the local process target when absent): a 400 lists every problem,
+/// with its path under `/target`.
 fn target(target: Option<Value>) -> Result<Value, ApiError> {
     let target = target.unwrap_or_else(|| json!({ "kind": "process" }));
-    let bad = |m: &str| Err(ApiError::BadRequest(m.to_string()));
-    let Some(object) = target.as_object() else {
-        return bad("target: expected an object with \"kind\", like {\"kind\": \"process\"}");
-    };
-    let timeout_ok = object
-        .get("ready_timeout_seconds")
-        .is_none_or(|t| t.as_u64().is_some_and(|t| (1..=3600).contains(&t)));
-    if !timeout_ok {
-        return bad(
-            "target.ready_timeout_seconds: must be a whole number of seconds from 1 to 3600",
-        );
-    }
-    match object.get("kind").and_then(Value::as_str) {
-        Some("process") => {
-            if let Some(k) = object
-                .keys()
-                .find(|k| !["kind", "ready_timeout_seconds"].contains(&k.as_str()))
-            {
-                return Err(ApiError::BadRequest(format!(
-                    "target.{k}: the process target takes only \"ready_timeout_seconds\""
-                )));
-            }
-            Ok(target)
-        }
-        Some("gitops") => {
-            if let Some(k) = object
-                .keys()
-                .find(|k| !["kind", "path", "prune"].contains(&k.as_str()))
-            {
-                return Err(ApiError::BadRequest(format!(
-                    "target.{k}: the gitops target takes only \"path\" and \"prune\""
-                )));
-            }
-            if object.get("prune").is_some_and(|p| !p.is_boolean()) {
-                return bad("target.prune: true or false");
-            }
-            match object.get("path").and_then(Value::as_str) {
-                Some(p) if std::path::Path::new(p).is_absolute() => Ok(target),
-                _ => bad(
-                    "target.path: the gitops target needs the absolute path of the directory to write to",
-                ),
-            }
-        }
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "target.kind: unknown target {other:?}; expected \"process\" or \"gitops\""
-        ))),
-        None => bad("target: expected an object with \"kind\", like {\"kind\": \"process\"}"),
-    }
+    wharf_core::target::TargetSpec::parse(&target).map_err(|problems| {
+        ApiError::Invalid(
+            problems
+                .into_iter()
+                .map(|(path, message)| (format!("/target{path}"), message))
+                .collect(),
+        )
+    })?;
+    Ok(target)
 }
 
 /// Checks implicit resources: types and ids that make uids, no two the same, and params
@@ -189,7 +151,8 @@ async fn transformers(state: &AppState, names: &[String]) -> Result<(), ApiError
     let missing = state
         .store
         .call(move |conn| {
-            let installed = wharf_store::plugins::enabled_of_kind(conn, "transformer")?;
+            let installed =
+                wharf_store::plugins::enabled_of_kind(conn, wharf_core::Kind::Transformer)?;
             Ok(names
                 .iter()
                 .enumerate()

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wharf_core::Kind;
 use wharf_plugins::{Grants, Limits, Plugin};
 use wharf_store::plugins::{self as stored, Installation};
 
@@ -72,7 +73,7 @@ impl From<stored::Plugin> for PluginView {
             config_schema: info.get("config_schema").cloned().unwrap_or(json!({})),
             resource_types: info.get("resource_types").cloned().unwrap_or(json!([])),
             id: p.id,
-            kind: p.kind,
+            kind: p.kind.as_str().into(),
             version: p.version,
             digest: p.digest,
             requested_grants: requested.grants,
@@ -201,7 +202,7 @@ async fn upload(
     let info = describe(&loaded).await?;
     let record = stored::Plugin {
         id: plugin_id.to_string(),
-        kind: kind.as_str().to_string(),
+        kind,
         version: info["version"].as_str().unwrap_or_default().to_string(),
         digest: loaded.digest().to_string(),
         manifest: serde_json::to_value(&requested).expect("a manifest serializes"),
@@ -341,8 +342,8 @@ pub(crate) struct InstallationView {
     updated_by: String,
 }
 
-fn installation_view(i: Installation, kind: String) -> InstallationView {
-    let config = if kind == "driver" {
+fn installation_view(i: Installation, kind: Kind) -> InstallationView {
+    let config = if kind == Kind::Driver {
         crate::registry::config_view(&i.config)
     } else {
         i.config
@@ -350,7 +351,7 @@ fn installation_view(i: Installation, kind: String) -> InstallationView {
     InstallationView {
         id: i.id,
         plugin: i.plugin,
-        kind,
+        kind: kind.to_string(),
         config,
         grants: i.grants,
         enabled: i.enabled,
@@ -366,14 +367,15 @@ fn installation_view(i: Installation, kind: String) -> InstallationView {
 fn installations_with_kind(
     conn: &wharf_store::Tx<'_>,
 ) -> Result<Vec<InstallationView>, wharf_store::Error> {
-    let kinds: std::collections::HashMap<String, String> = stored::list(conn)?
+    let kinds: std::collections::HashMap<String, Kind> = stored::list(conn)?
         .into_iter()
         .map(|p| (p.id, p.kind))
         .collect();
     Ok(stored::installations(conn)?
         .into_iter()
         .map(|i| {
-            let kind = kinds.get(&i.plugin).cloned().unwrap_or_default();
+            // An installation's plugin exists (the store refuses to delete one in use).
+            let kind = kinds.get(&i.plugin).copied().unwrap_or(Kind::Driver);
             installation_view(i, kind)
         })
         .collect())
@@ -587,7 +589,7 @@ async fn install(
     })?;
     let at = now();
     let mut config = new.config.unwrap_or_else(|| json!({}));
-    if plugin.kind == "driver" {
+    if plugin.kind == Kind::Driver {
         config = crate::registry::driver_config(config, None)?;
     }
     let candidate = Installation {
@@ -618,7 +620,7 @@ async fn install(
         })
         .await?;
     state.registry.changed(&candidate.id);
-    if plugin.kind == "policy" {
+    if plugin.kind == Kind::Policy {
         state
             .registry
             .rebuild_chain(&state.store, &state.policies)
@@ -634,7 +636,7 @@ async fn install(
 /// An installation as it is stored: a driver's secrets sealed.
 fn stored_form(state: &AppState, plugin: &stored::Plugin, open: &Installation) -> Installation {
     let mut row = open.clone();
-    if plugin.kind == "driver" {
+    if plugin.kind == Kind::Driver {
         row.config = crate::registry::seal_config(&state.sealer, &row.id, &open.config);
     }
     row
@@ -704,7 +706,7 @@ fn keep_a_policy(
     conn: &wharf_store::Tx<'_>,
     leaving: &str,
 ) -> Result<Result<(), ApiError>, wharf_store::Error> {
-    let enabled = stored::enabled_of_kind(conn, "policy")?;
+    let enabled = stored::enabled_of_kind(conn, Kind::Policy)?;
     if enabled.iter().all(|i| i.id == leaving) {
         return Ok(Err(ApiError::InUse(format!(
             "installation {leaving} is the last enabled policy; with none, every request \
@@ -746,7 +748,7 @@ async fn update_installation(
         &format!("installation {installation}"),
     )?;
     let mut next = current.clone();
-    let is_driver = plugin.kind == "driver";
+    let is_driver = plugin.kind == Kind::Driver;
     match change.config {
         // New secrets replace the stored ones, which need not open (a lost key).
         Some(config) if is_driver && config.get("secrets").is_some() => {
@@ -777,7 +779,7 @@ async fn update_installation(
     next.updated_by = caller.id.clone();
     check_installation(&state, &caller, &plugin, &next).await?;
     let row = stored_form(&state, &plugin, &next);
-    let is_policy = plugin.kind == "policy";
+    let is_policy = plugin.kind == Kind::Policy;
     state
         .store
         .transaction(move |tx| {
@@ -841,7 +843,7 @@ async fn uninstall(
         )
         .await?;
     let (current, plugin) = load_installation(&state, &installation).await?;
-    let is_policy = plugin.kind == "policy";
+    let is_policy = plugin.kind == Kind::Policy;
     let by = caller.id.clone();
     state
         .store

@@ -371,7 +371,7 @@ fn check_definition(
         ));
     };
     let plugin = plugins::get(conn, &installation.plugin)?;
-    let Some(plugin) = plugin.filter(|p| p.kind == "driver") else {
+    let Some(plugin) = plugin.filter(|p| p.kind == wharf_core::Kind::Driver) else {
         return bad(format!(
             "driver: installation {} does not run a driver plugin",
             request.driver

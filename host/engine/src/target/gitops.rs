@@ -67,71 +67,27 @@ impl Gitops {
 
     /// The target an environment type's `{"kind": "gitops", ...}` describes; `sealer`
     /// keys the digests of encrypted secrets.
-    pub fn from_spec(spec: &Value, sealer: Sealer) -> Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Spec {
-            #[allow(dead_code)]
-            kind: String,
-            path: String,
-            #[serde(default)]
-            prune: bool,
-            #[serde(default)]
-            secrets: Option<SecretsSpec>,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields, rename_all = "snake_case")]
-        enum SecretsSpec {
-            Sops {
-                age: Vec<String>,
-            },
-            ExternalSecrets {
-                store: String,
-                #[serde(default = "cluster_store")]
-                store_kind: String,
-                #[serde(default = "default_key")]
-                key: String,
-            },
-        }
-        fn cluster_store() -> String {
-            "ClusterSecretStore".into()
-        }
-        fn default_key() -> String {
-            "{app}/{env}/{name}".into()
-        }
-        let spec: Spec =
-            serde_json::from_value(spec.clone()).map_err(|e| format!("the gitops target: {e}"))?;
-        let secrets = match spec.secrets {
+    pub fn from_spec(spec: &wharf_core::target::GitopsSpec, sealer: Sealer) -> Self {
+        use wharf_core::target::GitopsSecrets;
+        let secrets = match &spec.secrets {
             None => Secrets::Refused,
-            Some(SecretsSpec::Sops { age }) => {
-                sops::recipients(&age)
-                    .map_err(|e| format!("the gitops target: secrets.sops.age: {e}"))?;
-                Secrets::Sops(age)
-            }
-            Some(SecretsSpec::ExternalSecrets {
+            Some(GitopsSecrets::Sops { age }) => Secrets::Sops(age.clone()),
+            Some(GitopsSecrets::ExternalSecrets {
                 store,
                 store_kind,
                 key,
-            }) => {
-                if !matches!(store_kind.as_str(), "SecretStore" | "ClusterSecretStore") {
-                    return Err(format!(
-                        "the gitops target: secrets.external_secrets.store_kind {store_kind:?}: \
-                         SecretStore or ClusterSecretStore"
-                    ));
-                }
-                Secrets::External {
-                    store,
-                    store_kind,
-                    key,
-                }
-            }
+            }) => Secrets::External {
+                store: store.clone(),
+                store_kind: store_kind.clone(),
+                key: key.clone(),
+            },
         };
-        Ok(Self {
-            root: spec.path.into(),
+        Self {
+            root: spec.path.clone(),
             prune: spec.prune,
             secrets,
             sealer: Some(sealer),
-        })
+        }
     }
 
     /// Sets what is written for Secrets.

@@ -123,26 +123,12 @@ pub struct Options {
     pub read_only: Vec<PathBuf>,
 }
 
-impl Options {
-    /// The options in an environment type's target; unknown fields are refused.
-    pub fn from_spec(spec: &Value) -> Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Spec {
-            #[allow(dead_code)]
-            kind: String,
-            #[serde(flatten)]
-            options: Options,
+impl From<&wharf_core::target::ProcessSpec> for Options {
+    fn from(spec: &wharf_core::target::ProcessSpec) -> Self {
+        Self {
+            unconfined: spec.unconfined,
+            read_only: spec.read_only.clone(),
         }
-        let parsed: Spec =
-            serde_json::from_value(spec.clone()).map_err(|e| format!("the process target: {e}"))?;
-        if let Some(p) = parsed.options.read_only.iter().find(|p| !p.is_absolute()) {
-            return Err(format!(
-                "the process target: read_only: {} is not an absolute path",
-                p.display()
-            ));
-        }
-        Ok(parsed.options)
     }
 }
 

@@ -63,7 +63,7 @@ pub(crate) fn driver(tx: &Tx<'_>, id: &str) -> Result<(), Error> {
         tx,
         &plugins::Plugin {
             id: id.into(),
-            kind: "driver".into(),
+            kind: wharf_core::Kind::Driver,
             version: "1".into(),
             digest: "x".into(),
             manifest: json!({}),

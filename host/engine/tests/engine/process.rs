@@ -134,18 +134,3 @@ async fn where_workloads_cannot_be_confined_none_starts_unless_the_type_says_unc
     assert!(ready[0].ready, "{ready:?}");
     process.shutdown().await;
 }
-
-#[test]
-fn an_environment_type_names_its_options_or_is_refused() {
-    let options = Options::from_spec(
-        &json!({ "kind": "process", "unconfined": true, "read_only": ["/srv/py"] }),
-    )
-    .unwrap();
-    assert!(options.unconfined);
-    assert_eq!(options.read_only, [Path::new("/srv/py")]);
-    let typo = Options::from_spec(&json!({ "kind": "process", "unconfimed": true })).unwrap_err();
-    assert!(typo.contains("unconfimed"), "{typo}");
-    let relative =
-        Options::from_spec(&json!({ "kind": "process", "read_only": ["py"] })).unwrap_err();
-    assert!(relative.contains("not an absolute path"), "{relative}");
-}
