@@ -4,10 +4,11 @@
 //! sha256, so a leaked database does not leak usable tokens; the token itself is shown
 //! once, when it is created.
 
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
+use wharf_core::clock::now;
 use wharf_core::roles::Scope;
 use wharf_store::auth::{self, TokenStatus};
 

@@ -65,20 +65,9 @@ impl From<wharf_store::Error> for ApiError {
                     .to_string(),
             ),
             e @ wharf_store::Error::InUse { .. } => Self::InUse(e.to_string()),
-            other => Self::Internal(error_chain(&other)),
+            other => Self::Internal(wharf_core::error_chain(&other)),
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 impl IntoResponse for ApiError {

@@ -72,22 +72,6 @@ pub fn openapi() -> serde_json::Value {
     routes::documented().1
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 /// A component that ships inside the Wharf binary.
 #[derive(Debug, Clone, Copy)]
 pub struct BundledPlugin<'a> {
@@ -190,7 +174,7 @@ pub async fn start(
             manifest: serde_json::to_value(&requested).expect("a manifest serializes"),
             info,
             bundled: true,
-            created_at: now(),
+            created_at: wharf_core::clock::now(),
             created_by: "wharf".into(),
         };
         let bytes = b.bytes.to_vec();

@@ -217,19 +217,8 @@ fn install_error(e: wharf_plugins::Error) -> ApiError {
     use wharf_plugins::Error as E;
     match e {
         E::Cache { .. } | E::Engine(_) => ApiError::Internal(e.to_string()),
-        other => ApiError::BadRequest(format!("component: {}", error_text(&other))),
+        other => ApiError::BadRequest(format!("component: {}", wharf_core::error_chain(&other))),
     }
-}
-
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The installed plugins as the engine calls them: drivers and transformers by

@@ -355,7 +355,7 @@ pub(crate) fn audit(
         conn,
         &wharf_store::audit::Event {
             seq: 0,
-            at: crate::now(),
+            at: wharf_core::clock::now(),
             principal: principal.to_string(),
             action: action.to_string(),
             target,

@@ -9,6 +9,7 @@
 //! This crate is the leaf of the workspace: it must not do I/O, spawn tasks or depend on
 //! another Wharf crate.
 
+pub mod clock;
 pub mod graph;
 pub mod id;
 mod kind;
@@ -21,3 +22,16 @@ pub mod yaml;
 
 pub use id::{Id, IdError};
 pub use kind::Kind;
+
+/// An error and its sources, outermost first, joined by `": "`: what a log line or a
+/// problem document says when the whole chain matters.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

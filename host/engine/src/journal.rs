@@ -31,19 +31,6 @@ impl StoreJournal {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> i64 {
-    now_ms() / 1000
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 impl Journal for StoreJournal {
     fn record<'a>(&'a self, entry: Entry<'a>) -> BoxFuture<'a, Result<(), String>> {
         let (sealer, app, env) = (self.sealer.clone(), self.app.clone(), self.env.clone());
@@ -104,7 +91,7 @@ impl Journal for StoreJournal {
                 Value::Null
             },
             secrets,
-            updated_at: now(),
+            updated_at: wharf_core::clock::now(),
             deployment: self.deployment,
             definition: entry.definition.to_string(),
             driver: entry.driver.to_string(),

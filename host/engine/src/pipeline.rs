@@ -17,7 +17,7 @@
 //! idempotency key. Progress is published as [`Event`]s (the API serves them as
 //! server-sent events).
 
-use crate::journal::{StoreJournal, now_ms};
+use crate::journal::StoreJournal;
 use crate::provision::{self, Assignment, Drivers, Entry, Journal, Limits, Plan, Progress};
 use crate::render;
 use crate::target::gitops::Gitops;
@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
+use wharf_core::clock::now_ms;
 use wharf_core::graph::{self, DefinitionRef};
 use wharf_core::score::Workload;
 use wharf_core::score::resolve::Outputs;

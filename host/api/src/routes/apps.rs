@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::authz::{Target, Verdict};
 use crate::routes::{Page, PageQuery, audit, delete_audited, id, page};
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wharf_core::clock::now;
 use wharf_core::roles::Scope;
 use wharf_store::apps::{self, App};
 use wharf_store::auth;
@@ -176,7 +177,7 @@ async fn remove(
 ) -> Result<axum::response::Response, ApiError> {
     use crate::routes::envs::{Deletion, delete_environment};
     use axum::response::IntoResponse;
-    let started = crate::now_ms();
+    let started = wharf_core::clock::now_ms();
     let app_id = id(&app, "app")?;
     state
         .policies

@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::authz::Target;
 use crate::routes::{Page, PageQuery, audit, body, delete_audited, id, page};
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wharf_core::clock::now;
 use wharf_store::envs::{self, EnvType};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

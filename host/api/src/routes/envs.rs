@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::authz::Target;
 use crate::routes::{Page, PageQuery, audit, body, id, page};
-use crate::{ApiError, AppState, now, now_ms};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wharf_core::clock::{now, now_ms};
 use wharf_store::{apps, envs};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

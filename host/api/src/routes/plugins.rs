@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::authz::Target;
 use crate::registry::{Requested, kind};
 use crate::routes::{Page, PageQuery, audit, body, check_version, id, if_match, page, tagged};
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wharf_core::Kind;
+use wharf_core::clock::now;
 use wharf_plugins::{Grants, Limits, Plugin};
 use wharf_store::plugins::{self as stored, Installation};
 

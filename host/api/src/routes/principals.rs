@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::authz::Target;
 use crate::routes::{Page, PageQuery, audit, body, page};
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
@@ -15,6 +15,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wharf_core::clock::now;
 use wharf_core::roles::{self, Scope};
 use wharf_store::auth;
 

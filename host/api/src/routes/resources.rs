@@ -7,7 +7,7 @@ use crate::authz::Target;
 use crate::routes::{
     Page, PageQuery, audit, body, check_version, delete_audited, id, if_match, page, tagged,
 };
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wharf_core::clock::now;
 use wharf_core::matching::{self, Candidate, Criterion, MatchError};
 use wharf_store::resources::{self as stored, Definition, ResourceType, secrets_context};
 use wharf_store::secrets::Sealer;

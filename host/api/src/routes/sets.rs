@@ -4,7 +4,7 @@
 use crate::auth::Caller;
 use crate::authz::Target;
 use crate::routes::{MAX_DOCUMENTS_BODY, Page, PageQuery, Unread, audit, blocking, id, page};
-use crate::{ApiError, AppState, now};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wharf_core::clock::now;
 use wharf_core::score::{self, Problem};
 use wharf_core::set::Set;
 use wharf_store::{apps, sets};

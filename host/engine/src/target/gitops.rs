@@ -208,12 +208,9 @@ impl Gitops {
                 }
                 let mut marked = object.clone();
                 marked["metadata"]["annotations"]["wharf.dev/secret-digest"] = json!(digest);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                let encrypted = sops::encrypt(&marked, &recipients, now)
-                    .map_err(|reason| TargetError::Object { index, reason })?;
+                let encrypted =
+                    sops::encrypt(&marked, &recipients, wharf_core::clock::now() as u64)
+                        .map_err(|reason| TargetError::Object { index, reason })?;
                 let text = serde_json::to_string_pretty(&encrypted).expect("JSON serializes");
                 Ok((file, text + "\n", true))
             }
