@@ -209,9 +209,13 @@ fn main() {
             .map(|b| format!("{b:02x}"))
             .collect();
         code.push_str(&format!(
-            "    Bundled {{ name: {name:?}, kind: {:?}, version: {version:?}, \
+            "    Bundled {{ name: {name:?}, kind: Kind::{}, version: {version:?}, \
              sha256: {digest:?}, grants: &{:?}, bytes: include_bytes!({:?}) }},\n",
-            c.kind,
+            {
+                let mut kind = c.kind.clone();
+                kind[..1].make_ascii_uppercase();
+                kind
+            },
             c.grants,
             file.display().to_string()
         ));

@@ -20,9 +20,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
-use wharf_api::{AppState, BundledPlugin, router, start};
+use wharf_api::{AppState, router};
 use wharf_engine::pipeline::What;
 use wharf_plugins::{Runtime, RuntimeConfig};
+use wharf_server::start;
 use wharf_store::{Store, deployments};
 
 async fn send(state: &AppState, token: &str, method: &str, path: &str, body: Value) -> Value {
@@ -91,18 +92,10 @@ fn main() {
     runtime.block_on(async {
         let store = Store::open(&dir.path().join("wharf.db")).await.unwrap();
         let plugins = Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).unwrap();
-        let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
-            .iter()
-            .map(|b| BundledPlugin {
-                id: b.name,
-                kind: b.kind,
-                grants: b.grants,
-                bytes: b.bytes,
-            })
-            .collect();
+        let bundled = wharf_artifacts::BUNDLED;
         let sealer = wharf_store::secrets::Sealer::new([1; 32]);
         let settings = wharf_engine::Settings::new(dir.path().join("envs"));
-        let state = start(store.clone(), plugins, sealer, &bundled, settings)
+        let state = start(store.clone(), plugins, sealer, bundled, settings)
             .await
             .unwrap();
         let token = wharf_api::auth::bootstrap(&store, None).await.unwrap().unwrap();

@@ -11,9 +11,9 @@
 
 use serde_json::json;
 use std::process::Command;
-use wharf_api::{BundledPlugin, start};
 use wharf_core::roles::Scope;
 use wharf_plugins::{Runtime, RuntimeConfig};
+use wharf_server::start;
 use wharf_store::Store;
 
 struct Result_ {
@@ -83,18 +83,10 @@ fn main() {
     let (wharf, hello, token) = runtime.block_on(async {
         let store = Store::open(&dir.path().join("wharf.db")).await.unwrap();
         let plugins = Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).unwrap();
-        let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
-            .iter()
-            .map(|b| BundledPlugin {
-                id: b.name,
-                kind: b.kind,
-                grants: b.grants,
-                bytes: b.bytes,
-            })
-            .collect();
+        let bundled = wharf_artifacts::BUNDLED;
         let sealer = wharf_store::secrets::Sealer::new([1; 32]);
         let engine = wharf_engine::Settings::new(dir.path().join("envs"));
-        let state = start(store.clone(), plugins, sealer, &bundled, engine)
+        let state = start(store.clone(), plugins, sealer, bundled, engine)
             .await
             .unwrap();
         wharf_api::auth::bootstrap(&store, None).await.unwrap();

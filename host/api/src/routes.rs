@@ -11,8 +11,6 @@ mod principals;
 mod resources;
 mod sets;
 
-pub(crate) use plugins::describe as describe_plugin;
-
 use crate::{ApiError, AppState};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};

@@ -6,7 +6,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use wharf_api::auth::{self, bootstrap};
-use wharf_api::{AppState, BundledPlugin, router};
+use wharf_api::{AppState, router};
 use wharf_core::Id;
 use wharf_core::roles::Scope;
 use wharf_plugins::{Runtime, RuntimeConfig};
@@ -38,16 +38,8 @@ struct Api {
 }
 
 /// The first-party plugins, as the binary bundles them.
-fn bundled() -> Vec<BundledPlugin<'static>> {
+fn bundled() -> &'static [wharf_artifacts::Bundled] {
     wharf_artifacts::BUNDLED
-        .iter()
-        .map(|b| BundledPlugin {
-            id: b.name,
-            kind: b.kind,
-            grants: b.grants,
-            bytes: b.bytes,
-        })
-        .collect()
 }
 
 async fn api() -> Api {
@@ -57,7 +49,7 @@ async fn api() -> Api {
     let bundled = bundled();
     let sealer = wharf_store::secrets::Sealer::new(rand_key());
     let engine = wharf_engine::Settings::new(dir.path().join("envs"));
-    let state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)
+    let state = wharf_server::start(store.clone(), runtime, sealer, bundled, engine)
         .await
         .unwrap();
     let admin = bootstrap(&store, None)

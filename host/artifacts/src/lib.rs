@@ -4,13 +4,15 @@
 //! binaries: every component is rebuilt from its crate when its source, the SDK or the
 //! WIT contract changes. This crate must not contain logic beyond naming the components.
 
+pub use wharf_core::Kind;
+
 /// A plugin embedded in the host binary.
 #[derive(Debug, Clone, Copy)]
 pub struct Bundled {
     /// Its name (`rbac`, `echo`).
     pub name: &'static str,
-    /// Its kind: `driver`, `policy` or `transformer`.
-    pub kind: &'static str,
+    /// Its kind.
+    pub kind: Kind,
     /// Its version, the host's version.
     pub version: &'static str,
     /// The sha256 of the component, hex.

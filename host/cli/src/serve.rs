@@ -1,11 +1,10 @@
-//! `wharf serve`: the composition root. Opens the store, starts the plugin runtime, stores
-//! the bundled plugins (installing the rbac policy on a new Wharf), bootstraps the first
-//! admin, and serves the API until interrupted.
+//! `wharf serve`: reads the operator's settings, opens the data directory (the store, the
+//! sealing key, the plugin cache), has `wharf-server` assemble the server, bootstraps the
+//! first admin, and serves the API until interrupted.
 
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use wharf_api::BundledPlugin;
 use wharf_plugins::{Runtime, RuntimeConfig};
 use wharf_store::Store;
 
@@ -151,15 +150,6 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         .context("failed to open the store")?;
     let runtime = Runtime::new(RuntimeConfig::new(data_dir.join("plugin-cache")))
         .context("failed to start the plugin runtime")?;
-    let bundled: Vec<BundledPlugin<'_>> = wharf_artifacts::BUNDLED
-        .iter()
-        .map(|b| BundledPlugin {
-            id: b.name,
-            kind: b.kind,
-            grants: b.grants,
-            bytes: b.bytes,
-        })
-        .collect();
     let sealer = match std::env::var("WHARF_SECRET_KEY") {
         Ok(hex) => wharf_store::secrets::Sealer::from_hex(&hex)
             .map_err(|e| anyhow::anyhow!("WHARF_SECRET_KEY: {e}"))?,
@@ -172,10 +162,15 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         &workload_user,
         workloads_dir,
     )?);
-    let mut state = wharf_api::start(store.clone(), runtime, sealer, &bundled, engine)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .context("failed to load the installed plugins")?;
+    let mut state = wharf_server::start(
+        store.clone(),
+        runtime,
+        sealer,
+        wharf_artifacts::BUNDLED,
+        engine,
+    )
+    .await
+    .context("failed to load the installed plugins")?;
     state.limits = limits;
     let given = match bootstrap_token_file {
         Some(file) => Some(std::fs::read_to_string(file).with_context(|| {

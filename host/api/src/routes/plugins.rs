@@ -200,7 +200,7 @@ async fn upload(
         .registry
         .check(plugin_id.as_str(), kind, &requested, &component)
         .await?;
-    let info = describe(&loaded).await?;
+    let info = crate::registry::describe(&loaded).await?;
     let record = stored::Plugin {
         id: plugin_id.to_string(),
         kind,
@@ -227,28 +227,6 @@ async fn upload(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(record.into())))
-}
-
-/// What a loaded plugin says about itself, as stored: `name`, `version`, `description`,
-/// `config_schema`, and `resource_types` for drivers.
-pub(crate) async fn describe(plugin: &Plugin) -> Result<Value, ApiError> {
-    let refused = |e: wharf_plugins::PluginFailure| {
-        ApiError::BadRequest(format!("component: its describe export failed: {e}"))
-    };
-    Ok(match plugin {
-        Plugin::Driver(d) => {
-            let d = d.describe().await.map_err(refused)?;
-            let mut info = serde_json::to_value(&d.info).expect("serializes");
-            info["resource_types"] = serde_json::to_value(&d.resource_types).expect("serializes");
-            info
-        }
-        Plugin::Policy(p) => {
-            serde_json::to_value(p.describe().await.map_err(refused)?).expect("serializes")
-        }
-        Plugin::Transformer(t) => {
-            serde_json::to_value(t.describe().await.map_err(refused)?).expect("serializes")
-        }
-    })
 }
 
 /// Shows a plugin: its metadata, world, digest and requested capabilities.
@@ -606,7 +584,7 @@ async fn install(
         updated_by: caller.id.clone(),
     };
     check_installation(&state, &caller, &plugin, &candidate).await?;
-    let row = stored_form(&state, &plugin, &candidate);
+    let row = stored_form(&state, &plugin, &candidate)?;
     state
         .store
         .transaction(move |tx| {
@@ -635,12 +613,16 @@ async fn install(
 }
 
 /// An installation as it is stored: a driver's secrets sealed.
-fn stored_form(state: &AppState, plugin: &stored::Plugin, open: &Installation) -> Installation {
+fn stored_form(
+    state: &AppState,
+    plugin: &stored::Plugin,
+    open: &Installation,
+) -> Result<Installation, ApiError> {
     let mut row = open.clone();
     if plugin.kind == Kind::Driver {
-        row.config = crate::registry::seal_config(&state.sealer, &row.id, &open.config);
+        row.config = crate::registry::seal_config(&state.sealer, &row.id, &open.config)?;
     }
-    row
+    Ok(row)
 }
 
 async fn load_installation(
@@ -779,7 +761,7 @@ async fn update_installation(
     next.updated_at = now();
     next.updated_by = caller.id.clone();
     check_installation(&state, &caller, &plugin, &next).await?;
-    let row = stored_form(&state, &plugin, &next);
+    let row = stored_form(&state, &plugin, &next)?;
     let is_policy = plugin.kind == Kind::Policy;
     state
         .store

@@ -850,7 +850,7 @@ async fn a_driver_installations_secrets_are_sealed_and_reach_only_the_driver() {
     );
 
     // The driver gets them, under the definition's driver inputs.
-    let installed = wharf_api::registry::Installed::new(
+    let installed = wharf_server::Installed::new(
         api.state.store.clone(),
         api.state.registry.clone(),
         api.state.sealer.clone(),
@@ -993,11 +993,11 @@ async fn secrets_an_installation_kept_in_clear_are_sealed_at_the_next_start() {
         .unwrap();
     let bundled = bundled();
     let runtime = Runtime::new(RuntimeConfig::new(api._dir.path().join("cache"))).unwrap();
-    let state = wharf_api::start(
+    let state = wharf_server::start(
         api.state.store.clone(),
         runtime,
         api.state.sealer.clone(),
-        &bundled,
+        bundled,
         wharf_engine::Settings::new(api._dir.path().join("envs")),
     )
     .await
@@ -1019,8 +1019,7 @@ async fn secrets_an_installation_kept_in_clear_are_sealed_at_the_next_start() {
             "no clear text left in {file}"
         );
     }
-    let installed =
-        wharf_api::registry::Installed::new(state.store.clone(), state.registry, state.sealer);
+    let installed = wharf_server::Installed::new(state.store.clone(), state.registry, state.sealer);
     let step = installed
         .provision(
             "old",

@@ -72,7 +72,7 @@ async fn every_bundled_plugin_installs_as_its_kind_and_describes_itself() {
     let (rt, _dir) = runtime();
     assert_eq!(wharf_artifacts::BUNDLED.len(), 9);
     for b in wharf_artifacts::BUNDLED {
-        let kind: Kind = b.kind.parse().unwrap();
+        let kind: Kind = b.kind;
         let plugin = rt
             .install(b.bytes, Manifest::new(b.name, kind))
             .await
