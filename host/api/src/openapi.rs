@@ -92,14 +92,16 @@ pub(crate) fn complete(openapi: &utoipa::openapi::OpenApi) -> Value {
             } }
         } }),
     );
-    // A component is raw bytes; generic clients know them as application/octet-stream.
-    if let Some(content) = paths
+    // A component is raw bytes: documented as application/octet-stream, which generic
+    // clients and generators know how to send (the server takes any content type, and
+    // `application/wasm` is the natural one).
+    if let Some(body) = paths
         .get_mut("/api/v1/plugins")
-        .and_then(|p| p.pointer_mut("/post/requestBody/content"))
-        .and_then(Value::as_object_mut)
-        && let Some(wasm) = content.get("application/wasm").cloned()
+        .and_then(|p| p.pointer_mut("/post/requestBody"))
     {
-        content.insert("application/octet-stream".into(), wasm);
+        body["content"] = json!({ "application/octet-stream": {
+            "schema": { "type": "string", "format": "binary" }
+        } });
     }
     for (path, item) in paths.iter_mut() {
         let public = PUBLIC.contains(&path.as_str());

@@ -4,6 +4,7 @@ mod client;
 mod deploy;
 mod drivers;
 mod durability;
+mod openapi;
 mod ownership;
 mod plugin;
 mod serve;
