@@ -12,8 +12,8 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use wharf_plugins::{
-    AuthzRequest, Decision, Kind, Manifest, Plugin, Principal, RoleBinding, Runtime, RuntimeConfig,
-    Scope, Target,
+    AuthzRequest, Decision, Kind, Manifest, Plugin, PolicyPlugin, Principal, RoleBinding, Runtime,
+    RuntimeConfig, Scope, Target,
 };
 
 /// A principal with `developer` on `shop`, `deployer` on `development`, and `extra`
@@ -177,122 +177,239 @@ fn main() {
     let mut c = Criterion::default()
         .output_directory(&out)
         .configure_from_args();
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio.block_on(async {
-        Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).expect("runtime")
-    });
-    let rbac = wharf_artifacts::BUNDLED
-        .iter()
-        .find(|b| b.name == "rbac")
-        .expect("rbac is bundled");
-    let Plugin::Policy(rbac) = tokio
-        .block_on(rt.install(rbac.bytes, Manifest::new("rbac", Kind::Policy)))
-        .expect("install rbac")
-    else {
-        unreachable!()
-    };
-    let config = json!({});
-
-    let one = vec![request(0)];
-    let hundred: Vec<AuthzRequest> = (0..100).map(|_| request(0)).collect();
-    let crowded = vec![request(98)];
-    for batch in [&one, &hundred, &crowded] {
-        let decisions = tokio
-            .block_on(rbac.authorize(&config, batch))
-            .expect("authorize");
-        assert!(
-            decisions.iter().all(|d| *d == Decision::Allow),
-            "{decisions:?}"
-        );
-        assert!(batch.iter().all(native));
-    }
-
-    let policies = cedar_policy::PolicySet::from_str(CEDAR_POLICY).expect("cedar policy");
-    let entities = cedar_policy::Entities::from_json_value(
-        json!([
-            { "uid": { "type": "User", "id": "alice" }, "parents": [],
-              "attrs": { "developer_of": ["shop"], "deployer_of": ["development"] } },
-            { "uid": { "type": "Environment", "id": "shop/pr-1" }, "parents": [],
-              "attrs": { "app": "shop", "env_type": "development" } }
-        ]),
-        None,
-    )
-    .expect("cedar entities");
-    let authorizer = cedar_policy::Authorizer::new();
-    let alice = cedar_policy::EntityUid::from_str(r#"User::"alice""#).expect("uid");
-    let action = cedar_policy::EntityUid::from_str(r#"Action::"deployments.create""#).expect("uid");
-    let env = cedar_policy::EntityUid::from_str(r#"Environment::"shop/pr-1""#).expect("uid");
-    let cedar_request = || {
-        cedar_policy::Request::new(
-            alice.clone(),
-            action.clone(),
-            env.clone(),
-            cedar_policy::Context::empty(),
-            None,
-        )
-        .expect("cedar request")
-    };
-    let cedar = |entities: &cedar_policy::Entities| {
-        authorizer
-            .is_authorized(&cedar_request(), &policies, entities)
-            .decision()
-            == cedar_policy::Decision::Allow
-    };
-    assert!(cedar(&entities));
-    assert!(cedar(&cedar_entities(&one[0])));
-
-    let input = rego_input();
-    let mut engine = regorus::Engine::new();
-    engine
-        .add_policy("wharf.rego".into(), REGO_POLICY.into())
-        .expect("rego policy");
-    let rule = "data.wharf.allow".to_string();
-    engine.set_input(input.clone());
-    assert_eq!(
-        engine.eval_rule(rule.clone()).expect("eval"),
-        regorus::Value::from(true)
-    );
-    let compiled = engine
-        .compile_with_entrypoint(&rule.as_str().into())
-        .expect("compile rego");
-    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
-        &compiled,
-        &[rule.as_str()],
-    )
-    .expect("compile to RVM");
-    let mut vm = regorus::rvm::vm::RegoVM::new();
-    vm.load_program(program);
-    vm.set_input(input.clone());
-    assert_eq!(vm.execute().expect("rvm"), regorus::Value::from(true));
+    let rbac = Rbac::install();
+    let requests = Requests::new();
+    rbac.assert_allows(&requests);
+    let cedar = Cedar::new();
+    assert!(cedar.allows(&cedar.entities));
+    assert!(cedar.allows(&cedar_entities(&requests.one[0])));
+    let mut rego = Rego::new();
 
     let mut group = c.benchmark_group("policy");
-    group.bench_function(BENCHES[0], |b| b.iter(|| native(black_box(&one[0]))));
+    group.bench_function(BENCHES[0], |b| {
+        b.iter(|| native(black_box(&requests.one[0])))
+    });
+    bench_rbac(&mut group, &rbac, &requests);
+    bench_prepared(&mut group, &cedar, &mut rego);
+    bench_built_per_request(&mut group, &cedar, &mut rego, &requests.one[0]);
+    group.finish();
+    c.final_summary();
+    print_table(&out);
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// The requests the rbac plugin decides: one, a batch of a hundred, and one whose principal
+/// has 98 unrelated bindings in front of the two that matter.
+struct Requests {
+    one: Vec<AuthzRequest>,
+    hundred: Vec<AuthzRequest>,
+    crowded: Vec<AuthzRequest>,
+}
+
+impl Requests {
+    fn new() -> Self {
+        Self {
+            one: vec![request(0)],
+            hundred: (0..100).map(|_| request(0)).collect(),
+            crowded: vec![request(98)],
+        }
+    }
+}
+
+/// The bundled rbac plugin, installed in a runtime of its own with a cache in a temporary
+/// directory, and the tokio runtime its calls run on (declared last: fields drop in order,
+/// and the plugin goes before the runtime it runs on).
+struct Rbac {
+    policy: PolicyPlugin,
+    config: serde_json::Value,
+    _runtime: Runtime,
+    _dir: tempfile::TempDir,
+    tokio: tokio::runtime::Runtime,
+}
+
+impl Rbac {
+    fn install() -> Self {
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = tokio.block_on(async {
+            Runtime::new(RuntimeConfig::new(dir.path().join("cache"))).expect("runtime")
+        });
+        let rbac = wharf_artifacts::BUNDLED
+            .iter()
+            .find(|b| b.name == "rbac")
+            .expect("rbac is bundled");
+        let Plugin::Policy(policy) = tokio
+            .block_on(rt.install(rbac.bytes, Manifest::new("rbac", Kind::Policy)))
+            .expect("install rbac")
+        else {
+            unreachable!()
+        };
+        Self {
+            policy,
+            config: json!({}),
+            _runtime: rt,
+            _dir: dir,
+            tokio,
+        }
+    }
+
+    /// Every engine measured must allow every request, or the comparison means nothing.
+    fn assert_allows(&self, requests: &Requests) {
+        for batch in [&requests.one, &requests.hundred, &requests.crowded] {
+            let decisions = self
+                .tokio
+                .block_on(self.policy.authorize(&self.config, batch))
+                .expect("authorize");
+            assert!(
+                decisions.iter().all(|d| *d == Decision::Allow),
+                "{decisions:?}"
+            );
+            assert!(batch.iter().all(native));
+        }
+    }
+}
+
+fn bench_rbac(group: &mut Group<'_>, rbac: &Rbac, requests: &Requests) {
+    let (tokio, policy, config) = (&rbac.tokio, &rbac.policy, &rbac.config);
     group.bench_function(BENCHES[1], |b| {
-        b.to_async(&tokio)
-            .iter(|| async { rbac.authorize(&config, &one).await.expect("authorize") })
+        b.to_async(tokio).iter(|| async {
+            policy
+                .authorize(config, &requests.one)
+                .await
+                .expect("authorize")
+        })
     });
     group.bench_function(BENCHES[2], |b| {
-        b.to_async(&tokio).iter_custom(|iters| {
-            let (rbac, config, hundred) = (&rbac, &config, &hundred);
+        b.to_async(tokio).iter_custom(|iters| {
+            let hundred = &requests.hundred;
             async move {
                 let started = std::time::Instant::now();
                 for _ in 0..iters.div_ceil(100) {
-                    black_box(rbac.authorize(config, hundred).await.expect("authorize"));
+                    black_box(policy.authorize(config, hundred).await.expect("authorize"));
                 }
                 started.elapsed() / (iters.div_ceil(100) * 100) as u32 * iters as u32
             }
         })
     });
     group.bench_function(BENCHES[3], |b| {
-        b.to_async(&tokio)
-            .iter(|| async { rbac.authorize(&config, &crowded).await.expect("authorize") })
+        b.to_async(tokio).iter(|| async {
+            policy
+                .authorize(config, &requests.crowded)
+                .await
+                .expect("authorize")
+        })
     });
-    group.bench_function(BENCHES[4], |b| b.iter(|| black_box(cedar(&entities))));
+}
+
+/// Cedar with its policy parsed once and the entities of the rule's principal prepared.
+struct Cedar {
+    policies: cedar_policy::PolicySet,
+    entities: cedar_policy::Entities,
+    authorizer: cedar_policy::Authorizer,
+    alice: cedar_policy::EntityUid,
+    action: cedar_policy::EntityUid,
+    env: cedar_policy::EntityUid,
+}
+
+impl Cedar {
+    fn new() -> Self {
+        let entities = cedar_policy::Entities::from_json_value(
+            json!([
+                { "uid": { "type": "User", "id": "alice" }, "parents": [],
+                  "attrs": { "developer_of": ["shop"], "deployer_of": ["development"] } },
+                { "uid": { "type": "Environment", "id": "shop/pr-1" }, "parents": [],
+                  "attrs": { "app": "shop", "env_type": "development" } }
+            ]),
+            None,
+        )
+        .expect("cedar entities");
+        let uid = |text: &str| cedar_policy::EntityUid::from_str(text).expect("uid");
+        Self {
+            policies: cedar_policy::PolicySet::from_str(CEDAR_POLICY).expect("cedar policy"),
+            entities,
+            authorizer: cedar_policy::Authorizer::new(),
+            alice: uid(r#"User::"alice""#),
+            action: uid(r#"Action::"deployments.create""#),
+            env: uid(r#"Environment::"shop/pr-1""#),
+        }
+    }
+
+    /// The decision for alice deploying to shop/pr-1, the request built each time as an
+    /// integration would.
+    fn allows(&self, entities: &cedar_policy::Entities) -> bool {
+        let request = cedar_policy::Request::new(
+            self.alice.clone(),
+            self.action.clone(),
+            self.env.clone(),
+            cedar_policy::Context::empty(),
+            None,
+        )
+        .expect("cedar request");
+        self.authorizer
+            .is_authorized(&request, &self.policies, entities)
+            .decision()
+            == cedar_policy::Decision::Allow
+    }
+}
+
+/// Regorus with the policy loaded, both as the interpreter and compiled for its RVM.
+struct Rego {
+    engine: regorus::Engine,
+    vm: regorus::rvm::vm::RegoVM,
+    rule: String,
+    input: regorus::Value,
+}
+
+impl Rego {
+    fn new() -> Self {
+        let input = rego_input();
+        let mut engine = regorus::Engine::new();
+        engine
+            .add_policy("wharf.rego".into(), REGO_POLICY.into())
+            .expect("rego policy");
+        let rule = "data.wharf.allow".to_string();
+        engine.set_input(input.clone());
+        assert_eq!(
+            engine.eval_rule(rule.clone()).expect("eval"),
+            regorus::Value::from(true)
+        );
+        let compiled = engine
+            .compile_with_entrypoint(&rule.as_str().into())
+            .expect("compile rego");
+        let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+            &compiled,
+            &[rule.as_str()],
+        )
+        .expect("compile to RVM");
+        let mut vm = regorus::rvm::vm::RegoVM::new();
+        vm.load_program(program);
+        vm.set_input(input.clone());
+        assert_eq!(vm.execute().expect("rvm"), regorus::Value::from(true));
+        Self {
+            engine,
+            vm,
+            rule,
+            input,
+        }
+    }
+}
+
+/// Cedar and Rego deciding over inputs prepared before the clock starts.
+fn bench_prepared(group: &mut Group<'_>, cedar: &Cedar, rego: &mut Rego) {
+    group.bench_function(BENCHES[4], |b| {
+        b.iter(|| black_box(cedar.allows(&cedar.entities)))
+    });
+    let Rego {
+        engine,
+        vm,
+        rule,
+        input,
+    } = rego;
     group.bench_function(BENCHES[5], |b| {
         b.iter_batched(
             || input.clone(),
@@ -313,16 +430,23 @@ fn main() {
             BatchSize::SmallInput,
         )
     });
+}
+
+/// Cedar and Rego with their input built from Wharf's request inside the measurement, as
+/// an integration would have to.
+fn bench_built_per_request(
+    group: &mut Group<'_>,
+    cedar: &Cedar,
+    rego: &mut Rego,
+    request: &AuthzRequest,
+) {
     group.bench_function(BENCHES[7], |b| {
-        b.iter(|| black_box(cedar(&cedar_entities(&one[0]))))
+        b.iter(|| black_box(cedar.allows(&cedar_entities(request))))
     });
-    assert_eq!(vm_eval(&mut vm, &one[0]), regorus::Value::from(true));
+    assert_eq!(vm_eval(&mut rego.vm, request), regorus::Value::from(true));
     group.bench_function(BENCHES[8], |b| {
-        b.iter(|| black_box(vm_eval(&mut vm, &one[0])))
+        b.iter(|| black_box(vm_eval(&mut rego.vm, request)))
     });
-    group.finish();
-    c.final_summary();
-    print_table(&out);
 }
 
 fn vm_eval(vm: &mut regorus::rvm::vm::RegoVM, request: &AuthzRequest) -> regorus::Value {

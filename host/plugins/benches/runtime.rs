@@ -6,8 +6,8 @@
 use criterion::{BatchSize, Criterion, criterion_main};
 use serde_json::json;
 use wharf_plugins::{
-    AuthzRequest, Kind, Manifest, Plugin, Principal, RoleBinding, Runtime, RuntimeConfig, Scope,
-    Target, TransformContext,
+    AuthzRequest, DriverPlugin, Kind, Manifest, Plugin, PolicyPlugin, Principal, RoleBinding,
+    Runtime, RuntimeConfig, Scope, Target, TransformContext, TransformerPlugin,
 };
 
 fn runtime(dir: &std::path::Path) -> Runtime {
@@ -65,42 +65,111 @@ fn deployments(n: usize) -> Vec<serde_json::Value> {
 }
 
 fn benches(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio.block_on(async { runtime(dir.path()) });
-    let install = |path: &str, kind: Kind| {
-        let bytes = wharf_artifacts::read(path);
-        tokio
-            .block_on(rt.install(&bytes, Manifest::new("bench", kind)))
-            .expect("install")
-    };
-    let Plugin::Driver(driver) = install(wharf_artifacts::TEST_DRIVER, Kind::Driver) else {
-        unreachable!()
-    };
-    let Plugin::Policy(policy) = install(wharf_artifacts::TEST_POLICY, Kind::Policy) else {
-        unreachable!()
-    };
-    let Plugin::Transformer(transformer) =
-        install(wharf_artifacts::TEST_TRANSFORMER, Kind::Transformer)
-    else {
-        unreachable!()
-    };
+    let plugins = Plugins::install();
+    bench_driver(c, &plugins);
+    bench_policy(c, &plugins);
+    bench_transformer(c, &plugins);
+    bench_install(c, &plugins.tokio);
+}
 
+/// The test plugins of each kind installed in one runtime, and the tokio runtime their calls
+/// run on (declared last: fields drop in order, and the plugins go before it).
+struct Plugins {
+    driver: DriverPlugin,
+    policy: PolicyPlugin,
+    transformer: TransformerPlugin,
+    _runtime: Runtime,
+    _dir: tempfile::TempDir,
+    tokio: tokio::runtime::Runtime,
+}
+
+impl Plugins {
+    fn install() -> Self {
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = tokio.block_on(async { runtime(dir.path()) });
+        let install = |path: &str, kind: Kind| {
+            let bytes = wharf_artifacts::read(path);
+            tokio
+                .block_on(rt.install(&bytes, Manifest::new("bench", kind)))
+                .expect("install")
+        };
+        let Plugin::Driver(driver) = install(wharf_artifacts::TEST_DRIVER, Kind::Driver) else {
+            unreachable!()
+        };
+        let Plugin::Policy(policy) = install(wharf_artifacts::TEST_POLICY, Kind::Policy) else {
+            unreachable!()
+        };
+        let Plugin::Transformer(transformer) =
+            install(wharf_artifacts::TEST_TRANSFORMER, Kind::Transformer)
+        else {
+            unreachable!()
+        };
+        Self {
+            driver,
+            policy,
+            transformer,
+            _runtime: rt,
+            _dir: dir,
+            tokio,
+        }
+    }
+}
+
+fn bench_driver(c: &mut Criterion, plugins: &Plugins) {
+    let driver = &plugins.driver;
     c.bench_function("driver: fresh instance + describe", |b| {
-        b.to_async(&tokio)
+        b.to_async(&plugins.tokio)
             .iter(|| async { driver.describe().await.expect("describe") })
     });
+}
 
+fn bench_policy(c: &mut Criterion, plugins: &Plugins) {
+    let (tokio, policy) = (&plugins.tokio, &plugins.policy);
     let config = json!({ "roles": { "deployments.create": "developer" } });
     let one = vec![request(1)];
     c.bench_function("policy: one decision (warm instance)", |b| {
-        b.to_async(&tokio)
+        b.to_async(tokio)
             .iter(|| async { policy.authorize(&config, &one).await.expect("authorize") })
     });
+    let (cold_policy, _cold_runtime, _cold_dir) = cold_policy(tokio);
+    c.bench_function("policy: one decision (fresh instance)", |b| {
+        b.to_async(tokio).iter(|| async {
+            cold_policy
+                .authorize(&config, &one)
+                .await
+                .expect("authorize")
+        })
+    });
+    let hundred: Vec<AuthzRequest> = (0..100).map(|_| request(1)).collect();
+    c.bench_function("policy: batch of 100 decisions (warm instance)", |b| {
+        b.to_async(tokio).iter(|| async {
+            policy
+                .authorize(&config, &hundred)
+                .await
+                .expect("authorize")
+        })
+    });
+    let crowded = vec![request(100)];
+    c.bench_function(
+        "policy: one decision, 100 role bindings (warm instance)",
+        |b| {
+            b.to_async(tokio).iter(|| async {
+                policy
+                    .authorize(&config, &crowded)
+                    .await
+                    .expect("authorize")
+            })
+        },
+    );
+}
+
+/// The test policy in a runtime that keeps no warm instance, so every call instantiates.
+fn cold_policy(tokio: &tokio::runtime::Runtime) -> (PolicyPlugin, Runtime, tempfile::TempDir) {
     let cold_dir = tempfile::tempdir().expect("tempdir");
     let mut cold_config = RuntimeConfig::new(cold_dir.path().join("cache"));
     cold_config.warm_instances = 0;
@@ -114,36 +183,11 @@ fn benches(c: &mut Criterion) {
     else {
         unreachable!()
     };
-    c.bench_function("policy: one decision (fresh instance)", |b| {
-        b.to_async(&tokio).iter(|| async {
-            cold_policy
-                .authorize(&config, &one)
-                .await
-                .expect("authorize")
-        })
-    });
-    let hundred: Vec<AuthzRequest> = (0..100).map(|_| request(1)).collect();
-    c.bench_function("policy: batch of 100 decisions (warm instance)", |b| {
-        b.to_async(&tokio).iter(|| async {
-            policy
-                .authorize(&config, &hundred)
-                .await
-                .expect("authorize")
-        })
-    });
-    let crowded = vec![request(100)];
-    c.bench_function(
-        "policy: one decision, 100 role bindings (warm instance)",
-        |b| {
-            b.to_async(&tokio).iter(|| async {
-                policy
-                    .authorize(&config, &crowded)
-                    .await
-                    .expect("authorize")
-            })
-        },
-    );
+    (cold_policy, cold, cold_dir)
+}
 
+fn bench_transformer(c: &mut Criterion, plugins: &Plugins) {
+    let transformer = &plugins.transformer;
     let objects = deployments(50);
     let context = TransformContext {
         app: "shop".into(),
@@ -152,14 +196,17 @@ fn benches(c: &mut Criterion) {
     };
     let tconfig = json!({ "labels": { "team": "payments" } });
     c.bench_function("transformer: 50 Deployments (warm instance)", |b| {
-        b.to_async(&tokio).iter(|| async {
+        b.to_async(&plugins.tokio).iter(|| async {
             transformer
                 .transform(&context, &tconfig, &objects)
                 .await
                 .expect("transform")
         })
     });
+}
 
+/// Installing compiles a plugin once; a second runtime on the same cache loads it instead.
+fn bench_install(c: &mut Criterion, tokio: &tokio::runtime::Runtime) {
     let bytes = wharf_artifacts::read(wharf_artifacts::TEST_POLICY);
     let mut group = c.benchmark_group("install");
     group.sample_size(10);
