@@ -3,12 +3,11 @@
 //! `wharf serve` runs the platform ([`serve`]); `wharf up` runs it with an app deployed
 //! ([`up`]); every other command but the local plugin tools ([`plugin`]: check and call
 //! a component in the host's sandbox, no server needed) is a client of the API
-//! ([`client`], [`deploy`]). This file only parses arguments, sets up logging and prints
+//! ([`client`]). This file only parses arguments, sets up logging and prints
 //! errors. The binary must stay a thin shell over the library crates: no plugin or
 //! platform logic of its own.
 
 mod client;
-mod deploy;
 mod plugin;
 mod serve;
 mod up;

@@ -8,7 +8,8 @@
 //! prints where each workload answers. Then it serves until Ctrl-C, which stops the
 //! workloads too. Run again, it deploys again: what did not change keeps running.
 
-use crate::client::{Client, Output, Refused, V1, q};
+use crate::client::output::Output;
+use crate::client::transport::{Client, Refused, V1, q};
 use anyhow::Context;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -131,7 +132,7 @@ fn ensure(c: &Client, path: &str, value: serde_json::Value) -> anyhow::Result<()
 fn deploy(c: &Client, dir: &Path, app: &str, env: &str, files: &[PathBuf]) -> anyhow::Result<()> {
     let platform = dir.join("platform.yaml");
     if platform.exists() {
-        crate::deploy::apply_platform(c, &platform)?;
+        crate::client::platform::apply_platform(c, &platform)?;
     }
     ensure(c, &format!("{V1}/apps"), json!({ "id": app }))?;
     ensure(
@@ -139,7 +140,7 @@ fn deploy(c: &Client, dir: &Path, app: &str, env: &str, files: &[PathBuf]) -> an
         &format!("{V1}/apps/{}/envs", q(app)),
         json!({ "id": env, "env_type": "development" }),
     )?;
-    let workloads = crate::deploy::score_files(files)?;
+    let workloads = crate::client::score::score_files(files)?;
     let d = c.json(
         "POST",
         &format!("{V1}/apps/{}/envs/{}/deployments", q(app), q(env)),
@@ -148,5 +149,5 @@ fn deploy(c: &Client, dir: &Path, app: &str, env: &str, files: &[PathBuf]) -> an
     let n = d["id"]
         .as_i64()
         .context("the server's answer has no deployment id")?;
-    crate::deploy::follow(c, app, env, n)
+    crate::client::follow::follow(c, app, env, n)
 }
