@@ -8,4 +8,5 @@ mod openapi;
 mod ownership;
 mod plugin;
 mod serve;
+mod support;
 mod tenancy;

@@ -4,9 +4,9 @@
 //! resource, its credentials and its data are checked unchanged in the system itself,
 //! also after `evil`'s environment is deleted.
 
-use crate::deploy::{Client, post};
 use crate::drivers::{EMPTY_SHA256, Moto, Postgres, PowerDns, http, passable};
 use crate::serve::{Server, start};
+use crate::support::{Client, post};
 use crate::tenancy::developer;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -197,11 +197,17 @@ fn postgres_never_hands_over_another_resources_database_or_the_admin_role() {
         db
     );
 
-    // Names that read alike are still two names.
+    names_that_read_alike_are_still_two_names(&admin, &pg, &vars);
+    assert!(server.stop().success());
+}
+
+/// Names that read alike are still two names: apps `a-b` and `a` with environments `c`
+/// and `b-c` get two databases.
+fn names_that_read_alike_are_still_two_names(admin: &Client, pg: &Postgres, vars: &Value) {
     for (app, env) in [("a-b", "c"), ("a", "b-c")] {
         admin.ok(&["apps", "create", app]);
         let (ok, text) = deploy(
-            &admin,
+            admin,
             app,
             env,
             &workload("postgres", "default", Value::Null, vars.clone()),
@@ -209,8 +215,8 @@ fn postgres_never_hands_over_another_resources_database_or_the_admin_role() {
         assert!(ok, "{text}");
     }
     let (one, other) = (
-        output(&admin, "a-b", "c", "name"),
-        output(&admin, "a", "b-c", "name"),
+        output(admin, "a-b", "c", "name"),
+        output(admin, "a", "b-c", "name"),
     );
     assert_ne!(one, other);
     assert_eq!(
@@ -220,7 +226,6 @@ fn postgres_never_hands_over_another_resources_database_or_the_admin_role() {
         ),
         "2"
     );
-    assert!(server.stop().success());
 }
 
 #[test]
@@ -385,29 +390,6 @@ fn the_s3_driver_gives_each_bucket_its_own_key_and_never_another_bucket() {
     );
     definitions(&server, "s3", "store", json!({}));
     // The workload writes into its bucket, and tries another's, with the key it got.
-    let vars = |other: &str| {
-        json!({
-            "ENDPOINT": "${resources.res.endpoint}", "BUCKET": "${resources.res.bucket}",
-            "KEY": "${resources.res.access_key_id}", "SECRET": "${resources.res.secret_access_key}",
-            "OTHER": other,
-        })
-    };
-    let writer = |params: Value, other: &str| {
-        let file = workload("s3", "default", params, vars(other));
-        let mut doc: Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        doc["containers"]["main"]["command"] = json!([
-            "sh",
-            "-c",
-            "put() { curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 \
-               --user \"$KEY:$SECRET\" -X PUT --data-binary x -H \"x-amz-content-sha256: \
-               $(printf x | sha256sum | cut -d' ' -f1)\" \"$ENDPOINT/$1/from-$BUCKET\"; }; \
-             echo \"own bucket: $(put $BUCKET)\"; echo \"other bucket: $(put $OTHER)\"; \
-             exec sleep 600"
-        ]);
-        std::fs::write(&file, doc.to_string()).unwrap();
-        file
-    };
     let (ok, text) = deploy(
         &victim,
         "victim",
@@ -416,17 +398,6 @@ fn the_s3_driver_gives_each_bucket_its_own_key_and_never_another_bucket() {
     );
     assert!(ok, "{text}");
     let bucket = output(&victim, "victim", "dev", "bucket");
-    let logs_of = |dev: &Client, app: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let logs = dev.ok(&["logs", app, "dev", "web"]);
-            if logs.contains("other bucket:") {
-                return logs;
-            }
-            assert!(std::time::Instant::now() < deadline, "{logs}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
     let logs = logs_of(&victim, "victim");
     assert!(logs.contains("own bucket: 200"), "{logs}");
     assert!(
@@ -482,4 +453,40 @@ fn the_s3_driver_gives_each_bucket_its_own_key_and_never_another_bucket() {
             .is_some()
     );
     assert!(server.stop().success());
+}
+
+/// A workload of `params` that writes into its bucket, and tries `other`, with the key it
+/// got; it says what each answered.
+fn writer(params: Value, other: &str) -> PathBuf {
+    let vars = json!({
+        "ENDPOINT": "${resources.res.endpoint}", "BUCKET": "${resources.res.bucket}",
+        "KEY": "${resources.res.access_key_id}", "SECRET": "${resources.res.secret_access_key}",
+        "OTHER": other,
+    });
+    let file = workload("s3", "default", params, vars);
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    doc["containers"]["main"]["command"] = json!([
+        "sh",
+        "-c",
+        "put() { curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 \
+           --user \"$KEY:$SECRET\" -X PUT --data-binary x -H \"x-amz-content-sha256: \
+           $(printf x | sha256sum | cut -d' ' -f1)\" \"$ENDPOINT/$1/from-$BUCKET\"; }; \
+         echo \"own bucket: $(put $BUCKET)\"; echo \"other bucket: $(put $OTHER)\"; \
+         exec sleep 600"
+    ]);
+    std::fs::write(&file, doc.to_string()).unwrap();
+    file
+}
+
+/// The logs of `app`'s `dev` once the writer said what the other bucket answered.
+fn logs_of(dev: &Client, app: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let logs = dev.ok(&["logs", app, "dev", "web"]);
+        if logs.contains("other bucket:") {
+            return logs;
+        }
+        assert!(std::time::Instant::now() < deadline, "{logs}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -4,8 +4,8 @@
 //! processes, and for the server itself; every attempt is refused, while the workload
 //! itself runs normally.
 
-use crate::deploy::{Client, get};
 use crate::serve::{Server, start_with};
+use crate::support::{Client, get};
 use serde_json::Value;
 use std::path::Path;
 
@@ -179,7 +179,7 @@ fn a_workload_reaches_nothing_of_the_server_nor_of_another_app() {
 
 #[test]
 fn deleting_an_app_stops_and_deprovisions_everything_it_had_and_leaves_no_row() {
-    use crate::deploy::post;
+    use crate::support::post;
     use serde_json::json;
     let base = tempfile::tempdir().unwrap();
     crate::drivers::passable(base.path());
