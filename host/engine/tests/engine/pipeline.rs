@@ -9,237 +9,24 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wharf_core::set::Set;
-use wharf_engine::pipeline::{DEPLOY_STEPS, Engine, Settings, Transformers, What};
+use wharf_core::status::{
+    DeploymentKind as Kind, DeploymentStatus as Status, Step as StepName, StepStatus,
+};
+use wharf_engine::pipeline::{Engine, Settings, Transformers, What};
 use wharf_engine::provision::Drivers;
 use wharf_engine::target::BoxFuture;
 use wharf_plugins::{DriverRequest, PluginFailure, Step, TransformContext, Values};
-use wharf_store::deployments::{self, Deployment, Kind, Status, StepStatus};
+use wharf_store::deployments::{self, Deployment};
 use wharf_store::secrets::Sealer;
 use wharf_store::{Store, resources, sets};
 
-/// Outputs its configuration, like the bundled echo driver.
-pub(crate) struct Echoing;
+#[path = "pipeline/harness.rs"]
+mod harness;
 
-impl Drivers for Echoing {
-    fn provision<'a>(
-        &'a self,
-        _driver: &'a str,
-        r: DriverRequest,
-    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
-        Box::pin(async move {
-            Ok(Step::Done {
-                outputs: r.config,
-                state: json!({}),
-            })
-        })
-    }
+use harness::*;
 
-    fn deprovision<'a>(
-        &'a self,
-        _driver: &'a str,
-        _r: DriverRequest,
-    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
-        Box::pin(async move {
-            Ok(Step::Done {
-                outputs: Values::default(),
-                state: json!({}),
-            })
-        })
-    }
-}
-
-/// Changes nothing.
-pub(crate) struct Unchanged;
-
-impl Transformers for Unchanged {
-    fn transform<'a>(
-        &'a self,
-        _installation: &'a str,
-        _context: TransformContext,
-        objects: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Vec<Value>, PluginFailure>> {
-        Box::pin(async move { Ok(objects) })
-    }
-}
-
-/// A store with app `shop`, an environment type `gitops` writing under `root`, a driver
-/// installation `echo` and a definition per `(type, values, secrets)`.
-pub(crate) async fn platform(
-    dir: &Path,
-    root: &Path,
-    sealer: &Sealer,
-    definitions: &[(&str, Value, Value)],
-) -> Store {
-    let store = Store::open(&dir.join("wharf.db")).await.unwrap();
-    let target = json!({ "kind": "gitops", "path": root, "prune": true,
-                         "secrets": { "external_secrets": { "store": "vault" } } });
-    let mut rows = Vec::new();
-    for (res_type, values, secrets) in definitions {
-        let sealed = sealer.seal(
-            secrets.to_string().as_bytes(),
-            &resources::secrets_context(res_type),
-        );
-        use base64::Engine as _;
-        rows.push(resources::Definition {
-            id: res_type.to_string(),
-            res_type: res_type.to_string(),
-            driver: "echo".into(),
-            body: json!({
-                "driver_inputs": {
-                    "values": values,
-                    "secrets_sealed": base64::engine::general_purpose::STANDARD.encode(sealed),
-                },
-                "criteria": [{}],
-            }),
-            version: 1,
-            created_at: 1,
-            updated_at: 1,
-            updated_by: "ops".into(),
-        });
-    }
-    store
-        .transaction(move |tx| {
-            fixtures::app(tx, "shop")?;
-            fixtures::env_type(tx, "gitops", target)?;
-            fixtures::driver(tx, "echo")?;
-            for d in &rows {
-                fixtures::resource_type(tx, &d.res_type)?;
-                resources::put_definition(tx, d)?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-    store
-}
-
-/// Creates environment `env` and deploys `workloads` to it; returns the finished
-/// deployment.
-pub(crate) async fn deploy(
-    store: &Store,
-    engine: &Engine,
-    env: &str,
-    workloads: Vec<wharf_core::score::Workload>,
-) -> Deployment {
-    deploy_with_steps(store, engine, env, workloads, DEPLOY_STEPS).await
-}
-
-/// [`deploy`], with a deployment of the given steps (as one stored by an older version).
-async fn deploy_with_steps(
-    store: &Store,
-    engine: &Engine,
-    env: &str,
-    workloads: Vec<wharf_core::score::Workload>,
-    names: &'static [&'static str],
-) -> Deployment {
-    let set = Set::new(workloads).unwrap();
-    let (e, set_id, body) = (env.to_string(), set.id(), set.to_json());
-    let mut events = engine.subscribe();
-    let id = store
-        .transaction(move |tx| {
-            fixtures::environment(tx, "shop", &e, "gitops")?;
-            sets::put(
-                tx,
-                &sets::StoredSet {
-                    app: "shop".into(),
-                    id: set_id.clone(),
-                    body,
-                    created_at: 1,
-                    created_by: "dev".into(),
-                },
-            )?;
-            let mut steps: Vec<deployments::Step> = names
-                .iter()
-                .map(|n| deployments::Step::pending(n))
-                .collect();
-            for s in &mut steps[..2] {
-                s.status = StepStatus::Done;
-            }
-            deployments::create(
-                tx,
-                &Deployment {
-                    app: "shop".into(),
-                    env: e.clone(),
-                    id: 0,
-                    kind: Kind::Deploy,
-                    set_id,
-                    images: json!({ "container-two2": "nginx:1.27" }),
-                    comment: String::new(),
-                    status: Status::Queued,
-                    error: None,
-                    created_at_ms: 1,
-                    created_by: "dev".into(),
-                    started_at_ms: None,
-                    finished_at_ms: None,
-                    steps,
-                },
-            )
-        })
-        .await
-        .unwrap();
-    engine.wake("shop", env);
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .expect("the deployment finishes")
-            .unwrap();
-        if event.env == env
-            && event.deployment == id
-            && matches!(&event.what, What::Status { status, .. } if status != "running")
-        {
-            break;
-        }
-    }
-    let e = env.to_string();
-    store
-        .call(move |conn| deployments::get(conn, "shop", &e, id))
-        .await
-        .unwrap()
-        .unwrap()
-}
-
-fn sample(name: &str) -> wharf_core::score::Workload {
-    let text = std::fs::read_to_string(samples().join(name)).unwrap();
-    let (mut w, _) = load(&text).unwrap_or_else(|p| panic!("{name}: {p:#?}"));
-    // `files.*.source` is inlined by the client when it makes the set, as `wharf deploy`
-    // does.
-    for c in w.containers.values_mut() {
-        for f in c.files.values_mut() {
-            if let Some(source) = f.source.take() {
-                f.content = Some(std::fs::read_to_string(samples().join(source)).unwrap());
-            }
-        }
-    }
-    w
-}
-
-/// Everything written for an environment, file by file, as one text.
-fn written(root: &Path, env: &str) -> String {
-    let dir = root.join("shop").join(env);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|f| {
-            format!(
-                "# {}\n{}",
-                f.file_name().unwrap().to_string_lossy(),
-                std::fs::read_to_string(f).unwrap()
-            )
-        })
-        .collect()
-}
-
-fn gitops_golden(name: &str, text: &str) {
-    golden(&format!("gitops/{name}"), text);
-}
-
-#[tokio::test]
-async fn every_sample_validates_and_those_that_can_render_are_written_as_expected() {
-    // Every sample parses and validates.
+/// Every sample parses and validates.
+fn every_sample_validates() {
     for entry in std::fs::read_dir(samples()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
@@ -247,61 +34,114 @@ async fn every_sample_validates_and_those_that_can_render_are_written_as_expecte
             load(&text).unwrap_or_else(|p| panic!("{}: {p:#?}", path.display()));
         }
     }
+}
+
+/// The definitions of every resource type the samples use.
+fn sample_definitions() -> Vec<(&'static str, Value, Value)> {
+    vec![
+        (
+            "postgres",
+            json!({ "host": "pg.internal", "port": 5432, "name": "hello", "username": "hello" }),
+            json!({ "password": "s3cret" }),
+        ),
+        ("dns", json!({ "host": "hello.example.test" }), json!({})),
+        ("route", json!({}), json!({})),
+        ("environment", json!({ "NAME": "World" }), json!({})),
+        ("volume", json!({ "source": { "emptyDir": {} } }), json!({})),
+        (
+            "redis",
+            json!({ "host": "redis.internal", "port": 6379, "username": "default" }),
+            json!({ "password": "r3dis" }),
+        ),
+        (
+            "service-port",
+            json!({ "hostname": "workload-a", "port": 8080 }),
+            json!({}),
+        ),
+    ]
+}
+
+/// The samples that can render, by the environment they are deployed to.
+const RENDERED: &[(&str, &[&str])] = &[
+    ("k8s-init", &["k8s-init-sample.yaml"]),
+    ("compose-02", &["compose-02-environment.yaml"]),
+    ("compose-03", &["compose-03-files.yaml"]),
+    ("compose-05", &["compose-05-volume-mounts.yaml"]),
+    (
+        "compose-06",
+        &[
+            "compose-06-workload-one.yaml",
+            "compose-06-workload-two.yaml",
+        ],
+    ),
+    (
+        "compose-08",
+        &["compose-08-workload-a.yaml", "compose-08-workload-b.yaml"],
+    ),
+];
+
+/// What the README expects, or the documented difference.
+fn assert_written_as_the_readme_expects(root: &Path) {
+    let k8s = written(root, "k8s-init");
+    assert!(
+        k8s.contains("secretKeyRef"),
+        "DB_PASSWORD comes from the Secret"
+    );
+    assert!(
+        k8s.contains("value: pg.internal"),
+        "the other DB_* are plain values"
+    );
+    assert!(k8s.contains("port: 8080") && k8s.contains("targetPort: 3000"));
+    let compose02 = written(root, "compose-02");
+    assert!(
+        compose02.contains("value: $_${fizzbuzz}"),
+        "$$ is unescaped: {compose02}"
+    );
+    assert!(compose02.contains("value: hello-world") && compose02.contains("value: World"));
+    assert!(
+        compose02.contains("$${GREETING}"),
+        "args are copied verbatim"
+    );
+    let compose03 = written(root, "compose-03");
+    use base64::Engine as _;
+    let file_b = base64::engine::general_purpose::STANDARD.encode("I am hello-world\n");
+    assert!(
+        compose03.contains(&file_b),
+        "fileB's content is expanded: {compose03}"
+    );
+    assert!(
+        compose03.contains("subPath"),
+        "each file mounted alone, not a projected /"
+    );
+    let compose05 = written(root, "compose-05");
+    assert!(compose05.contains("emptyDir") && compose05.contains("mountPath: /data"));
+    assert!(!compose05.contains("kind: Service"), "no Service");
+    let compose06 = written(root, "compose-06");
+    assert_eq!(compose06.matches("kind: Deployment").count(), 2);
+}
+
+/// The resources provisioned for `env`, by uid.
+async fn provisioned_uids(store: &Store, sealer: Sealer, env: &'static str) -> Vec<String> {
+    let mut records: Vec<String> = store
+        .call(move |tx| wharf_store::provisioned::list(tx, &sealer, "shop", env))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uid)
+        .collect();
+    records.sort();
+    records
+}
+
+#[tokio::test]
+async fn every_sample_validates_and_those_that_can_render_are_written_as_expected() {
+    every_sample_validates();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("manifests");
     let sealer = Sealer::new([3; 32]);
-    let store = platform(
-        dir.path(),
-        &root,
-        &sealer,
-        &[
-            (
-                "postgres",
-                json!({ "host": "pg.internal", "port": 5432, "name": "hello", "username": "hello" }),
-                json!({ "password": "s3cret" }),
-            ),
-            ("dns", json!({ "host": "hello.example.test" }), json!({})),
-            ("route", json!({}), json!({})),
-            ("environment", json!({ "NAME": "World" }), json!({})),
-            ("volume", json!({ "source": { "emptyDir": {} } }), json!({})),
-            (
-                "redis",
-                json!({ "host": "redis.internal", "port": 6379, "username": "default" }),
-                json!({ "password": "r3dis" }),
-            ),
-            (
-                "service-port",
-                json!({ "hostname": "workload-a", "port": 8080 }),
-                json!({}),
-            ),
-        ],
-    )
-    .await;
-    let engine = Engine::new(
-        store.clone(),
-        sealer,
-        Arc::new(Echoing),
-        Arc::new(Unchanged),
-        Settings::new(dir.path().join("envs")),
-    );
-    let cases: &[(&str, &[&str])] = &[
-        ("k8s-init", &["k8s-init-sample.yaml"]),
-        ("compose-02", &["compose-02-environment.yaml"]),
-        ("compose-03", &["compose-03-files.yaml"]),
-        ("compose-05", &["compose-05-volume-mounts.yaml"]),
-        (
-            "compose-06",
-            &[
-                "compose-06-workload-one.yaml",
-                "compose-06-workload-two.yaml",
-            ],
-        ),
-        (
-            "compose-08",
-            &["compose-08-workload-a.yaml", "compose-08-workload-b.yaml"],
-        ),
-    ];
-    for (env, files) in cases {
+    let store = platform(dir.path(), &root, &sealer, &sample_definitions()).await;
+    let engine = engine(&store, sealer, Arc::new(Echoing), dir.path());
+    for (env, files) in RENDERED {
         let d = deploy(
             &store,
             &engine,
@@ -318,54 +158,9 @@ async fn every_sample_validates_and_those_that_can_render_are_written_as_expecte
         gitops_golden(&format!("{env}.yaml"), &text);
     }
 
-    // What the README expects, or the documented difference.
-    let k8s = written(&root, "k8s-init");
-    assert!(
-        k8s.contains("secretKeyRef"),
-        "DB_PASSWORD comes from the Secret"
-    );
-    assert!(
-        k8s.contains("value: pg.internal"),
-        "the other DB_* are plain values"
-    );
-    assert!(k8s.contains("port: 8080") && k8s.contains("targetPort: 3000"));
-    let compose02 = written(&root, "compose-02");
-    assert!(
-        compose02.contains("value: $_${fizzbuzz}"),
-        "$$ is unescaped: {compose02}"
-    );
-    assert!(compose02.contains("value: hello-world") && compose02.contains("value: World"));
-    assert!(
-        compose02.contains("$${GREETING}"),
-        "args are copied verbatim"
-    );
-    let compose03 = written(&root, "compose-03");
-    use base64::Engine as _;
-    let file_b = base64::engine::general_purpose::STANDARD.encode("I am hello-world\n");
-    assert!(
-        compose03.contains(&file_b),
-        "fileB's content is expanded: {compose03}"
-    );
-    assert!(
-        compose03.contains("subPath"),
-        "each file mounted alone, not a projected /"
-    );
-    let compose05 = written(&root, "compose-05");
-    assert!(compose05.contains("emptyDir") && compose05.contains("mountPath: /data"));
-    assert!(!compose05.contains("kind: Service"), "no Service");
-    let compose06 = written(&root, "compose-06");
-    assert_eq!(compose06.matches("kind: Deployment").count(), 2);
-    let sealer_again = Sealer::new([3; 32]);
-    let mut records: Vec<String> = store
-        .call(move |tx| wharf_store::provisioned::list(tx, &sealer_again, "shop", "compose-06"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.uid)
-        .collect();
-    records.sort();
+    assert_written_as_the_readme_expects(&root);
     assert_eq!(
-        records,
+        provisioned_uids(&store, Sealer::new([3; 32]), "compose-06").await,
         [
             "redis.default#main-cache",
             "redis.default#workload-two.cache-c"
@@ -418,117 +213,89 @@ impl Drivers for Refusing {
     }
 }
 
-/// Deletes environment `env` as the API does (a deletion deployment); waits for its end.
-async fn delete_env(store: &Store, engine: &Engine, env: &str) -> String {
-    let mut events = engine.subscribe();
-    let e = env.to_string();
-    let id = store
-        .transaction(move |tx| {
-            wharf_store::envs::mark_deleting(tx, "shop", &e)?;
-            let mut steps: Vec<deployments::Step> = wharf_engine::pipeline::DELETE_STEPS
-                .iter()
-                .map(|n| deployments::Step::pending(n))
-                .collect();
-            for s in &mut steps[..2] {
-                s.status = StepStatus::Done;
-            }
-            deployments::create(
-                tx,
-                &Deployment {
-                    app: "shop".into(),
-                    env: e.clone(),
-                    id: 0,
-                    kind: Kind::Delete,
-                    set_id: String::new(),
-                    images: json!({}),
-                    comment: String::new(),
-                    status: Status::Queued,
-                    error: None,
-                    created_at_ms: 1,
-                    created_by: "dev".into(),
-                    started_at_ms: None,
-                    finished_at_ms: None,
-                    steps,
-                },
-            )
-        })
-        .await
-        .unwrap();
-    engine.wake("shop", env);
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .expect("the deletion finishes")
-            .unwrap();
-        if event.env == env
-            && event.deployment == id
-            && let What::Status { status, .. } = &event.what
-            && status != "running"
-        {
-            return status.clone();
+/// All three resources of the web workload, and only its database.
+const ALL: &str = "  db:\n    type: postgres\n  cache:\n    type: redis\n  dns:\n    type: dns\n";
+const ONLY_DB: &str = "  db:\n    type: postgres\n";
+
+/// The gitops platform with a database, a cache and a dns record, whose driver refuses to
+/// deprovision the cache when told to.
+struct Pruning {
+    store: Store,
+    engine: Engine,
+    refusing: Arc<Refusing>,
+    root: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pruning {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("manifests");
+        let sealer = Sealer::new([5; 32]);
+        let store = platform(
+            dir.path(),
+            &root,
+            &sealer,
+            &[
+                ("postgres", json!({ "host": "pg" }), json!({})),
+                ("redis", json!({ "host": "redis" }), json!({})),
+                ("dns", json!({ "host": "web.example.test" }), json!({})),
+            ],
+        )
+        .await;
+        let refusing = Arc::new(Refusing::default());
+        let engine = engine(&store, sealer, refusing.clone(), dir.path());
+        Self {
+            store,
+            engine,
+            refusing,
+            root,
+            _dir: dir,
         }
+    }
+
+    /// Deploys the web workload with `resources` to `env`.
+    async fn deploy(&self, env: &str, resources: &str) -> Deployment {
+        deploy(&self.store, &self.engine, env, vec![web(resources)]).await
+    }
+
+    /// The resources of `env`, with their status.
+    async fn uids(&self, env: &str) -> Vec<(String, String)> {
+        uids(&self.engine.status("shop", env).await.unwrap())
+    }
+
+    fn refuse(&self, on: bool) {
+        self.refusing
+            .on
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Forgets which resources were deprovisioned so far.
+    fn forget_deprovisioned(&self) {
+        self.refusing.deprovisioned.lock().unwrap().clear();
     }
 }
 
-/// A web workload with these resources (YAML lines under `resources:`).
-fn web(resources: &str) -> wharf_core::score::Workload {
-    load(&format!(
-        "apiVersion: score.dev/v1b1\nmetadata:\n  name: web\ncontainers:\n  main:\n    image: x\nresources:\n{resources}"
-    ))
-    .unwrap()
-    .0
+fn uids(status: &wharf_engine::pipeline::EnvStatus) -> Vec<(String, String)> {
+    status
+        .resources
+        .iter()
+        .map(|r| (r.uid.clone(), r.status.to_string()))
+        .collect()
 }
 
-#[tokio::test]
-async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("manifests");
-    let sealer = Sealer::new([5; 32]);
-    let store = platform(
-        dir.path(),
-        &root,
-        &sealer,
-        &[
-            ("postgres", json!({ "host": "pg" }), json!({})),
-            ("redis", json!({ "host": "redis" }), json!({})),
-            ("dns", json!({ "host": "web.example.test" }), json!({})),
-        ],
-    )
-    .await;
-    let refusing = Arc::new(Refusing::default());
-    let engine = Engine::new(
-        store.clone(),
-        sealer,
-        refusing.clone(),
-        Arc::new(Unchanged),
-        Settings::new(dir.path().join("envs")),
-    );
-    let uids = |status: &wharf_engine::pipeline::EnvStatus| -> Vec<(String, String)> {
-        status
-            .resources
-            .iter()
-            .map(|r| (r.uid.clone(), r.status.clone()))
-            .collect()
-    };
-    let prune = |d: &Deployment| {
-        let step = d.steps.iter().find(|s| s.name == "prune").unwrap();
-        assert_eq!(step.status, StepStatus::Done, "{d:?}");
-        step.detail.clone()
-    };
-    let all = "  db:\n    type: postgres\n  cache:\n    type: redis\n  dns:\n    type: dns\n";
-    let d = deploy(&store, &engine, "dev", vec![web(all)]).await;
-    assert_eq!(d.status, Status::Succeeded, "{d:?}");
-    assert_eq!(prune(&d), json!({ "deprovisioned": [] }));
-    assert_eq!(
-        engine.status("shop", "dev").await.unwrap().resources.len(),
-        3
-    );
+/// The detail of a deployment's prune step, which must be done.
+fn prune(d: &Deployment) -> Value {
+    let step = d.steps.iter().find(|s| s.name == "prune").unwrap();
+    assert_eq!(step.status, StepStatus::Done, "{d:?}");
+    step.detail.clone()
+}
 
-    // The cache's driver refuses to deprovision it: it stays, failed with the driver's
-    // reason; the deployment succeeds, and the dns record goes.
-    refusing.on.store(true, std::sync::atomic::Ordering::SeqCst);
-    let only_db = web("  db:\n    type: postgres\n");
-    let d = deploy(&store, &engine, "dev", vec![only_db.clone()]).await;
+/// The cache's driver refuses to deprovision it: it stays, failed with the driver's
+/// reason; the deployment succeeds, and the dns record goes.
+async fn a_refused_deprovision_leaves_the_resource_failed(p: &Pruning) {
+    p.refuse(true);
+    let d = p.deploy("dev", ONLY_DB).await;
     assert_eq!(d.status, Status::Succeeded, "{d:?}");
     let detail = prune(&d);
     assert_eq!(detail["deprovisioned"], json!(["dns.default#web.dns"]));
@@ -536,7 +303,7 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
         .as_str()
         .unwrap();
     assert!(why.contains("the cache is busy"), "{why}");
-    let status = engine.status("shop", "dev").await.unwrap();
+    let status = p.engine.status("shop", "dev").await.unwrap();
     assert_eq!(
         uids(&status),
         [
@@ -551,83 +318,65 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
         "{}",
         status.resources[1].message
     );
+}
 
-    // Once it can be, the next deployment deprovisions it.
-    refusing
-        .on
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    let d = deploy(&store, &engine, "dev", vec![only_db.clone()]).await;
+/// Once it can be, the next deployment deprovisions it.
+async fn once_it_can_be_the_next_deployment_deprovisions_it(p: &Pruning) {
+    p.refuse(false);
+    let d = p.deploy("dev", ONLY_DB).await;
     assert_eq!(
         prune(&d)["deprovisioned"],
         json!(["redis.default#web.cache"])
     );
     assert_eq!(
-        uids(&engine.status("shop", "dev").await.unwrap()),
+        p.uids("dev").await,
         [("postgres.default#web.db".to_string(), "done".to_string())]
     );
+}
 
-    // Renamed, the same database (the same outputs from the same driver): the old
-    // record is forgotten, and the database is not deprovisioned.
-    refusing.deprovisioned.lock().unwrap().clear();
-    let renamed = web("  database:\n    type: postgres\n");
-    let d = deploy(&store, &engine, "dev", vec![renamed]).await;
+/// Renamed, the same database (the same outputs from the same driver): the old record is
+/// forgotten, and the database is not deprovisioned.
+async fn a_renamed_resource_is_forgotten_not_deprovisioned(p: &Pruning) {
+    p.forget_deprovisioned();
+    let d = p.deploy("dev", "  database:\n    type: postgres\n").await;
     let detail = prune(&d);
     assert_eq!(detail["deprovisioned"], json!([]), "{detail}");
     assert_eq!(
         detail["forgotten"]["postgres.default#web.db"],
         "the same as postgres.default#web.database, which is in use"
     );
-    assert!(refusing.deprovisioned.lock().unwrap().is_empty());
+    assert!(p.refusing.deprovisioned.lock().unwrap().is_empty());
     assert_eq!(
-        uids(&engine.status("shop", "dev").await.unwrap()),
+        p.uids("dev").await,
         [(
             "postgres.default#web.database".to_string(),
             "done".to_string()
         )]
     );
+}
 
-    // A definition with deletion_policy orphan: what it provisioned is forgotten, never
-    // deprovisioned, when a set stops using it and when the environment is deleted.
-    let orphaning = |version| resources::Definition {
+/// Makes the redis definition one with deletion_policy orphan.
+async fn orphan_redis(store: &Store) {
+    let redis = resources::Definition {
         id: "redis".into(),
         res_type: "redis".into(),
         driver: "echo".into(),
         body: json!({ "driver_inputs": { "values": { "host": "redis" } }, "criteria": [{}],
                       "deletion_policy": "orphan" }),
-        version,
+        version: 3,
         created_at: 1,
         updated_at: 3,
         updated_by: "ops".into(),
     };
-    let redis = orphaning(3);
     store
         .transaction(move |tx| resources::put_definition(tx, &redis))
         .await
         .unwrap();
-    deploy(&store, &engine, "dev", vec![web(all)]).await;
-    refusing.deprovisioned.lock().unwrap().clear();
-    let d = deploy(&store, &engine, "dev", vec![only_db.clone()]).await;
-    let detail = prune(&d);
-    assert_eq!(
-        detail["deprovisioned"],
-        json!(["dns.default#web.dns"]),
-        "{detail}"
-    );
-    assert!(
-        detail["forgotten"]["redis.default#web.cache"]
-            .as_str()
-            .unwrap()
-            .starts_with("orphaned: definition redis keeps what it provisioned"),
-        "{detail}"
-    );
-    assert_eq!(*refusing.deprovisioned.lock().unwrap(), ["web.dns"]);
-    deploy(&store, &engine, "dev", vec![web(all)]).await;
-    refusing.deprovisioned.lock().unwrap().clear();
-    assert_eq!(delete_env(&store, &engine, "dev").await, "succeeded");
-    let mut seen = refusing.deprovisioned.lock().unwrap().clone();
-    seen.sort();
-    assert_eq!(seen, ["web.db", "web.dns"], "the cache is left where it is");
-    let event: Value = store
+}
+
+/// The detail of the last environment deletion in the audit log.
+async fn last_deletion_audited(store: &Store) -> Value {
+    store
         .call(|tx| {
             wharf_store::audit::list(
                 tx,
@@ -642,25 +391,57 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
         .unwrap()
         .pop()
         .expect("the deletion is audited")
-        .detail;
+        .detail
+}
+
+/// A definition with deletion_policy orphan: what it provisioned is forgotten, never
+/// deprovisioned, when a set stops using it and when the environment is deleted.
+async fn an_orphaning_definition_keeps_what_it_provisioned(p: &Pruning) {
+    orphan_redis(&p.store).await;
+    p.deploy("dev", ALL).await;
+    p.forget_deprovisioned();
+    let d = p.deploy("dev", ONLY_DB).await;
+    let detail = prune(&d);
+    assert_eq!(
+        detail["deprovisioned"],
+        json!(["dns.default#web.dns"]),
+        "{detail}"
+    );
+    assert!(
+        detail["forgotten"]["redis.default#web.cache"]
+            .as_str()
+            .unwrap()
+            .starts_with("orphaned: definition redis keeps what it provisioned"),
+        "{detail}"
+    );
+    assert_eq!(*p.refusing.deprovisioned.lock().unwrap(), ["web.dns"]);
+    p.deploy("dev", ALL).await;
+    p.forget_deprovisioned();
+    assert_eq!(delete_env(&p.store, &p.engine, "dev").await, "succeeded");
+    let mut seen = p.refusing.deprovisioned.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["web.db", "web.dns"], "the cache is left where it is");
+    let event = last_deletion_audited(&p.store).await;
     assert_eq!(
         event["orphaned"],
         json!(["redis.default#web.cache"]),
         "{event}"
     );
+}
 
-    // A gitops target that does not say prune: what the new set does not use stays.
-    let target = json!({ "kind": "gitops", "path": root,
+/// A gitops target that does not say prune: what the new set does not use stays.
+async fn a_target_that_does_not_prune_keeps_what_is_unused(p: &Pruning) {
+    let target = json!({ "kind": "gitops", "path": p.root,
                          "secrets": { "external_secrets": { "store": "vault" } } });
-    store
+    p.store
         .transaction(move |tx| {
             fixtures::env_type(tx, "synced", target)?;
             fixtures::environment(tx, "shop", "qa", "synced")
         })
         .await
         .unwrap();
-    deploy(&store, &engine, "qa", vec![web(all)]).await;
-    let d = deploy(&store, &engine, "qa", vec![only_db.clone()]).await;
+    p.deploy("qa", ALL).await;
+    let d = p.deploy("qa", ONLY_DB).await;
     assert_eq!(d.status, Status::Succeeded, "{d:?}");
     let detail = prune(&d);
     assert_eq!(
@@ -674,14 +455,26 @@ async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
             .contains("cannot tell when the set it replaced stops serving"),
         "{detail}"
     );
-    assert_eq!(
-        engine.status("shop", "qa").await.unwrap().resources.len(),
-        3
-    );
+    assert_eq!(p.uids("qa").await.len(), 3);
+}
+
+#[tokio::test]
+async fn resources_a_new_set_no_longer_uses_are_deprovisioned_once_it_serves() {
+    let p = Pruning::new().await;
+    let d = p.deploy("dev", ALL).await;
+    assert_eq!(d.status, Status::Succeeded, "{d:?}");
+    assert_eq!(prune(&d), json!({ "deprovisioned": [] }));
+    assert_eq!(p.uids("dev").await.len(), 3);
+
+    a_refused_deprovision_leaves_the_resource_failed(&p).await;
+    once_it_can_be_the_next_deployment_deprovisions_it(&p).await;
+    a_renamed_resource_is_forgotten_not_deprovisioned(&p).await;
+    an_orphaning_definition_keeps_what_it_provisioned(&p).await;
+    a_target_that_does_not_prune_keeps_what_is_unused(&p).await;
 
     // A deployment stored before the prune step existed runs without it.
-    let old: &'static [&'static str] = &DEPLOY_STEPS[..DEPLOY_STEPS.len() - 1];
-    let d = deploy_with_steps(&store, &engine, "qa", vec![web(all)], old).await;
+    let old: &'static [StepName] = &StepName::DEPLOY[..StepName::DEPLOY.len() - 1];
+    let d = deploy_with_steps(&p.store, &p.engine, "qa", vec![web(ALL)], old).await;
     assert_eq!(d.status, Status::Succeeded, "{d:?}");
     assert!(d.steps.iter().all(|s| s.name != "prune"));
 }
