@@ -193,44 +193,61 @@ pub fn build_with(workloads: &[Workload], implicit: &[Implicit]) -> Result<Graph
                     );
                 }
                 Some(node) => {
-                    let first = match node.declared_by.first() {
-                        Some((w, name)) => format!("{w}.{name}"),
-                        None => "the environment type".to_string(),
-                    };
-                    match (&node.params, &r.params) {
-                        (Some(a), Some(b)) if a != b => {
-                            return Err(GraphError::Conflict {
-                                uid,
-                                field: "params",
-                                first,
-                                second: here,
-                            });
-                        }
-                        (None, Some(p)) => {
-                            node.params = Some(p.clone());
-                            node.source_workload = w.name().to_string();
-                        }
-                        _ => {}
-                    }
-                    let (known, _) = metadata.get_mut(&uid).expect("recorded with the node");
-                    match (&*known, &r.metadata) {
-                        (Some(a), Some(b)) if a != b => {
-                            return Err(GraphError::Conflict {
-                                uid,
-                                field: "metadata",
-                                first,
-                                second: here,
-                            });
-                        }
-                        (None, Some(m)) => *known = Some(m.clone()),
-                        _ => {}
-                    }
-                    node.declared_by.push((w.name().to_string(), name.clone()));
+                    let known = &mut metadata.get_mut(&uid).expect("recorded with the node").0;
+                    merge(node, known, w.name(), name, r, here)?;
                 }
             }
         }
     }
-    // Edges: `${resources.NAME...}` in params, NAME resolved in the source workload.
+    link(&mut nodes, &local)?;
+    let levels = levels(&nodes)?;
+    Ok(Graph { nodes, levels })
+}
+
+/// Adds the declaration `workload.name` (at `here`) of a resource that another declared
+/// first: params and metadata must agree where both give them.
+fn merge(
+    node: &mut Node,
+    known: &mut Option<Value>,
+    workload: &str,
+    name: &str,
+    r: &crate::score::Resource,
+    here: String,
+) -> Result<(), GraphError> {
+    let first = match node.declared_by.first() {
+        Some((w, name)) => format!("{w}.{name}"),
+        None => "the environment type".to_string(),
+    };
+    let conflict = |field| GraphError::Conflict {
+        uid: node.uid.clone(),
+        field,
+        first: first.clone(),
+        second: here.clone(),
+    };
+    match (&node.params, &r.params) {
+        (Some(a), Some(b)) if a != b => return Err(conflict("params")),
+        (None, Some(p)) => {
+            node.params = Some(p.clone());
+            node.source_workload = workload.to_string();
+        }
+        _ => {}
+    }
+    match (&*known, &r.metadata) {
+        (Some(a), Some(b)) if a != b => return Err(conflict("metadata")),
+        (None, Some(m)) => *known = Some(m.clone()),
+        _ => {}
+    }
+    node.declared_by
+        .push((workload.to_string(), name.to_string()));
+    Ok(())
+}
+
+/// The edges: `${resources.NAME...}` in a node's params, NAME resolved in the workload
+/// that gave the params (`local`: workload → resource name → uid).
+fn link(
+    nodes: &mut BTreeMap<String, Node>,
+    local: &BTreeMap<&str, BTreeMap<&str, String>>,
+) -> Result<(), GraphError> {
     let uids: Vec<String> = nodes.keys().cloned().collect();
     for uid in &uids {
         let node = &nodes[uid];
@@ -255,8 +272,7 @@ pub fn build_with(workloads: &[Workload], implicit: &[Implicit]) -> Result<Graph
         }
         nodes.get_mut(uid).expect("a known uid").depends_on = depends;
     }
-    let levels = levels(&nodes)?;
-    Ok(Graph { nodes, levels })
+    Ok(())
 }
 
 /// The resource names referred to by placeholders anywhere in `value`'s strings.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The kind of a plugin, which decides the world it must implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Kind {
     /// `wharf:plugin/driver`: provisions resources.
     Driver,

@@ -17,6 +17,7 @@ pub mod matching;
 pub mod roles;
 pub mod score;
 pub mod set;
+pub mod status;
 pub mod target;
 pub mod yaml;
 

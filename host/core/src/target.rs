@@ -77,6 +77,19 @@ pub enum GitopsSecrets {
 /// what to fix.
 pub type Problem = (String, String);
 
+/// A stored target that no longer parses (written by an older Wharf, or by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the environment type's target is not valid: {}", list(.0))]
+pub struct InvalidTarget(pub Vec<Problem>);
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|(path, message)| format!("target{path}: {message}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl TargetSpec {
     /// The local process target, with nothing configured.
     pub fn process() -> Self {

@@ -5,8 +5,9 @@
 use crate::provision::{Entry, Journal, Operation, Progress};
 use crate::target::BoxFuture;
 use serde_json::{Value, json};
+use wharf_core::status::ResourceState as Status;
 use wharf_store::Store;
-use wharf_store::provisioned::{self, Record, Status};
+use wharf_store::provisioned::{self, Record};
 use wharf_store::secrets::Sealer;
 
 /// A [`Journal`] over the store, for one deployment of one environment.

@@ -197,6 +197,15 @@ pub enum ProvisionError {
     },
 }
 
+impl ProvisionError {
+    /// The resource it is about.
+    pub fn uid(&self) -> &str {
+        match self {
+            Self::Node { uid, .. } | Self::Journal { uid, .. } | Self::Unassigned(uid) => uid,
+        }
+    }
+}
+
 /// The idempotency key of a resource in an environment: stable across deployments.
 pub fn idempotency_key(app: &str, env: &str, uid: &str) -> String {
     hex::encode(&Sha256::digest(format!("{app}/{env}/{uid}").as_bytes())[..16])
@@ -473,7 +482,7 @@ async fn steps(
             Err(failure) if failure.is_retryable() && attempts + 1 < limits.max_attempts => {
                 attempts += 1;
                 record(Progress::Retrying {
-                    message: failure.to_string(),
+                    message: wharf_core::error_chain(&failure),
                     attempts,
                 })
                 .await?;
@@ -483,7 +492,7 @@ async fn steps(
                 let message = if failure.is_retryable() {
                     format!("{failure} (gave up after {} attempts)", attempts + 1)
                 } else {
-                    failure.to_string()
+                    wharf_core::error_chain(&failure)
                 };
                 record(Progress::Failed {
                     message: message.clone(),

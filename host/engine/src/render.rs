@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use wharf_core::score::resolve::{Outputs, Resolved, Scope};
-use wharf_core::score::{Problem, Workload, pointer_segment};
+use wharf_core::score::{Container, File, Problem, Volume, Workload, pointer_segment};
 
 /// Where a workload is rendered.
 #[derive(Clone, Copy)]
@@ -55,163 +55,72 @@ pub fn kubernetes(
     ctx: &Context<'_>,
 ) -> Result<Vec<Value>, Vec<Problem>> {
     let name = workload.name();
-    let scope = Scope {
-        metadata: &workload.metadata,
-        resources: outputs.iter().map(|(k, v)| (k.clone(), v)).collect(),
+    let mut pod = Pod {
+        scope: Scope {
+            metadata: &workload.metadata,
+            resources: outputs.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        },
+        outputs,
+        ctx,
+        secret_name: format!("{name}-secrets"),
+        files_name: format!("{name}-files"),
+        problems: Vec::new(),
+        config_data: BTreeMap::new(),
+        secret_data: BTreeMap::new(),
+        volumes: BTreeMap::new(),
     };
-    let instance = format!("{}-{}-{name}", ctx.app, ctx.env);
-    let labels = json!({
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/instance": instance,
-        "app.kubernetes.io/part-of": ctx.app,
-        "app.kubernetes.io/managed-by": "wharf",
-    });
-    let annotations: Map<String, Value> = workload
-        .metadata
-        .get("annotations")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let secret_name = format!("{name}-secrets");
-    let files_name = format!("{name}-files");
-    let mut problems = Vec::new();
-    let mut config_data: BTreeMap<String, String> = BTreeMap::new();
-    let mut secret_data: BTreeMap<String, String> = BTreeMap::new();
-    let mut containers = Vec::new();
-    let mut pod_volumes: BTreeMap<String, Value> = BTreeMap::new();
-    for (c, container) in &workload.containers {
+    let containers: Vec<Value> = workload
+        .containers
+        .iter()
+        .map(|(c, container)| pod.container(c, container))
+        .collect();
+    if !pod.problems.is_empty() {
+        return Err(pod.problems);
+    }
+    Ok(pod.objects(workload, containers))
+}
+
+/// A workload's pod as it is rendered: what its containers need besides themselves (the
+/// ConfigMap's and the Secret's data, the pod's volumes), and the problems found.
+struct Pod<'a> {
+    scope: Scope<'a>,
+    outputs: &'a BTreeMap<String, Outputs>,
+    ctx: &'a Context<'a>,
+    secret_name: String,
+    files_name: String,
+    problems: Vec<Problem>,
+    config_data: BTreeMap<String, String>,
+    secret_data: BTreeMap<String, String>,
+    volumes: BTreeMap<String, Value>,
+}
+
+impl Pod<'_> {
+    /// Container `c` of the pod.
+    fn container(&mut self, c: &str, container: &Container) -> Value {
         let base = format!("/containers/{}", pointer_segment(c));
-        let image = if container.image == "." {
-            match ctx.images.get(c).or_else(|| ctx.images.get("*")) {
-                Some(image) => image.clone(),
-                None => {
-                    problems.push(problem(
-                        format!("{base}/image"),
-                        format!("the image is \".\": give one at deploy time (--image {c}=REF)"),
-                    ));
-                    String::new()
-                }
-            }
-        } else {
-            container.image.clone()
-        };
+        let image = self.image(c, container, &base);
         let mut env = Vec::new();
         for (var, text) in &container.variables {
             let at = format!("{base}/variables/{}", pointer_segment(var));
-            match scope.resolve(text) {
-                Ok(resolved) => {
-                    env.push(env_var(var, c, &resolved, &secret_name, &mut secret_data))
-                }
-                Err(e) => problems.push(problem(at, e.to_string())),
+            match self.scope.resolve(text) {
+                Ok(resolved) => env.push(env_var(
+                    var,
+                    c,
+                    &resolved,
+                    &self.secret_name,
+                    &mut self.secret_data,
+                )),
+                Err(e) => self.problems.push(problem(at, e.to_string())),
             }
         }
         let mut mounts = Vec::new();
         for (target, file) in &container.files {
             let at = format!("{base}/files/{}", pointer_segment(target));
-            let key = format!("{c}-{}", hex10(target));
-            let bytes = match file_bytes(file, &scope, ctx, &at) {
-                Ok(FileBytes::Plain(bytes)) => {
-                    config_data.insert(
-                        key.clone(),
-                        base64::engine::general_purpose::STANDARD.encode(&bytes),
-                    );
-                    "files"
-                }
-                Ok(FileBytes::Secret(text)) => {
-                    secret_data.insert(
-                        key.clone(),
-                        base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
-                    );
-                    "secrets"
-                }
-                Err(p) => {
-                    problems.push(p);
-                    continue;
-                }
-            };
-            let (volume, source) = if bytes == "files" {
-                ("files", json!({ "configMap": { "name": files_name } }))
-            } else {
-                (
-                    "secrets",
-                    json!({ "secret": { "secretName": secret_name } }),
-                )
-            };
-            let mode = match file.mode.as_deref().map(|m| u32::from_str_radix(m, 8)) {
-                None => None,
-                Some(Ok(m)) => Some(m),
-                Some(Err(_)) => {
-                    problems.push(problem(format!("{at}/mode"), "not an octal mode like 0644"));
-                    None
-                }
-            };
-            let mut item = json!({ "key": key, "path": key });
-            if let Some(m) = mode {
-                item["mode"] = json!(m);
-            }
-            let entry = pod_volumes.entry(volume.to_string()).or_insert_with(|| {
-                let mut v = source.clone();
-                v["name"] = json!(volume);
-                v
-            });
-            let items_at = if volume == "files" {
-                "/configMap/items"
-            } else {
-                "/secret/items"
-            };
-            if entry.pointer(items_at).is_none() {
-                let (outer, _) = items_at[1..].split_once('/').expect("two segments");
-                entry[outer]["items"] = json!([]);
-            }
-            if let Some(items) = entry.pointer_mut(items_at).and_then(Value::as_array_mut) {
-                items.push(item);
-            }
-            mounts.push(json!({
-                "name": volume, "mountPath": target, "subPath": key, "readOnly": true
-            }));
+            mounts.extend(self.file(c, target, file, &at));
         }
         for (target, volume) in &container.volumes {
             let at = format!("{base}/volumes/{}", pointer_segment(target));
-            let source = match scope.volume_source(&volume.source).map(|r| r.plain()) {
-                Ok(Some(uid)) => uid,
-                Ok(None) => {
-                    problems.push(problem(
-                        format!("{at}/source"),
-                        "a volume source cannot be a secret",
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    problems.push(problem(format!("{at}/source"), e.to_string()));
-                    continue;
-                }
-            };
-            let Some(outputs) = outputs.values().find(|o| o.uid == source) else {
-                problems.push(problem(
-                    format!("{at}/source"),
-                    format!(
-                        "{source:?} is not a resource of this workload; write ${{resources.NAME}}"
-                    ),
-                ));
-                continue;
-            };
-            let Some(volume_source) = outputs.values.get("source").filter(|s| s.is_object()) else {
-                problems.push(problem(
-                    format!("{at}/source"),
-                    format!("resource {source} has no `source` output (a Kubernetes volume source, like {{\"emptyDir\": {{}}}})"),
-                ));
-                continue;
-            };
-            let volume_name = format!("vol-{}", hex10(target));
-            let mut v = volume_source.clone();
-            v["name"] = json!(volume_name);
-            pod_volumes.insert(volume_name.clone(), v);
-            let mut mount =
-                json!({ "name": volume_name, "mountPath": target, "readOnly": volume.read_only });
-            if let Some(path) = &volume.path {
-                mount["subPath"] = json!(path.trim_start_matches('/'));
-            }
-            mounts.push(mount);
+            mounts.extend(self.volume(target, volume, &at));
         }
         let mut out = json!({ "name": c, "image": image });
         if let Some(command) = &container.command {
@@ -230,84 +139,205 @@ pub fn kubernetes(
             ("livenessProbe", &container.liveness_probe),
             ("readinessProbe", &container.readiness_probe),
         ] {
-            if let Some(probe) = probe {
-                match render_probe(probe) {
-                    Some(p) => out[field] = p,
-                    None => problems.push(problem(
-                        format!("{base}/{field}"),
-                        "a probe needs httpGet or exec",
-                    )),
-                }
+            match probe.as_ref().map(render_probe) {
+                None => {}
+                Some(Some(p)) => out[field] = p,
+                Some(None) => self.problems.push(problem(
+                    format!("{base}/{field}"),
+                    "a probe needs httpGet or exec",
+                )),
             }
         }
         if !mounts.is_empty() {
             out["volumeMounts"] = Value::Array(mounts);
         }
-        containers.push(out);
+        out
     }
-    if !problems.is_empty() {
-        return Err(problems);
+
+    /// The image of container `c`: its own, or the one given at deploy time for `.`.
+    fn image(&mut self, c: &str, container: &Container, base: &str) -> String {
+        if container.image != "." {
+            return container.image.clone();
+        }
+        let images = self.ctx.images;
+        match images.get(c).or_else(|| images.get("*")) {
+            Some(image) => image.clone(),
+            None => {
+                self.problems.push(problem(
+                    format!("{base}/image"),
+                    format!("the image is \".\": give one at deploy time (--image {c}=REF)"),
+                ));
+                String::new()
+            }
+        }
     }
-    let metadata = |object: &str| {
-        json!({
-            "name": object,
-            "labels": labels,
-            "annotations": { "wharf.dev/workload": name },
-        })
-    };
-    let mut objects = Vec::new();
-    if !config_data.is_empty() {
-        objects.push(json!({
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(&files_name),
-            "binaryData": config_data,
-        }));
+
+    /// The mount of file `target` of container `c`, whose content goes into the ConfigMap
+    /// (or the Secret, when it holds a secret).
+    fn file(&mut self, c: &str, target: &str, file: &File, at: &str) -> Option<Value> {
+        let key = format!("{c}-{}", hex10(target));
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let (volume, items_at, source) = match file_bytes(file, &self.scope, self.ctx, at) {
+            Ok(FileBytes::Plain(bytes)) => {
+                self.config_data.insert(key.clone(), encode(&bytes));
+                let source = json!({ "configMap": { "name": self.files_name } });
+                ("files", "configMap", source)
+            }
+            Ok(FileBytes::Secret(text)) => {
+                self.secret_data
+                    .insert(key.clone(), encode(text.as_bytes()));
+                let source = json!({ "secret": { "secretName": self.secret_name } });
+                ("secrets", "secret", source)
+            }
+            Err(p) => {
+                self.problems.push(p);
+                return None;
+            }
+        };
+        let mut item = json!({ "key": key, "path": key });
+        match file.mode.as_deref().map(|m| u32::from_str_radix(m, 8)) {
+            None => {}
+            Some(Ok(m)) => item["mode"] = json!(m),
+            Some(Err(_)) => self
+                .problems
+                .push(problem(format!("{at}/mode"), "not an octal mode like 0644")),
+        }
+        let entry = self.volumes.entry(volume.to_string()).or_insert_with(|| {
+            let mut v = source;
+            v["name"] = json!(volume);
+            v[items_at]["items"] = json!([]);
+            v
+        });
+        if let Some(items) = entry[items_at]["items"].as_array_mut() {
+            items.push(item);
+        }
+        Some(json!({
+            "name": volume, "mountPath": target, "subPath": key, "readOnly": true
+        }))
     }
-    if !secret_data.is_empty() {
-        objects.push(json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": metadata(&secret_name),
-            "type": "Opaque", "data": secret_data,
-        }));
+
+    /// The mount of volume `target`, whose source is a resource's `source` output.
+    fn volume(&mut self, target: &str, volume: &Volume, at: &str) -> Option<Value> {
+        const EMPTY_DIR: &str = r#"{"emptyDir": {}}"#;
+        let at = format!("{at}/source");
+        let source = match self.scope.volume_source(&volume.source).map(|r| r.plain()) {
+            Ok(Some(uid)) => uid,
+            Ok(None) => {
+                self.problems
+                    .push(problem(at, "a volume source cannot be a secret"));
+                return None;
+            }
+            Err(e) => {
+                self.problems.push(problem(at, e.to_string()));
+                return None;
+            }
+        };
+        let Some(outputs) = self.outputs.values().find(|o| o.uid == source) else {
+            self.problems.push(problem(
+                at,
+                format!("{source:?} is not a resource of this workload; write ${{resources.NAME}}"),
+            ));
+            return None;
+        };
+        let Some(volume_source) = outputs.values.get("source").filter(|s| s.is_object()) else {
+            self.problems.push(problem(
+                at,
+                format!(
+                    "resource {source} has no `source` output (a Kubernetes volume source, \
+                     like {EMPTY_DIR})"
+                ),
+            ));
+            return None;
+        };
+        let volume_name = format!("vol-{}", hex10(target));
+        let mut v = volume_source.clone();
+        v["name"] = json!(volume_name);
+        self.volumes.insert(volume_name.clone(), v);
+        let mut mount =
+            json!({ "name": volume_name, "mountPath": target, "readOnly": volume.read_only });
+        if let Some(path) = &volume.path {
+            mount["subPath"] = json!(path.trim_start_matches('/'));
+        }
+        Some(mount)
     }
-    if let Some(service) = &workload.service
-        && !service.ports.is_empty()
-    {
-        let ports: Vec<Value> = service
-            .ports
-            .iter()
-            .map(|(port_name, p)| {
-                json!({
-                    "name": port_name,
-                    "port": p.port,
-                    "targetPort": p.target_port.unwrap_or(p.port),
-                    "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_uppercase(),
-                })
+
+    /// The ConfigMap and the Secret (when they hold anything), the Service (when the
+    /// workload has ports) and the Deployment.
+    fn objects(self, workload: &Workload, containers: Vec<Value>) -> Vec<Value> {
+        let name = workload.name();
+        let instance = format!("{}-{}-{name}", self.ctx.app, self.ctx.env);
+        let labels = json!({
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/instance": instance,
+            "app.kubernetes.io/part-of": self.ctx.app,
+            "app.kubernetes.io/managed-by": "wharf",
+        });
+        let metadata = |object: &str| {
+            json!({
+                "name": object,
+                "labels": labels,
+                "annotations": { "wharf.dev/workload": name },
             })
-            .collect();
+        };
+        let mut objects = Vec::new();
+        if !self.config_data.is_empty() {
+            objects.push(json!({
+                "apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(&self.files_name),
+                "binaryData": self.config_data,
+            }));
+        }
+        if !self.secret_data.is_empty() {
+            objects.push(json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": metadata(&self.secret_name),
+                "type": "Opaque", "data": self.secret_data,
+            }));
+        }
+        if let Some(service) = &workload.service
+            && !service.ports.is_empty()
+        {
+            let ports: Vec<Value> = service
+                .ports
+                .iter()
+                .map(|(port_name, p)| {
+                    json!({
+                        "name": port_name,
+                        "port": p.port,
+                        "targetPort": p.target_port.unwrap_or(p.port),
+                        "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_uppercase(),
+                    })
+                })
+                .collect();
+            objects.push(json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": metadata(name),
+                "spec": {
+                    "selector": { "app.kubernetes.io/instance": instance },
+                    "ports": ports,
+                },
+            }));
+        }
+        let mut pod_annotations: Map<String, Value> = workload
+            .metadata
+            .get("annotations")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        pod_annotations.insert("wharf.dev/workload".into(), json!(name));
+        let mut pod_spec = json!({ "containers": containers });
+        if !self.volumes.is_empty() {
+            pod_spec["volumes"] = Value::Array(self.volumes.into_values().collect());
+        }
         objects.push(json!({
-            "apiVersion": "v1", "kind": "Service", "metadata": metadata(name),
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name),
             "spec": {
-                "selector": { "app.kubernetes.io/instance": instance },
-                "ports": ports,
+                "selector": { "matchLabels": { "app.kubernetes.io/instance": instance } },
+                "template": {
+                    "metadata": { "labels": labels, "annotations": pod_annotations },
+                    "spec": pod_spec,
+                },
             },
         }));
+        objects
     }
-    let mut pod_annotations: Map<String, Value> = annotations;
-    pod_annotations.insert("wharf.dev/workload".into(), json!(name));
-    let mut pod_spec = json!({ "containers": containers });
-    if !pod_volumes.is_empty() {
-        pod_spec["volumes"] = Value::Array(pod_volumes.into_values().collect());
-    }
-    objects.push(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name),
-        "spec": {
-            "selector": { "matchLabels": { "app.kubernetes.io/instance": instance } },
-            "template": {
-                "metadata": { "labels": labels, "annotations": pod_annotations },
-                "spec": pod_spec,
-            },
-        },
-    }));
-    Ok(objects)
 }
 
 /// One `env` entry: a value, or a reference into the Secret when any part is secret.

@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
+use wharf_core::status::{ContainerState, WorkloadState};
 
 /// A boxed future, so that targets can be chosen at run time.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -44,8 +45,8 @@ pub struct Applied {
 pub struct WorkloadStatus {
     /// The workload.
     pub name: String,
-    /// `ready`, `starting`, `restarting`, `failed`, `stopped`, or `written` (gitops).
-    pub state: String,
+    /// How it is doing.
+    pub state: WorkloadState,
     /// Whether it serves.
     pub ready: bool,
     /// Why it is not ready (or what happened last), for the person reading.
@@ -64,8 +65,8 @@ pub struct WorkloadStatus {
 pub struct ContainerStatus {
     /// The container.
     pub name: String,
-    /// `running`, `starting`, `restarting`, `failed` or `stopped`.
-    pub state: String,
+    /// How it is doing.
+    pub state: ContainerState,
     /// Its process, while one runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,

@@ -505,8 +505,9 @@ mod provision {
 
     #[tokio::test]
     async fn the_store_journal_keeps_state_and_seals_secrets() {
+        use wharf_core::status::ResourceState as Status;
         use wharf_engine::journal::StoreJournal;
-        use wharf_store::provisioned::{self, Status};
+        use wharf_store::provisioned;
         use wharf_store::secrets::Sealer;
         let store = wharf_store::Store::open_in_memory().await.unwrap();
         store

@@ -9,120 +9,16 @@
 
 use crate::Error;
 use crate::Tx;
+use crate::column::{json, optional_json, parsed};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-
-/// What a deployment does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Applies a set.
-    Deploy,
-    /// Deletes the environment: stops its workloads, deprovisions its resources.
-    Delete,
-}
-
-impl Kind {
-    /// Its name (`deploy`, `delete`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deploy => "deploy",
-            Self::Delete => "delete",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, Error> {
-        match text {
-            "deploy" => Ok(Self::Deploy),
-            "delete" => Ok(Self::Delete),
-            other => Err(Error::Corrupt(format!("deployment kind {other:?}"))),
-        }
-    }
-}
-
-/// Where a deployment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Waiting for the environment's earlier deployments.
-    Queued,
-    /// Being carried out.
-    Running,
-    /// Finished: the environment runs its set.
-    Succeeded,
-    /// Finished with an error.
-    Failed,
-}
-
-impl Status {
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Whether it is over.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
-    }
-
-    fn parse(text: &str) -> Result<Self, Error> {
-        match text {
-            "queued" => Ok(Self::Queued),
-            "running" => Ok(Self::Running),
-            "succeeded" => Ok(Self::Succeeded),
-            "failed" => Ok(Self::Failed),
-            other => Err(Error::Corrupt(format!("deployment status {other:?}"))),
-        }
-    }
-}
-
-/// Where a step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepStatus {
-    /// Not started.
-    Pending,
-    /// Started.
-    Running,
-    /// Finished.
-    Done,
-    /// Failed.
-    Failed,
-    /// Not run (an earlier step failed).
-    Skipped,
-}
-
-impl StepStatus {
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, Error> {
-        match text {
-            "pending" => Ok(Self::Pending),
-            "running" => Ok(Self::Running),
-            "done" => Ok(Self::Done),
-            "failed" => Ok(Self::Failed),
-            "skipped" => Ok(Self::Skipped),
-            other => Err(Error::Corrupt(format!("step status {other:?}"))),
-        }
-    }
-}
+use wharf_core::status::{DeploymentKind, DeploymentStatus, Step as StepName, StepStatus};
 
 /// One step of a deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// Its name (`resolve`, `provision`...).
-    pub name: String,
+    /// Which step it is.
+    pub name: StepName,
     /// Where it is.
     pub status: StepStatus,
     /// When it started.
@@ -137,9 +33,9 @@ pub struct Step {
 
 impl Step {
     /// A step not yet started.
-    pub fn pending(name: &str) -> Self {
+    pub fn pending(name: StepName) -> Self {
         Self {
-            name: name.to_string(),
+            name,
             status: StepStatus::Pending,
             started_at_ms: None,
             finished_at_ms: None,
@@ -159,7 +55,7 @@ pub struct Deployment {
     /// Its number in the environment, from 1.
     pub id: i64,
     /// What it does.
-    pub kind: Kind,
+    pub kind: DeploymentKind,
     /// The set it applies (empty for a deletion).
     pub set_id: String,
     /// Images given at deploy time, by container (`*` for any): `{"web": "nginx:1"}`.
@@ -167,7 +63,7 @@ pub struct Deployment {
     /// Why it was made.
     pub comment: String,
     /// Where it is.
-    pub status: Status,
+    pub status: DeploymentStatus,
     /// Why it failed: `{step, scope, object, message}`.
     pub error: Option<Value>,
     /// When it was asked for.
@@ -185,36 +81,23 @@ pub struct Deployment {
 const COLUMNS: &str = "app, env, id, kind, set_id, images, comment, status, error, \
                        created_at_ms, created_by, started_at_ms, finished_at_ms";
 
-fn json(text: &str) -> Result<Value, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(e.to_string()))
-}
-
-fn deployment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Deployment, Error>> {
-    let kind: String = r.get(3)?;
-    let images: String = r.get(5)?;
-    let status: String = r.get(7)?;
-    let error: Option<String> = r.get(8)?;
-    let (app, env, id, set_id, comment) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(4)?, r.get(6)?);
-    let (created_at_ms, created_by, started_at_ms, finished_at_ms) =
-        (r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
-    Ok((|| {
-        Ok(Deployment {
-            app,
-            env,
-            id,
-            kind: Kind::parse(&kind)?,
-            set_id,
-            images: json(&images)?,
-            comment,
-            status: Status::parse(&status)?,
-            error: error.as_deref().map(json).transpose()?,
-            created_at_ms,
-            created_by,
-            started_at_ms,
-            finished_at_ms,
-            steps: Vec::new(),
-        })
-    })())
+fn deployment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
+    Ok(Deployment {
+        app: r.get("app")?,
+        env: r.get("env")?,
+        id: r.get("id")?,
+        kind: parsed(r, "kind")?,
+        set_id: r.get("set_id")?,
+        images: json(r, "images")?,
+        comment: r.get("comment")?,
+        status: parsed(r, "status")?,
+        error: optional_json(r, "error")?,
+        created_at_ms: r.get("created_at_ms")?,
+        created_by: r.get("created_by")?,
+        started_at_ms: r.get("started_at_ms")?,
+        finished_at_ms: r.get("finished_at_ms")?,
+        steps: Vec::new(),
+    })
 }
 
 /// Writes a new deployment of `app/env` with `steps` and returns its number. The
@@ -223,9 +106,10 @@ fn deployment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Deployment, Erro
 pub fn create(tx: &Tx<'_>, d: &Deployment) -> Result<i64, Error> {
     let conn = tx.conn();
     let id: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(id), 0) + 1 FROM deployments WHERE app = ?1 AND env = ?2",
+        "SELECT COALESCE(MAX(id), 0) + 1 AS next_id FROM deployments
+          WHERE app = ?1 AND env = ?2",
         [&d.app, &d.env],
-        |r| r.get(0),
+        |r| r.get("next_id"),
     )?;
     conn.execute(
         &format!("INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', NULL, ?8, ?9, NULL, NULL)"),
@@ -251,7 +135,7 @@ pub fn create(tx: &Tx<'_>, d: &Deployment) -> Result<i64, Error> {
                 d.env,
                 id,
                 position as i64,
-                step.name,
+                step.name.as_str(),
                 step.status.as_str(),
                 step.started_at_ms,
                 step.finished_at_ms,
@@ -269,28 +153,19 @@ fn steps(conn: &Connection, app: &str, env: &str, id: i64) -> Result<Vec<Step>, 
            FROM deployment_steps WHERE app = ?1 AND env = ?2 AND deployment = ?3
           ORDER BY position",
     )?;
-    let rows = stmt.query_map(params![app, env, id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (name, status, started_at_ms, finished_at_ms, detail, error) = row?;
-        Ok(Step {
-            name,
-            status: StepStatus::parse(&status)?,
-            started_at_ms,
-            finished_at_ms,
-            detail: json(&detail)?,
-            error: error.as_deref().map(json).transpose()?,
-        })
+    let rows = stmt.query_map(params![app, env, id], step)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn step(r: &rusqlite::Row<'_>) -> rusqlite::Result<Step> {
+    Ok(Step {
+        name: parsed(r, "name")?,
+        status: parsed(r, "status")?,
+        started_at_ms: r.get("started_at_ms")?,
+        finished_at_ms: r.get("finished_at_ms")?,
+        detail: json(r, "detail")?,
+        error: optional_json(r, "error")?,
     })
-    .collect()
 }
 
 /// The deployment `id` of `app/env` with its steps, if any.
@@ -302,8 +177,7 @@ pub fn get(tx: &Tx<'_>, app: &str, env: &str, id: i64) -> Result<Option<Deployme
             params![app, env, id],
             deployment,
         )
-        .optional()?
-        .transpose()?;
+        .optional()?;
     match found {
         Some(mut d) => {
             d.steps = steps(conn, app, env, id)?;
@@ -320,7 +194,7 @@ pub fn list(tx: &Tx<'_>, app: &str, env: &str) -> Result<Vec<Deployment>, Error>
         "SELECT {COLUMNS} FROM deployments WHERE app = ?1 AND env = ?2 ORDER BY id DESC"
     ))?;
     let rows = stmt.query_map([app, env], deployment)?;
-    rows.map(|r| r?).collect()
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Every environment with a deployment queued or running, as `(app, env)`, oldest
@@ -331,7 +205,7 @@ pub fn pending(tx: &Tx<'_>) -> Result<Vec<(String, String)>, Error> {
         "SELECT app, env FROM deployments WHERE status IN ('queued', 'running')
           GROUP BY app, env ORDER BY MIN(created_at_ms), app, env",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([], |r| Ok((r.get("app")?, r.get("env")?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -341,10 +215,10 @@ pub fn next(tx: &Tx<'_>, app: &str, env: &str) -> Result<Option<Deployment>, Err
     let conn = tx.conn();
     let id: Option<i64> = conn
         .query_row(
-            "SELECT MIN(id) FROM deployments
+            "SELECT MIN(id) AS oldest FROM deployments
               WHERE app = ?1 AND env = ?2 AND status IN ('queued', 'running')",
             [app, env],
-            |r| r.get(0),
+            |r| r.get("oldest"),
         )
         .optional()?
         .flatten();
@@ -357,17 +231,17 @@ pub fn next(tx: &Tx<'_>, app: &str, env: &str) -> Result<Option<Deployment>, Err
 /// The last deployment of `app/env` that applied a set and succeeded.
 pub fn current(tx: &Tx<'_>, app: &str, env: &str) -> Result<Option<Deployment>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        &format!(
-            "SELECT {COLUMNS} FROM deployments
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM deployments
               WHERE app = ?1 AND env = ?2 AND kind = 'deploy' AND status = 'succeeded'
               ORDER BY id DESC LIMIT 1"
-        ),
-        [app, env],
-        deployment,
-    )
-    .optional()?
-    .transpose()
+            ),
+            [app, env],
+            deployment,
+        )
+        .optional()?)
 }
 
 /// Sets the status of deployment `id` (and its start or finish time, `now_ms`); `error`
@@ -377,7 +251,7 @@ pub fn set_status(
     app: &str,
     env: &str,
     id: i64,
-    status: Status,
+    status: DeploymentStatus,
     error: Option<&Value>,
     now_ms: i64,
 ) -> Result<(), Error> {

@@ -3,48 +3,11 @@
 
 use crate::Error;
 use crate::Tx;
+use crate::column::{json, parsed};
 use crate::secrets::Sealer;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
-
-/// Where a resource is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// The driver is working.
-    InProgress,
-    /// A retryable failure; being retried.
-    Retrying,
-    /// Ready.
-    Done,
-    /// Failed for good.
-    Failed,
-    /// Being deprovisioned.
-    Deprovisioning,
-}
-
-impl Status {
-    /// Its name (`in-progress`, `done`...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "in-progress",
-            Self::Retrying => "retrying",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Deprovisioning => "deprovisioning",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, Error> {
-        Ok(match text {
-            "in-progress" => Self::InProgress,
-            "retrying" => Self::Retrying,
-            "done" => Self::Done,
-            "failed" => Self::Failed,
-            "deprovisioning" => Self::Deprovisioning,
-            other => return Err(Error::Corrupt(format!("resource status {other:?}"))),
-        })
-    }
-}
+use wharf_core::status::ResourceState;
 
 /// One resource's record.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +15,7 @@ pub struct Record {
     /// Its uid.
     pub uid: String,
     /// Its status.
-    pub status: Status,
+    pub status: ResourceState,
     /// The driver's last message (or the failure).
     pub message: String,
     /// The driver's state, to pass to its next call.
@@ -148,35 +111,37 @@ pub fn delete(tx: &Tx<'_>, app: &str, env: &str, uid: &str) -> Result<bool, Erro
 const COLUMNS: &str = "uid, status, message, state, outputs, secrets, updated_at, \
                        deployment, definition, driver, depends_on, params";
 
+/// A record as stored: its sealed columns not yet opened (opening needs the [`Sealer`],
+/// and fails with its own error, which a row mapper cannot return).
 struct Row {
     uid: String,
-    status: String,
+    status: ResourceState,
     message: String,
     state: Option<Vec<u8>>,
-    outputs: String,
+    outputs: Value,
     secrets: Option<Vec<u8>>,
     updated_at: i64,
     deployment: i64,
     definition: String,
     driver: String,
-    depends_on: String,
+    depends_on: Vec<String>,
     params: Option<Vec<u8>>,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
-        uid: r.get(0)?,
-        status: r.get(1)?,
-        message: r.get(2)?,
-        state: r.get(3)?,
-        outputs: r.get(4)?,
-        secrets: r.get(5)?,
-        updated_at: r.get(6)?,
-        deployment: r.get(7)?,
-        definition: r.get(8)?,
-        driver: r.get(9)?,
-        depends_on: r.get(10)?,
-        params: r.get(11)?,
+        uid: r.get("uid")?,
+        status: parsed(r, "status")?,
+        message: r.get("message")?,
+        state: r.get("state")?,
+        outputs: json(r, "outputs")?,
+        secrets: r.get("secrets")?,
+        updated_at: r.get("updated_at")?,
+        deployment: r.get("deployment")?,
+        definition: r.get("definition")?,
+        driver: r.get("driver")?,
+        depends_on: json(r, "depends_on")?,
+        params: r.get("params")?,
     })
 }
 
@@ -202,18 +167,18 @@ fn open_row(sealer: &Sealer, app: &str, env: &str, row: Row) -> Result<Record, E
         deployment,
         definition,
         driver,
-        depends_on: serde_json::from_str(&depends_on).map_err(|e| Error::Corrupt(e.to_string()))?,
+        depends_on,
         params: match params {
             Some(p) => json(sealer.open(&p, &context(app, env, &uid, "params"))?)?,
             None => Value::Object(Default::default()),
         },
-        status: Status::parse(&status)?,
+        status,
         message,
         state: match state {
             Some(s) => Some(json(sealer.open(&s, &context(app, env, &uid, "state"))?)?),
             None => None,
         },
-        outputs: serde_json::from_str(&outputs).map_err(|e| Error::Corrupt(e.to_string()))?,
+        outputs,
         secrets: match secrets {
             Some(s) => json(sealer.open(&s, &context(app, env, &uid, "secrets"))?)?,
             None => Value::Object(Default::default()),
@@ -252,24 +217,34 @@ pub fn list(tx: &Tx<'_>, sealer: &Sealer, app: &str, env: &str) -> Result<Vec<Re
     rows.map(|r| open_row(sealer, app, env, r?)).collect()
 }
 
-/// Where each resource deployment `deployment` of `app/env` last touched is: its uid,
-/// status and message, by uid (nothing is unsealed).
-pub fn progress(
-    tx: &Tx<'_>,
-    app: &str,
-    env: &str,
-    deployment: i64,
-) -> Result<Vec<(String, String, String)>, Error> {
+/// Where a resource a deployment touched is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    /// The resource.
+    pub uid: String,
+    /// Where it is.
+    pub status: ResourceState,
+    /// The driver's last message (or the failure).
+    pub message: String,
+}
+
+/// Where each resource deployment `deployment` of `app/env` touched is, by uid.
+pub fn progress(tx: &Tx<'_>, app: &str, env: &str, deployment: i64) -> Result<Vec<Touched>, Error> {
     let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT uid, status, message FROM provisioned
          WHERE app = ?1 AND env = ?2 AND deployment = ?3 ORDER BY uid",
     )?;
     let rows = stmt.query_map(rusqlite::params![app, env, deployment], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        Ok(Touched {
+            uid: r.get("uid")?,
+            status: parsed(r, "status")?,
+            message: r.get("message")?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
 /// The secrets column of `app/env`'s resource `uid` as it is stored: sealed bytes, for the
 /// checks that nothing is kept in clear.
 pub fn stored_secrets(
@@ -283,7 +258,7 @@ pub fn stored_secrets(
         .query_row(
             "SELECT secrets FROM provisioned WHERE app = ?1 AND env = ?2 AND uid = ?3",
             [app, env, uid],
-            |r| r.get(0),
+            |r| r.get("secrets"),
         )
         .optional()?)
 }
@@ -292,8 +267,8 @@ pub fn stored_secrets(
 pub fn any(tx: &Tx<'_>, app: &str, env: &str) -> Result<bool, Error> {
     let conn = tx.conn();
     Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM provisioned WHERE app = ?1 AND env = ?2)",
+        "SELECT EXISTS (SELECT 1 FROM provisioned WHERE app = ?1 AND env = ?2) AS found",
         [app, env],
-        |r| r.get(0),
+        |r| r.get("found"),
     )?)
 }

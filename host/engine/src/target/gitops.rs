@@ -501,7 +501,7 @@ impl Gitops {
             .filter_map(|f| f.strip_prefix("deployment-")?.strip_suffix(".yaml"))
             .map(|name| WorkloadStatus {
                 name: name.to_string(),
-                state: "written".into(),
+                state: wharf_core::status::WorkloadState::Written,
                 ready: true,
                 reason: Some(format!("written to {}", dir.display())),
                 endpoints: Vec::new(),

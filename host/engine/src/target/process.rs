@@ -48,6 +48,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wharf_core::status::WorkloadState;
 use wharf_store::secrets::Sealer;
 
 mod confine;
@@ -413,14 +414,14 @@ impl Process {
             if statuses.iter().all(|s| s.ready) {
                 return Ok(statuses);
             }
-            let stuck = statuses.iter().find(|s| s.state == "failed");
+            let stuck = statuses.iter().find(|s| s.state == WorkloadState::Failed);
             if let Some(s) = stuck.or_else(|| {
                 (Instant::now() >= deadline)
                     .then(|| statuses.iter().find(|s| !s.ready))
                     .flatten()
             }) {
-                let reason = s.reason.clone().unwrap_or_else(|| s.state.clone());
-                return Err(TargetError::NotReady(if s.state == "failed" {
+                let reason = s.reason.clone().unwrap_or_else(|| s.state.to_string());
+                return Err(TargetError::NotReady(if s.state == WorkloadState::Failed {
                     format!("workload {} cannot run: {reason}", s.name)
                 } else {
                     format!(

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use wharf_core::status::{ContainerState as Container, WorkloadState};
 
 /// How long a stopped process gets between SIGTERM and SIGKILL.
 pub(super) const GRACE: Duration = Duration::from_secs(5);
@@ -324,7 +325,7 @@ pub(super) fn last_line(log: &Path) -> Option<String> {
 pub(super) async fn workload_status(w: &Running) -> WorkloadStatus {
     let mut containers = Vec::new();
     let mut reasons = Vec::new();
-    let mut state = "ready";
+    let mut state = WorkloadState::Ready;
     for c in &w.containers {
         let (pid, since, restarts, last_exit, spawn_error, stopped) = {
             let s = c.state.lock().expect("never poisoned");
@@ -338,15 +339,15 @@ pub(super) async fn workload_status(w: &Running) -> WorkloadStatus {
             )
         };
         let cstate = match (&spawn_error, pid, stopped) {
-            (Some(_), _, _) => "failed",
-            (_, _, true) => "stopped",
-            (_, Some(_), _) => "running",
-            (_, None, _) if restarts > 0 => "restarting",
-            _ => "starting",
+            (Some(_), _, _) => Container::Failed,
+            (_, _, true) => Container::Stopped,
+            (_, Some(_), _) => Container::Running,
+            (_, None, _) if restarts > 0 => Container::Restarting,
+            _ => Container::Starting,
         };
         containers.push(ContainerStatus {
             name: c.name.clone(),
-            state: cstate.into(),
+            state: cstate,
             pid,
             restarts,
             last_exit: last_exit.clone(),
@@ -357,17 +358,17 @@ pub(super) async fn workload_status(w: &Running) -> WorkloadStatus {
                 .unwrap_or_default()
         };
         match cstate {
-            "failed" => {
-                state = "failed";
+            Container::Failed => {
+                state = WorkloadState::Failed;
                 reasons.push(format!(
                     "container {}: {}",
                     c.name,
                     spawn_error.unwrap_or_default()
                 ));
             }
-            "restarting" | "stopped" => {
-                if state != "failed" {
-                    state = "restarting";
+            Container::Restarting | Container::Stopped => {
+                if state != WorkloadState::Failed {
+                    state = WorkloadState::Restarting;
                 }
                 reasons.push(format!(
                     "container {} {} ({restarts} restarts){}",
@@ -376,13 +377,13 @@ pub(super) async fn workload_status(w: &Running) -> WorkloadStatus {
                     tail()
                 ));
             }
-            "starting" => {
-                if state == "ready" {
-                    state = "starting";
+            Container::Starting => {
+                if state == WorkloadState::Ready {
+                    state = WorkloadState::Starting;
                 }
                 reasons.push(format!("container {} is starting", c.name));
             }
-            _ => {
+            Container::Running => {
                 let ready = match &c.spec.readiness {
                     Some(probe) => check(probe, &c.spec, &c.confinement).await,
                     None if !c.spec.ports.is_empty() => {
@@ -403,8 +404,8 @@ pub(super) async fn workload_status(w: &Running) -> WorkloadStatus {
                     None => Ok(()),
                 };
                 if let Err(why) = ready {
-                    if state == "ready" {
-                        state = "starting";
+                    if state == WorkloadState::Ready {
+                        state = WorkloadState::Starting;
                     }
                     reasons.push(format!("container {}: {why}{}", c.name, tail()));
                 }
@@ -413,8 +414,8 @@ pub(super) async fn workload_status(w: &Running) -> WorkloadStatus {
     }
     WorkloadStatus {
         name: w.spec.name.clone(),
-        state: state.into(),
-        ready: state == "ready",
+        state,
+        ready: state == WorkloadState::Ready,
         reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         endpoints: w
             .spec
