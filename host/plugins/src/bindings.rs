@@ -29,8 +29,12 @@ pub mod driver {
             "wharf:plugin/types": super::base::wharf::plugin::types,
             "wharf:plugin/log": super::base::wharf::plugin::log,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
         },
     });
 }
@@ -43,6 +47,11 @@ pub mod policy {
         with: {
             "wharf:plugin/types": super::base::wharf::plugin::types,
             "wharf:plugin/log": super::base::wharf::plugin::log,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
         },
     });
 }
@@ -55,6 +64,11 @@ pub mod transformer {
         with: {
             "wharf:plugin/types": super::base::wharf::plugin::types,
             "wharf:plugin/log": super::base::wharf::plugin::log,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
         },
     });
 }

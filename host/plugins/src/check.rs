@@ -29,34 +29,63 @@ pub(crate) fn sniff(bytes: &[u8]) -> Result<(), Error> {
     }
 }
 
-/// The package and minor version every name must have (semver: 0.1.x is compatible).
-const WHARF: &str = "wharf:plugin/";
-const WHARF_VERSION: &str = "@0.1.";
+include!(concat!(env!("OUT_DIR"), "/worlds.rs"));
 
-/// Interfaces a plugin of `kind` may import.
+/// The interfaces the world of `kind` imports, as `namespace:package/interface@version`.
+fn world_imports(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Driver => DRIVER_IMPORTS,
+        Kind::Policy => POLICY_IMPORTS,
+        Kind::Transformer => TRANSFORMER_IMPORTS,
+    }
+}
+
+/// Splits `wasi:io/streams@0.2.4` into the interface and its version.
+fn versioned(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((interface, version)) => (interface, Some(version)),
+        None => (name, None),
+    }
+}
+
+/// Whether versions `a` and `b` are semver-compatible, as the linker matches them: the
+/// same major version, and for 0.x the same minor.
+fn compatible(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<String> { v.split('.').take(2).map(str::to_string).collect() };
+    let (a, b) = (parts(a), parts(b));
+    match (a.first().map(String::as_str), b.first().map(String::as_str)) {
+        (Some("0"), Some("0")) => a.get(1) == b.get(1),
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Whether interface `name` is one the world of `kind` imports, at a compatible version.
 fn import_allowed(kind: Kind, name: &str) -> bool {
-    if let Some(rest) = name.strip_prefix(WHARF) {
-        return (rest.starts_with("types@") || rest.starts_with("log@"))
-            && name.contains(WHARF_VERSION);
+    let (interface, version) = versioned(name);
+    world_imports(kind).iter().any(|allowed| {
+        let (allowed, allowed_version) = versioned(allowed);
+        allowed == interface
+            && match (version, allowed_version) {
+                (Some(v), Some(a)) => compatible(v, a),
+                (v, a) => v == a,
+            }
+    })
+}
+
+/// The world a plugin of `kind` exports, with the contract's version:
+/// `wharf:plugin/driver@0.1.0`.
+pub fn world_name(kind: Kind) -> String {
+    format!("wharf:plugin/{kind}@{CONTRACT_VERSION}")
+}
+
+/// Whether export `name` is interface `interface` at a version compatible with the
+/// contract's.
+fn exports_contract(name: &str, interface: &str) -> bool {
+    match versioned(name) {
+        (i, Some(v)) => i == interface && compatible(v, CONTRACT_VERSION),
+        _ => false,
     }
-    // What the Rust standard library and other toolchains import on wasm32-wasip2. With
-    // no preopens, no environment and no arguments they expose nothing of the host.
-    let base = [
-        "wasi:io/",
-        "wasi:clocks/",
-        "wasi:random/",
-        "wasi:cli/",
-        "wasi:filesystem/",
-    ];
-    if base.iter().any(|p| name.starts_with(p)) {
-        return true;
-    }
-    let network = [
-        "wasi:http/types@",
-        "wasi:http/outgoing-handler@",
-        "wasi:sockets/",
-    ];
-    kind == Kind::Driver && network.iter().any(|p| name.starts_with(p))
 }
 
 /// Checks the component's imports and exports against the world of `kind`.
@@ -67,25 +96,22 @@ pub(crate) fn world(engine: &Engine, component: &Component, kind: Kind) -> Resul
     let mut problems = Vec::new();
 
     let wanted = crate::manifest::export_interface(kind);
-    let exported = |iface: &str| {
-        exports
-            .iter()
-            .any(|e| e.starts_with(iface) && e[iface.len()..].starts_with(WHARF_VERSION))
-    };
+    let exported = |iface: &str| exports.iter().any(|e| exports_contract(e, iface));
     if !exported(wanted) {
-        let mut problem = format!("it does not export `{wanted}@0.1.0`");
+        let mut problem = format!("it does not export `{wanted}@{CONTRACT_VERSION}`");
         if let Some(other) = Kind::ALL
             .into_iter()
             .find(|k| *k != kind && exported(crate::manifest::export_interface(*k)))
         {
             problem.push_str(&format!(
-                " but `{}@0.1.0`: it is a {other} plugin, install it as kind {other}",
+                " but `{}@{CONTRACT_VERSION}`: it is a {other} plugin, install it as kind \
+                 {other}",
                 crate::manifest::export_interface(other)
             ));
         } else if let Some(old) = exports.iter().find(|e| e.starts_with(wanted)) {
             problem.push_str(&format!(
                 " (it exports `{old}`, an incompatible version of the contract: rebuild it \
-                 against wharf:plugin@0.1)"
+                 against wharf:plugin@{CONTRACT_VERSION})"
             ));
         } else if exports.is_empty() {
             problem.push_str(" (it exports nothing)");

@@ -113,8 +113,50 @@ pub enum PluginFailure {
     #[error("plugin broke its contract: {0}")]
     Contract(String),
     /// The host could not run the call (no instance slot free, engine error).
-    #[error("host could not run the plugin: {0}")]
-    Host(String),
+    #[error("host could not run the plugin: {what}")]
+    Host {
+        /// What the host was doing.
+        what: String,
+        /// Why it failed, when another error says so.
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+/// The error that made the host fail a call: shared, so a failure can be cloned and
+/// compared (by its message).
+#[derive(Debug, Clone)]
+pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PluginFailure {
+    /// The host failed at `what`, because of `cause`.
+    pub fn host(
+        what: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Host {
+            what: what.into(),
+            cause: Some(Cause(std::sync::Arc::from(cause.into()))),
+        }
+    }
 }
 
 impl PluginFailure {
@@ -122,7 +164,7 @@ impl PluginFailure {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Plugin(e) => e.kind.is_retryable(),
-            Self::Timeout { .. } | Self::Host(_) => true,
+            Self::Timeout { .. } | Self::Host { .. } => true,
             _ => false,
         }
     }

@@ -27,6 +27,7 @@ mod sandbox;
 mod transformer;
 mod types;
 
+pub use check::{CONTRACT_VERSION, world_name};
 pub use driver::DriverPlugin;
 pub use error::{Error, PluginFailure};
 pub use manifest::{Grants, Kind, Limits, Manifest};

@@ -320,10 +320,10 @@ impl Inner {
             Kind::Policy => &self.policy_calls,
             Kind::Driver | Kind::Transformer => &self.calls,
         };
-        budget
-            .acquire()
-            .await
-            .map_err(|_| PluginFailure::Host("runtime is shutting down".into()))
+        budget.acquire().await.map_err(|_| PluginFailure::Host {
+            what: "the runtime is shutting down".into(),
+            cause: None,
+        })
     }
 
     /// A store for one call (or for a warm instance), with the sandbox's limits set.

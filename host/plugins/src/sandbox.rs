@@ -423,7 +423,7 @@ pub(crate) fn verdict<T>(
             }
             Err(PluginFailure::Trap { message })
         }
-        None => Err(PluginFailure::Host(format!("{error:#}"))),
+        None => Err(PluginFailure::host("running the call", error)),
     }
 }
 

@@ -45,7 +45,7 @@ impl Installed {
             .registry
             .installation(&self.store, id)
             .await
-            .map_err(|e| PluginFailure::Host(format!("reading installation {id}: {e}")))?
+            .map_err(|e| PluginFailure::host(format!("reading installation {id}"), e))?
             .ok_or_else(|| missing(format!("there is no plugin installation {id}")))?;
         if !installation.enabled {
             return Err(missing(format!(
@@ -56,7 +56,7 @@ impl Installed {
             .registry
             .load(&self.store, &installation)
             .await
-            .map_err(|e| PluginFailure::Host(format!("loading installation {id}: {e}")))?;
+            .map_err(|e| PluginFailure::host(format!("loading installation {id}"), e))?;
         let config = match plugin {
             // Trying again cannot open what does not open: not retried.
             Plugin::Driver(_) => {
@@ -135,7 +135,7 @@ async fn on_a_worker(
 ) -> Result<Step, PluginFailure> {
     tokio::spawn(call)
         .await
-        .unwrap_or_else(|e| Err(PluginFailure::Host(format!("the call failed: {e}"))))
+        .unwrap_or_else(|e| Err(PluginFailure::host("running the call on a worker", e)))
 }
 
 fn not_a(id: &str, kind: &str) -> PluginFailure {
