@@ -108,7 +108,7 @@ impl PolicyChain {
                 .plugin
                 .authorize(&policy.config, &batch)
                 .await
-                .map_err(|e| ApiError::Internal(format!("policy {} failed: {e}", policy.name)))?;
+                .map_err(|e| ApiError::internal(format!("policy {} failed: {e}", policy.name)))?;
             for (i, decision) in decisions.into_iter().enumerate() {
                 match decision {
                     Decision::Deny(reason) if verdicts[i].is_none() => {

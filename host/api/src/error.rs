@@ -1,6 +1,9 @@
 //! Errors as RFC 9457 problem documents.
 
+use axum::extract::Request;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -51,9 +54,46 @@ pub enum ApiError {
     /// The caller has too many of something open at once (streams it follows).
     #[error("{0}")]
     TooMany(String),
-    /// The server failed.
+    /// The server failed. The client is told only that; the cause is logged once, with
+    /// the request, by [`log_internal`].
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The server failed because of `cause` (an error, or a message saying what broke).
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::TooLarge(format!(
+                "the request body is larger than {} MiB",
+                crate::routes::MAX_JSON_BODY >> 20
+            ))
+        } else {
+            Self::BadRequest(e.body_text())
+        }
+    }
+}
+
+/// The cause of a 5xx, carried from the handler to [`log_internal`] in the response's
+/// extensions.
+#[derive(Clone)]
+struct InternalCause(std::sync::Arc<str>);
+
+/// Middleware: logs the cause of each 5xx a handler returned, once, with the request's
+/// method and path.
+pub(crate) async fn log_internal(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%method, %path, error = %cause, "request failed");
+    }
+    response
 }
 
 impl From<wharf_store::Error> for ApiError {
@@ -65,7 +105,7 @@ impl From<wharf_store::Error> for ApiError {
                     .to_string(),
             ),
             e @ wharf_store::Error::InUse { .. } => Self::InUse(e.to_string()),
-            other => Self::Internal(wharf_core::error_chain(&other)),
+            other => Self::internal(other),
         }
     }
 }
@@ -85,10 +125,7 @@ impl IntoResponse for ApiError {
             Self::Clash(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
             Self::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many"),
-            Self::Internal(cause) => {
-                tracing::error!(error = %cause, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let detail = match &self {
             Self::Internal(_) => "the server failed; the cause is in its log".to_string(),
@@ -107,6 +144,12 @@ impl IntoResponse for ApiError {
                 .collect();
         }
         let mut response = (status, body.to_string()).into_response();
+        if let Self::Internal(cause) = &self {
+            let chain = wharf_core::error_chain(cause.as_ref());
+            response
+                .extensions_mut()
+                .insert(InternalCause(chain.into()));
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -54,7 +54,7 @@ impl From<Error> for ApiError {
         match e {
             Error::Rejected(_) | Error::UnknownKind(_) => ApiError::BadRequest(e.to_string()),
             Error::Store(e) => e.into(),
-            other => ApiError::Internal(wharf_core::error_chain(&other)),
+            other => ApiError::internal(other),
         }
     }
 }

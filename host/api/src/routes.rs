@@ -3,13 +3,18 @@
 
 mod apps;
 mod audit;
+mod definition_match;
+mod definitions;
 mod deployments;
 mod env_types;
 mod envs;
+mod events;
+mod installations;
 mod plugins;
 mod principals;
 mod resources;
 mod sets;
+mod status;
 
 use crate::{ApiError, AppState};
 use axum::Router;
@@ -27,9 +32,14 @@ pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
         .merge(envs::router())
         .merge(principals::router())
         .merge(plugins::router())
+        .merge(installations::router())
         .merge(resources::router())
+        .merge(definitions::router())
+        .merge(definition_match::router())
         .merge(sets::router())
         .merge(deployments::router())
+        .merge(events::router())
+        .merge(status::router())
         .merge(audit::router());
     let (router, openapi) = OpenApiRouter::with_openapi(base_document())
         .routes(routes!(healthz))
@@ -56,6 +66,7 @@ pub(crate) fn router() -> Router<AppState> {
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(problem_for_plain_errors))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(crate::error::log_internal))
         .layer(axum::middleware::from_fn(request_span))
 }
 
@@ -94,22 +105,32 @@ async fn readyz(
     Ok("ready")
 }
 
-/// The JSON body of a request, or a 400 that says what is wrong with it.
-pub(crate) fn body<T>(
-    request: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
-) -> Result<T, ApiError> {
-    request.map(|axum::Json(body)| body).map_err(rejection)
+/// A JSON request body, or a 400 (413 when too large) that says what is wrong with it.
+pub(crate) struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(body) = axum::Json::from_request(request, state).await?;
+        Ok(Self(body))
+    }
 }
 
-/// The error for a body that could not be read or parsed.
-pub(crate) fn rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge(format!(
-            "the request body is larger than {} MiB",
-            MAX_JSON_BODY >> 20
-        ))
-    } else {
-        ApiError::BadRequest(e.body_text())
+/// An optional JSON body: none when the request has no `Content-Type`.
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::OptionalFromRequest<S>
+    for Body<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, ApiError> {
+        let body =
+            <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(request, state)
+                .await?;
+        Ok(body.map(|axum::Json(body)| Self(body)))
     }
 }
 
@@ -187,7 +208,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiError::Internal(format!("a blocking task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("a blocking task failed: {e}")))?
 }
 
 /// Largest body of a request that carries Score documents or a delta, in bytes.

@@ -2,10 +2,9 @@
 
 use crate::auth::Caller;
 use crate::authz::{Target, Verdict};
-use crate::routes::{Page, PageQuery, audit, delete_audited, id, page};
+use crate::routes::{Body, Page, PageQuery, audit, delete_audited, id, page};
 use crate::{ApiError, AppState};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -96,9 +95,8 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<NewApp>, JsonRejection>,
+    Body(body): Body<NewApp>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
-    let body = crate::routes::body(body)?;
     let app_id = id(&body.id, "id")?;
     state
         .policies

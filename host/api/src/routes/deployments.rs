@@ -14,7 +14,6 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -24,27 +23,21 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wharf_core::clock::{now, now_ms};
 use wharf_core::set::Set;
-use wharf_engine::pipeline::{DELETE_STEPS, DEPLOY_STEPS, EngineError};
-use wharf_store::deployments::{self, Deployment, Kind, Step, StepStatus};
+use wharf_core::status::{DeploymentKind, DeploymentStatus, Step as StepName, StepStatus};
+use wharf_store::deployments::{self, Deployment, Step};
 use wharf_store::{envs, sets};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show))
-        .routes(routes!(events))
-        .routes(routes!(status))
-        .routes(routes!(logs))
 }
 
 /// One step of a deployment.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StepView {
-    /// `accept`, `authorize`, `resolve`, `provision`, `render`, `transform`, `apply`,
-    /// `verify`, `prune` (or, for a deletion, `stop`, `deprovision`, `remove`).
-    name: String,
-    /// `pending`, `running`, `done`, `failed` or `skipped`.
-    status: String,
+    name: StepName,
+    status: StepStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     started_at_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,8 +60,8 @@ pub(crate) struct DeploymentView {
     env: String,
     /// Its number in the environment, from 1.
     id: i64,
-    /// `deploy` (a set) or `delete` (the environment).
-    kind: String,
+    /// A set's deployment, or the environment's deletion.
+    kind: DeploymentKind,
     /// The set it applies.
     #[serde(skip_serializing_if = "String::is_empty")]
     set: String,
@@ -76,8 +69,7 @@ pub(crate) struct DeploymentView {
     #[schema(value_type = Object)]
     images: Value,
     comment: String,
-    /// `queued`, `running`, `succeeded` or `failed`.
-    status: String,
+    status: DeploymentStatus,
     /// Why it failed: `{step, scope, object, message}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -98,11 +90,11 @@ pub(crate) fn view(d: Deployment) -> DeploymentView {
         app: d.app,
         env: d.env,
         id: d.id,
-        kind: d.kind.as_str().into(),
+        kind: d.kind,
         set: d.set_id,
         images: d.images,
         comment: d.comment,
-        status: d.status.as_str().into(),
+        status: d.status,
         error: d.error,
         created_at_ms: d.created_at_ms,
         created_by: d.created_by,
@@ -114,7 +106,7 @@ pub(crate) fn view(d: Deployment) -> DeploymentView {
             .map(|s| StepView {
                 duration_ms: s.started_at_ms.zip(s.finished_at_ms).map(|(a, b)| b - a),
                 name: s.name,
-                status: s.status.as_str().into(),
+                status: s.status,
                 started_at_ms: s.started_at_ms,
                 finished_at_ms: s.finished_at_ms,
                 detail: s.detail,
@@ -124,7 +116,7 @@ pub(crate) fn view(d: Deployment) -> DeploymentView {
     }
 }
 
-fn env_target(app: &str, env: &str, env_type: Option<&str>) -> Target {
+pub(crate) fn env_target(app: &str, env: &str, env_type: Option<&str>) -> Target {
     Target {
         app: Some(app.to_string()),
         env: Some(env.to_string()),
@@ -154,9 +146,9 @@ pub(crate) async fn environment(
 }
 
 /// A step that is done, with its times.
-pub(crate) fn done_step(name: &str, started_at_ms: i64, detail: Value) -> Step {
+pub(crate) fn done_step(name: StepName, started_at_ms: i64, detail: Value) -> Step {
     Step {
-        name: name.into(),
+        name,
         status: StepStatus::Done,
         started_at_ms: Some(started_at_ms),
         finished_at_ms: Some(now_ms()),
@@ -166,13 +158,9 @@ pub(crate) fn done_step(name: &str, started_at_ms: i64, detail: Value) -> Step {
 }
 
 /// The steps of a new deployment of `kind`: `accept` and `authorize` done, the rest to do.
-pub(crate) fn steps(kind: Kind, accept: Step, authorize: Step) -> Vec<Step> {
-    let names = match kind {
-        Kind::Deploy => DEPLOY_STEPS,
-        Kind::Delete => DELETE_STEPS,
-    };
+pub(crate) fn steps(kind: DeploymentKind, accept: Step, authorize: Step) -> Vec<Step> {
     let mut steps = vec![accept, authorize];
-    steps.extend(names[2..].iter().map(|n| Step::pending(n)));
+    steps.extend(kind.steps()[2..].iter().map(|n| Step::pending(*n)));
     steps
 }
 
@@ -277,7 +265,7 @@ async fn create(
         }
     }
     let accept = done_step(
-        "accept",
+        StepName::Accept,
         accept_started,
         json!({ "set": set.id(), "source": source, "workloads": set.workloads.keys().collect::<Vec<_>>() }),
     );
@@ -299,7 +287,7 @@ async fn create(
         )));
     }
     let authorize = done_step(
-        "authorize",
+        StepName::Authorize,
         authorize_started,
         json!({ "action": "deployments.create" }),
     );
@@ -310,17 +298,17 @@ async fn create(
             app: app.clone(),
             env: env.clone(),
             id: 0,
-            kind: Kind::Deploy,
+            kind: DeploymentKind::Deploy,
             set_id: set.id(),
             images: json!(images),
             comment: new.comment,
-            status: deployments::Status::Queued,
+            status: DeploymentStatus::Queued,
             error: None,
             created_at_ms: now_ms(),
             created_by: caller.id.clone(),
             started_at_ms: None,
             finished_at_ms: None,
-            steps: steps(Kind::Deploy, accept, authorize),
+            steps: steps(DeploymentKind::Deploy, accept, authorize),
         },
         Some(set),
     )
@@ -379,7 +367,7 @@ pub(crate) async fn accept(
             .ok_or_else(|| ApiError::NotFound(format!("set {set_id} of app {app}")))?;
         blocking(move || {
             Set::from_json(found.body).map_err(|p| {
-                ApiError::Internal(format!("stored set {set_id} does not validate: {p:?}"))
+                ApiError::internal(format!("stored set {set_id} does not validate: {p:?}"))
             })
         })
         .await
@@ -401,7 +389,7 @@ pub(crate) async fn accept(
             .store
             .call(move |conn| deployments::get(conn, &a, &e, n))
             .await?
-            .filter(|d| d.kind == Kind::Deploy)
+            .filter(|d| d.kind == DeploymentKind::Deploy)
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
                     "deployment {n} of {app}/{env} (one that applied a set)"
@@ -494,8 +482,8 @@ pub(crate) async fn queue(
             }
             let id = deployments::create(tx, &deployment)?;
             let action = match deployment.kind {
-                Kind::Deploy => "deployments.create",
-                Kind::Delete => "environments.delete",
+                DeploymentKind::Deploy => "deployments.create",
+                DeploymentKind::Delete => "environments.delete",
             };
             audit(
                 tx,
@@ -513,7 +501,7 @@ pub(crate) async fn queue(
         .store
         .call(move |conn| deployments::get(conn, &a, &e, id))
         .await?
-        .ok_or_else(|| ApiError::Internal("a deployment vanished after it was stored".into()))
+        .ok_or_else(|| ApiError::internal("a deployment vanished after it was stored"))
 }
 
 /// 202 with the deployment and its `Location`.
@@ -526,7 +514,7 @@ pub(crate) fn accepted(d: Deployment) -> Response {
     response
 }
 
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     caller: &Caller,
     app: &str,
@@ -565,243 +553,10 @@ async fn show(
     Ok(Json(view(load(&state, &caller, &app, &env, n).await?)))
 }
 
-fn number(text: &str) -> Result<i64, ApiError> {
+pub(crate) fn number(text: &str) -> Result<i64, ApiError> {
     text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "id: {text:?} is not a deployment number (1, 2, ...)"
         ))
     })
-}
-
-/// The deployment as it happens, as server-sent events: first `deployment` (the whole
-/// deployment as it is), then `step`, `resource` and `status` events as the engine
-/// writes them, until it is over.
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/deployments/{id}/events", operation_id = "followDeployment", tag = "deployments",
-    params(("app" = String, Path, description = "The app's id"),
-           ("env" = String, Path, description = "The environment's id"),
-           ("id" = i64, Path, description = "The deployment's number")),
-    responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream"),
-              (status = 429, description = "The caller follows as many streams as one principal may", body = Object, content_type = "application/problem+json")))]
-async fn events(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((app, env, n)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    let n = number(&n)?;
-    // Subscribed before reading, so that nothing between the read and the first event is
-    // missed; an event that repeats what was read is harmless (each carries its state).
-    let receiver = state.engine.subscribe();
-    let first = load(&state, &caller, &app, &env, n).await?;
-    let slot = state
-        .streams
-        .open(&caller.id, state.limits.streams_per_principal)?;
-    let over = first.status.is_final();
-    let snapshot = SseEvent::default()
-        .event("deployment")
-        .json_data(view(first))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    // Then where each resource this deployment touched is, so that a client connecting
-    // late still sees every resource (the steps are in the snapshot).
-    let (a, e) = (app.clone(), env.clone());
-    let resources = state
-        .store
-        .call(move |conn| wharf_store::provisioned::progress(conn, &a, &e, n))
-        .await?;
-    let store = state.store.clone();
-    type Item = Result<SseEvent, std::convert::Infallible>;
-    let mut head = vec![Item::Ok(snapshot)];
-    for (uid, status, message) in resources {
-        // In the names the live events use.
-        let status = match status.as_str() {
-            "deprovisioning" => "deprovision-in-progress".to_string(),
-            "failed" if message.starts_with("deprovisioning failed") => {
-                "deprovision-failed".to_string()
-            }
-            _ => status,
-        };
-        let event = wharf_engine::pipeline::Event {
-            app: app.clone(),
-            env: env.clone(),
-            deployment: n,
-            what: wharf_engine::pipeline::What::Resource {
-                uid,
-                status,
-                message,
-            },
-        };
-        head.push(Item::Ok(
-            SseEvent::default()
-                .event("resource")
-                .json_data(&event)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-        ));
-    }
-    let head = futures_util::stream::iter(head);
-    let live = futures_util::stream::unfold(
-        (receiver, over, store),
-        move |(mut receiver, over, store)| {
-            let (app, env) = (app.clone(), env.clone());
-            async move {
-                if over {
-                    return None;
-                }
-                loop {
-                    match receiver.recv().await {
-                        Ok(e) if e.app == app && e.env == env && e.deployment == n => {
-                            let name = match &e.what {
-                                wharf_engine::pipeline::What::Step { .. } => "step",
-                                wharf_engine::pipeline::What::Resource { .. } => "resource",
-                                wharf_engine::pipeline::What::Status { .. } => "status",
-                            };
-                            let end = matches!(&e.what, wharf_engine::pipeline::What::Status { status, .. } if status != "running");
-                            let event = SseEvent::default()
-                                .event(name)
-                                .json_data(&e)
-                                .unwrap_or_else(|_| SseEvent::default().event(name));
-                            return Some((Item::Ok(event), (receiver, end, store)));
-                        }
-                        Ok(_) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            // Too slow to keep up: send the whole deployment again.
-                            let (a, e) = (app.clone(), env.clone());
-                            let now = store
-                                .call(move |conn| deployments::get(conn, &a, &e, n))
-                                .await
-                                .ok()
-                                .flatten();
-                            let now = now?;
-                            let end = now.status.is_final();
-                            let event = SseEvent::default()
-                                .event("deployment")
-                                .json_data(view(now))
-                                .unwrap_or_else(|_| SseEvent::default().event("deployment"));
-                            return Some((Item::Ok(event), (receiver, end, store)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            }
-        },
-    );
-    // The slot goes with the stream: it is given back when the client leaves.
-    let stream = futures_util::StreamExt::map(futures_util::StreamExt::chain(head, live), {
-        move |item| {
-            let _held = &slot;
-            item
-        }
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
-}
-
-/// How the environment is doing: its current deployment, each workload on its target
-/// (and why it is not ready), each resource (and why it is not done).
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/status", operation_id = "getEnvironmentStatus", tag = "deployments",
-    params(("app" = String, Path, description = "The app's id"),
-           ("env" = String, Path, description = "The environment's id")),
-    responses((status = 200, description = "The environment's status", body = Object)))]
-async fn status(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((app, env)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let found = environment(&state, &caller, &app, &env).await?;
-    let status = state
-        .engine
-        .status(&app, &env)
-        .await
-        .map_err(engine_error)?;
-    let (a, e) = (app.clone(), env.clone());
-    let latest = state
-        .store
-        .call(move |conn| Ok(deployments::list(conn, &a, &e)?.into_iter().next()))
-        .await?;
-    let mut body = json!(status);
-    body["app"] = json!(app);
-    body["env"] = json!(env);
-    body["env_type"] = json!(found.env_type.as_str());
-    body["deleting"] = json!(found.deleting);
-    body["latest"] = latest.map(|d| json!(view(d))).unwrap_or(Value::Null);
-    Ok(Json(body))
-}
-
-/// What `GET .../logs` reads.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct LogsQuery {
-    /// Only this workload's containers.
-    workload: Option<String>,
-    /// Keep the response open and send new lines as they are written.
-    #[serde(default)]
-    follow: bool,
-    /// Lines to start with, per container (100 when absent; at most 100000).
-    tail: Option<usize>,
-}
-
-/// The environment's logs, as plain text, one line per line (prefixed with
-/// `[workload/container]` when several containers are read).
-#[utoipa::path(get, path = "/apps/{app}/envs/{env}/logs", operation_id = "getEnvironmentLogs", tag = "deployments",
-    params(("app" = String, Path, description = "The app's id"),
-           ("env" = String, Path, description = "The environment's id"), LogsQuery),
-    responses((status = 200, description = "Log lines", body = String, content_type = "text/plain"),
-              (status = 429, description = "The caller follows as many streams as one principal may (with `follow`)", body = Object, content_type = "application/problem+json")))]
-async fn logs(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((app, env)): Path<(String, String)>,
-    Query(query): Query<LogsQuery>,
-) -> Result<Response, ApiError> {
-    environment(&state, &caller, &app, &env).await?;
-    state
-        .policies
-        .authorize(&caller, "logs.read", env_target(&app, &env, None))
-        .await?;
-    let tail = query.tail.unwrap_or(100);
-    if tail > 100_000 {
-        return Err(ApiError::BadRequest("tail: at most 100000 lines".into()));
-    }
-    let slot = if query.follow {
-        Some(
-            state
-                .streams
-                .open(&caller.id, state.limits.streams_per_principal)?,
-        )
-    } else {
-        None
-    };
-    let lines = state
-        .engine
-        .logs(
-            &app,
-            &env,
-            wharf_engine::target::LogQuery {
-                workload: query.workload,
-                tail,
-                follow: query.follow,
-            },
-        )
-        .await
-        .map_err(engine_error)?;
-    let body = futures_util::StreamExt::map(lines, move |line| {
-        let _held = &slot;
-        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n"))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        axum::body::Body::from_stream(body),
-    )
-        .into_response())
-}
-
-pub(crate) fn engine_error(e: EngineError) -> ApiError {
-    use wharf_engine::target::TargetError;
-    match e {
-        EngineError::NoEnvironment(what) => ApiError::NotFound(format!("environment {what}")),
-        EngineError::Target(m) => ApiError::Clash(m),
-        EngineError::TargetFailed(TargetError::Missing(m)) => ApiError::NoMatch(m),
-        EngineError::TargetFailed(TargetError::Unsupported(m)) => ApiError::Clash(m),
-        other => ApiError::Internal(other.to_string()),
-    }
 }

@@ -2,10 +2,9 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{Page, PageQuery, audit, body, delete_audited, id, page};
+use crate::routes::{Body, Page, PageQuery, audit, delete_audited, id, page};
 use crate::{ApiError, AppState};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -203,9 +202,8 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    request: Result<Json<NewEnvType>, JsonRejection>,
+    Body(new): Body<NewEnvType>,
 ) -> Result<(StatusCode, Json<EnvTypeView>), ApiError> {
-    let new = body(request)?;
     let type_id = id(&new.id, "id")?;
     state
         .policies
@@ -270,14 +268,13 @@ async fn replace(
     State(state): State<AppState>,
     caller: Caller,
     Path(env_type): Path<String>,
-    request: Result<Json<EnvTypeSettings>, JsonRejection>,
+    Body(new): Body<EnvTypeSettings>,
 ) -> Result<Json<EnvTypeView>, ApiError> {
     let type_id = id(&env_type, "env-type")?;
     state
         .policies
         .authorize(&caller, "env-types.update", type_target(&env_type))
         .await?;
-    let new = body(request)?;
     implicit(&new.resources)?;
     transformers(&state, &new.transformers).await?;
     let target = target(new.target)?;

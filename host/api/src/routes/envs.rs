@@ -2,10 +2,9 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{Page, PageQuery, audit, body, id, page};
+use crate::routes::{Body, Page, PageQuery, audit, id, page};
 use crate::{ApiError, AppState};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -116,60 +115,20 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(app): Path<String>,
-    request: Result<Json<NewEnv>, JsonRejection>,
+    Body(new): Body<NewEnv>,
 ) -> Result<(StatusCode, Json<EnvView>), ApiError> {
     let app_id = id(&app, "app")?;
-    let new = body(request)?;
     let env_id = id(&new.id, "id")?;
     let type_id = id(&new.env_type, "env_type")?;
+    let decided = target(&app, Some(env_id.as_str()), Some(type_id.as_str()));
     state
         .policies
-        .authorize(
-            &caller,
-            "environments.create",
-            target(&app, Some(env_id.as_str()), Some(type_id.as_str())),
-        )
+        .authorize(&caller, "environments.create", decided.clone())
         .await?;
     // A clone deploys the source's current set: read it (and check that the caller may
     // see the source) before anything is stored.
     let clone = match &new.from {
-        Some(from) => {
-            crate::routes::deployments::environment(&state, &caller, &app, from).await?;
-            state
-                .policies
-                .authorize(
-                    &caller,
-                    "environments.clone",
-                    target(&app, Some(env_id.as_str()), Some(type_id.as_str())),
-                )
-                .await?;
-            let started = now_ms();
-            let (set, images, _) = crate::routes::deployments::accept(
-                &state,
-                &app,
-                from,
-                crate::routes::deployments::Source {
-                    rollback_to: None,
-                    delta: Some(json_patch::Patch(Vec::new())),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            // A clone is a deployment to the new environment: decided as one, with what
-            // it deploys, so that a freeze on the type stops clones too.
-            state
-                .policies
-                .authorize(
-                    &caller,
-                    "deployments.create",
-                    crate::authz::Target {
-                        attributes: crate::routes::deployments::content_attributes(&set, &images),
-                        ..target(&app, Some(env_id.as_str()), Some(type_id.as_str()))
-                    },
-                )
-                .await?;
-            Some((set, images, started, from.clone()))
-        }
+        Some(from) => Some(clone_source(&state, &caller, &app, from, decided).await?),
         None => None,
     };
     let env = envs::Environment {
@@ -180,7 +139,66 @@ async fn create(
         created_by: caller.id.clone(),
         deleting: false,
     };
-    let stored = env.clone();
+    store_new(&state, env.clone()).await?;
+    let mut view = EnvView::from(env.clone());
+    if let Some(clone) = clone {
+        view.deployment = Some(queue_clone(&state, &caller, &env, clone).await?);
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// What a clone deploys: the source's current set and images.
+struct CloneSource {
+    set: wharf_core::set::Set,
+    images: std::collections::BTreeMap<String, String>,
+    started: i64,
+    from: String,
+}
+
+/// Reads what environment `from` of `app` runs, for a clone the caller may make: a clone
+/// is a deployment to the new environment, decided as one, with what it deploys, so that
+/// a freeze on the type stops clones too.
+async fn clone_source(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    from: &str,
+    decided: crate::authz::Target,
+) -> Result<CloneSource, ApiError> {
+    crate::routes::deployments::environment(state, caller, app, from).await?;
+    state
+        .policies
+        .authorize(caller, "environments.clone", decided.clone())
+        .await?;
+    let started = now_ms();
+    let source = crate::routes::deployments::Source {
+        rollback_to: None,
+        delta: Some(json_patch::Patch(Vec::new())),
+        ..Default::default()
+    };
+    let (set, images, _) = crate::routes::deployments::accept(state, app, from, source).await?;
+    let attributes = crate::routes::deployments::content_attributes(&set, &images);
+    state
+        .policies
+        .authorize(
+            caller,
+            "deployments.create",
+            crate::authz::Target {
+                attributes,
+                ..decided
+            },
+        )
+        .await?;
+    Ok(CloneSource {
+        set,
+        images,
+        started,
+        from: from.to_string(),
+    })
+}
+
+/// Stores a new environment, if its app takes environments and its type exists.
+async fn store_new(state: &AppState, stored: envs::Environment) -> Result<(), ApiError> {
     state
         .store
         .transaction(move |tx| {
@@ -210,52 +228,46 @@ async fn create(
             )?;
             Ok(Ok(()))
         })
-        .await??;
-    let mut view = EnvView::from(env.clone());
-    if let Some((set, images, started, from)) = clone {
-        use crate::routes::deployments::{queue, steps};
-        use wharf_store::deployments::{Deployment, Kind, Status, Step, StepStatus};
-        let step = |name: &str, detail: serde_json::Value| Step {
-            name: name.into(),
-            status: StepStatus::Done,
-            started_at_ms: Some(started),
-            finished_at_ms: Some(now_ms()),
-            detail,
-            error: None,
-        };
-        let accept = step(
-            "accept",
-            serde_json::json!({ "set": set.id(), "source": format!("clone of {from}") }),
-        );
-        let authorize = step(
-            "authorize",
-            serde_json::json!({ "action": "environments.clone" }),
-        );
-        let queued = queue(
-            &state,
-            &caller,
-            Deployment {
-                app: env.app.to_string(),
-                env: env.id.to_string(),
-                id: 0,
-                kind: Kind::Deploy,
-                set_id: set.id(),
-                images: serde_json::json!(images),
-                comment: format!("cloned from {from}"),
-                status: Status::Queued,
-                error: None,
-                created_at_ms: now_ms(),
-                created_by: caller.id.clone(),
-                started_at_ms: None,
-                finished_at_ms: None,
-                steps: steps(Kind::Deploy, accept, authorize),
-            },
-            Some(set),
-        )
-        .await?;
-        view.deployment = Some(queued.id);
-    }
-    Ok((StatusCode::CREATED, Json(view)))
+        .await?
+}
+
+/// Queues the deployment of a clone to the new environment `env`; gives its number.
+async fn queue_clone(
+    state: &AppState,
+    caller: &Caller,
+    env: &envs::Environment,
+    clone: CloneSource,
+) -> Result<i64, ApiError> {
+    use crate::routes::deployments::{done_step, queue, steps};
+    use wharf_core::status::{DeploymentKind, DeploymentStatus, Step};
+    use wharf_store::deployments::Deployment;
+    let CloneSource {
+        set,
+        images,
+        started,
+        from,
+    } = clone;
+    let source = serde_json::json!({ "set": set.id(), "source": format!("clone of {from}") });
+    let accept = done_step(Step::Accept, started, source);
+    let action = serde_json::json!({ "action": "environments.clone" });
+    let authorize = done_step(Step::Authorize, started, action);
+    let deployment = Deployment {
+        app: env.app.to_string(),
+        env: env.id.to_string(),
+        id: 0,
+        kind: DeploymentKind::Deploy,
+        set_id: set.id(),
+        images: serde_json::json!(images),
+        comment: format!("cloned from {from}"),
+        status: DeploymentStatus::Queued,
+        error: None,
+        created_at_ms: now_ms(),
+        created_by: caller.id.clone(),
+        started_at_ms: None,
+        finished_at_ms: None,
+        steps: steps(DeploymentKind::Deploy, accept, authorize),
+    };
+    Ok(queue(state, caller, deployment, Some(set)).await?.id)
 }
 
 /// Loads `app/env`, or a 404 that names which of the two is missing.
@@ -344,7 +356,8 @@ pub(crate) async fn delete_environment(
     started: i64,
 ) -> Result<Deletion, ApiError> {
     use crate::routes::deployments::done_step;
-    use wharf_store::deployments::{self, Deployment, Kind, Status};
+    use wharf_core::status::{DeploymentKind, DeploymentStatus, Step};
+    use wharf_store::deployments::{self, Deployment};
     let (app_id, env_id) = (found.app.to_string(), found.id.to_string());
     let principal = caller.id.clone();
     let at_once = state
@@ -375,7 +388,9 @@ pub(crate) async fn delete_environment(
     let (a, e) = (found.app.to_string(), found.id.to_string());
     let pending = state
         .store
-        .call(move |conn| Ok(deployments::next(conn, &a, &e)?.filter(|d| d.kind == Kind::Delete)))
+        .call(move |conn| {
+            Ok(deployments::next(conn, &a, &e)?.filter(|d| d.kind == DeploymentKind::Delete))
+        })
         .await?;
     if let Some(d) = pending {
         return Ok(Deletion::Queued(Box::new(d)));
@@ -387,21 +402,21 @@ pub(crate) async fn delete_environment(
             app: found.app.to_string(),
             env: found.id.to_string(),
             id: 0,
-            kind: Kind::Delete,
+            kind: DeploymentKind::Delete,
             set_id: String::new(),
             images: serde_json::json!({}),
             comment: "delete the environment".into(),
-            status: Status::Queued,
+            status: DeploymentStatus::Queued,
             error: None,
             created_at_ms: now_ms(),
             created_by: caller.id.clone(),
             started_at_ms: None,
             finished_at_ms: None,
             steps: crate::routes::deployments::steps(
-                Kind::Delete,
-                done_step("accept", started, serde_json::json!({})),
+                DeploymentKind::Delete,
+                done_step(Step::Accept, started, serde_json::json!({})),
                 done_step(
-                    "authorize",
+                    Step::Authorize,
                     started,
                     serde_json::json!({ "action": "environments.delete" }),
                 ),

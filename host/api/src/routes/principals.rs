@@ -2,11 +2,10 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
-use crate::routes::{Page, PageQuery, audit, body, page};
+use crate::routes::{Body, Page, PageQuery, audit, page};
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::Query;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -89,11 +88,11 @@ async fn list_principals(
 async fn create_principal(
     state: &AppState,
     caller: &Caller,
-    request: Result<Json<NewUser>, JsonRejection>,
+    new: NewUser,
     kind: &'static str,
     action: &str,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let id = principal_id(&body(request)?.id)?;
+    let id = principal_id(&new.id)?;
     let target = Target {
         object: Some(id.clone()),
         ..Target::default()
@@ -143,9 +142,9 @@ async fn list_users(
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
-    request: Result<Json<NewUser>, JsonRejection>,
+    Body(new): Body<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    create_principal(&state, &caller, request, "user", "users.create").await
+    create_principal(&state, &caller, new, "user", "users.create").await
 }
 
 /// Lists the service accounts.
@@ -173,12 +172,12 @@ async fn list_service_accounts(
 async fn create_service_account(
     State(state): State<AppState>,
     caller: Caller,
-    request: Result<Json<NewUser>, JsonRejection>,
+    Body(new): Body<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     create_principal(
         &state,
         &caller,
-        request,
+        new,
         "service-account",
         "service-accounts.create",
     )
@@ -331,9 +330,8 @@ async fn list_bindings(
 async fn bind(
     State(state): State<AppState>,
     caller: Caller,
-    request: Result<Json<Binding>, JsonRejection>,
+    Body(binding): Body<Binding>,
 ) -> Result<(StatusCode, Json<Binding>), ApiError> {
-    let binding = body(request)?;
     roles::check(&binding.scope, &binding.role)
         .map_err(|e| ApiError::BadRequest(format!("role: {e}")))?;
     let (action, target) = action(&binding, "create");
@@ -577,12 +575,9 @@ async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     Path(principal): Path<String>,
-    request: Result<Option<Json<NewToken>>, JsonRejection>,
+    new: Option<Body<NewToken>>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let new = request
-        .map_err(crate::routes::rejection)?
-        .map(|Json(n)| n)
-        .unwrap_or_default();
+    let new = new.map(|Body(n)| n).unwrap_or_default();
     authorize_tokens(&state, &caller, "tokens.create", &principal).await?;
     let created_at = now();
     let expires_at = token_expiry(

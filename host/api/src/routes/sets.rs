@@ -195,7 +195,7 @@ async fn store(
         .store
         .call(move |conn| sets::get(conn, &app_id, &id))
         .await?
-        .ok_or_else(|| ApiError::Internal("a set vanished after it was stored".into()))?;
+        .ok_or_else(|| ApiError::internal("a set vanished after it was stored"))?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -285,7 +285,7 @@ async fn delta(
     let from = set.clone();
     let next = blocking(move || {
         let base = Set::from_json(base.body).map_err(|p| {
-            ApiError::Internal(format!("stored set {from} does not validate: {p:?}"))
+            ApiError::internal(format!("stored set {from} does not validate: {p:?}"))
         })?;
         base.apply(&patch).map_err(invalid)
     })
