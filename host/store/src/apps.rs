@@ -1,6 +1,7 @@
 //! Applications.
 
 use crate::Tx;
+use crate::column::parsed;
 use crate::{Error, is_conflict};
 use rusqlite::{OptionalExtension, params};
 use wharf_core::Id;
@@ -20,19 +21,15 @@ pub struct App {
     pub deleting: bool,
 }
 
-type Row = (String, String, i64, String, String);
+const COLUMNS: &str = "id, name, created_at, created_by, status";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
-
-fn app((id, name, created_at, created_by, status): Row) -> Result<App, Error> {
+fn app(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     Ok(App {
-        id: Id::new(id).map_err(|e| Error::Corrupt(e.to_string()))?,
-        name,
-        created_at,
-        created_by,
-        deleting: status == "deleting",
+        id: parsed(r, "id")?,
+        name: r.get("name")?,
+        created_at: r.get("created_at")?,
+        created_by: r.get("created_by")?,
+        deleting: r.get::<_, String>("status")? == "deleting",
     })
 }
 
@@ -56,23 +53,21 @@ pub fn create(tx: &Tx<'_>, app: &App) -> Result<(), Error> {
 /// The app with `id`, if any.
 pub fn get(tx: &Tx<'_>, id: &str) -> Result<Option<App>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        "SELECT id, name, created_at, created_by, status FROM apps WHERE id = ?1",
-        [id],
-        from_row,
-    )
-    .optional()?
-    .map(app)
-    .transpose()
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM apps WHERE id = ?1"),
+            [id],
+            app,
+        )
+        .optional()?)
 }
 
 /// Every app, by id.
 pub fn list(tx: &Tx<'_>) -> Result<Vec<App>, Error> {
     let conn = tx.conn();
-    let mut stmt = conn
-        .prepare_cached("SELECT id, name, created_at, created_by, status FROM apps ORDER BY id")?;
-    let rows = stmt.query_map([], from_row)?;
-    rows.map(|r| app(r?)).collect()
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM apps ORDER BY id"))?;
+    let rows = stmt.query_map([], app)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Marks an app as being deleted; true when it exists.
@@ -86,9 +81,9 @@ pub fn mark_deleting(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
 pub fn delete_if_done(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
     let conn = tx.conn();
     let left: i64 = conn.query_row(
-        "SELECT count(*) FROM environments WHERE app = ?1",
+        "SELECT count(*) AS count FROM environments WHERE app = ?1",
         [id],
-        |r| r.get(0),
+        |r| r.get("count"),
     )?;
     let deleting = get(tx, id)?.is_some_and(|a| a.deleting);
     if left > 0 || !deleting {

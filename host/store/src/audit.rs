@@ -2,6 +2,7 @@
 
 use crate::Error;
 use crate::Tx;
+use crate::column::json;
 use rusqlite::params;
 use serde_json::Value;
 
@@ -94,27 +95,18 @@ pub fn list(tx: &Tx<'_>, f: &Filter) -> Result<Vec<Event>, Error> {
             f.after,
             f.limit
         ],
-        |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        },
+        event,
     )?;
-    rows.map(|r| {
-        let (seq, at, principal, action, target, detail) = r?;
-        Ok(Event {
-            seq,
-            at,
-            principal,
-            action,
-            target,
-            detail: serde_json::from_str(&detail).map_err(|e| Error::Corrupt(e.to_string()))?,
-        })
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        seq: r.get("seq")?,
+        at: r.get("at")?,
+        principal: r.get("principal")?,
+        action: r.get("action")?,
+        target: r.get("target")?,
+        detail: json(r, "detail")?,
     })
-    .collect()
 }

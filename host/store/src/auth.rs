@@ -1,9 +1,9 @@
 //! Principals, API tokens and role bindings.
 
 use crate::Tx;
+use crate::column::{invalid, parsed};
 use crate::{Error, is_conflict};
 use rusqlite::{OptionalExtension, params};
-use wharf_core::Id;
 use wharf_core::roles::Scope;
 
 /// What a presented token turned out to be.
@@ -29,7 +29,10 @@ pub enum TokenStatus {
 /// How many principals exist (none means the store is new: time for the bootstrap token).
 pub fn count_principals(tx: &Tx<'_>) -> Result<i64, Error> {
     let conn = tx.conn();
-    Ok(conn.query_row("SELECT count(*) FROM principals", [], |r| r.get(0))?)
+    let principals = conn.query_row("SELECT count(*) AS count FROM principals", [], |r| {
+        r.get("count")
+    })?;
+    Ok(principals)
 }
 
 /// Creates a principal.
@@ -99,10 +102,10 @@ pub fn list_tokens(tx: &Tx<'_>, principal: &str) -> Result<Vec<TokenRow>, Error>
     )?;
     let rows = stmt.query_map([principal], |r| {
         Ok(TokenRow {
-            id: r.get(0)?,
-            created_at: r.get(1)?,
-            expires_at: r.get(2)?,
-            revoked_at: r.get(3)?,
+            id: r.get("id")?,
+            created_at: r.get("created_at")?,
+            expires_at: r.get("expires_at")?,
+            revoked_at: r.get("revoked_at")?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -111,32 +114,30 @@ pub fn list_tokens(tx: &Tx<'_>, principal: &str) -> Result<Vec<TokenRow>, Error>
 /// Looks up a token by the sha256 of its secret.
 pub fn token_status(tx: &Tx<'_>, hash: &str, now: i64) -> Result<TokenStatus, Error> {
     let conn = tx.conn();
-    let row = conn
+    let status = conn
         .query_row(
             "SELECT t.principal, p.kind, t.expires_at, t.revoked_at
                FROM tokens t JOIN principals p ON p.id = t.principal
               WHERE t.hash = ?1",
             [hash],
             |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                ))
+                let principal: String = r.get("principal")?;
+                let kind: String = r.get("kind")?;
+                let expires_at: Option<i64> = r.get("expires_at")?;
+                let revoked_at: Option<i64> = r.get("revoked_at")?;
+                Ok(match (expires_at, revoked_at) {
+                    (_, Some(_)) => TokenStatus::Revoked,
+                    (Some(expires), None) if expires <= now => TokenStatus::Expired,
+                    (expires_at, None) => TokenStatus::Valid {
+                        principal,
+                        kind,
+                        expires_at,
+                    },
+                })
             },
         )
         .optional()?;
-    Ok(match row {
-        None => TokenStatus::Unknown,
-        Some((_, _, _, Some(_))) => TokenStatus::Revoked,
-        Some((_, _, Some(expires), None)) if expires <= now => TokenStatus::Expired,
-        Some((principal, kind, expires_at, None)) => TokenStatus::Valid {
-            principal,
-            kind,
-            expires_at,
-        },
-    })
+    Ok(status.unwrap_or(TokenStatus::Unknown))
 }
 
 /// Grants `role` at `scope` to a principal (granting it twice is not an error).
@@ -158,26 +159,25 @@ pub fn role_bindings(tx: &Tx<'_>, principal: &str) -> Result<Vec<(Scope, String)
         "SELECT scope_kind, scope_id, role FROM role_bindings WHERE principal = ?1
          ORDER BY scope_kind, scope_id, role",
     )?;
-    let rows = stmt.query_map([principal], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (kind, id, role) = row?;
-        let id = || Id::new(id.clone()).map_err(|e| Error::Corrupt(e.to_string()));
-        let scope = match kind.as_str() {
-            "org" => Scope::Org,
-            "app" => Scope::App(id()?),
-            "env-type" => Scope::EnvType(id()?),
-            other => return Err(Error::Corrupt(format!("unknown scope kind {other:?}"))),
-        };
-        out.push((scope, role));
-    }
-    Ok(out)
+    let rows = stmt.query_map([principal], |r| Ok((scope(r)?, r.get("role")?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The scope a role binding's `scope_kind` and `scope_id` name.
+fn scope(r: &rusqlite::Row<'_>) -> rusqlite::Result<Scope> {
+    let kind: String = r.get("scope_kind")?;
+    Ok(match kind.as_str() {
+        "org" => Scope::Org,
+        "app" => Scope::App(parsed(r, "scope_id")?),
+        "env-type" => Scope::EnvType(parsed(r, "scope_id")?),
+        other => {
+            return Err(invalid(
+                r,
+                "scope_kind",
+                format_args!("unknown scope kind {other:?}"),
+            ));
+        }
+    })
 }
 
 fn scope_columns(scope: &Scope) -> (&'static str, &str) {
@@ -199,19 +199,21 @@ pub struct PrincipalRow {
     pub created_at: i64,
 }
 
+fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRow> {
+    Ok(PrincipalRow {
+        id: r.get("id")?,
+        kind: r.get("kind")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
 /// The principals of `kind`, by id.
 pub fn list_principals(tx: &Tx<'_>, kind: &str) -> Result<Vec<PrincipalRow>, Error> {
     let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, created_at FROM principals WHERE kind = ?1 ORDER BY id",
     )?;
-    let rows = stmt.query_map([kind], |r| {
-        Ok(PrincipalRow {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            created_at: r.get(2)?,
-        })
-    })?;
+    let rows = stmt.query_map([kind], principal_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -222,13 +224,7 @@ pub fn get_principal(tx: &Tx<'_>, id: &str) -> Result<Option<PrincipalRow>, Erro
         .query_row(
             "SELECT id, kind, created_at FROM principals WHERE id = ?1",
             [id],
-            |r| {
-                Ok(PrincipalRow {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    created_at: r.get(2)?,
-                })
-            },
+            principal_row,
         )
         .optional()?)
 }

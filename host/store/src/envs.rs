@@ -1,6 +1,7 @@
 //! Environment types and environments.
 
 use crate::Tx;
+use crate::column::{json, parsed};
 use crate::{Error, is_conflict};
 use rusqlite::{OptionalExtension, params};
 use wharf_core::Id;
@@ -39,10 +40,6 @@ pub struct Environment {
     /// True once its deletion was asked for: it takes no more deployments, and is gone
     /// when its resources are deprovisioned.
     pub deleting: bool,
-}
-
-fn id(text: String) -> Result<Id, Error> {
-    Id::new(text).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 fn conflict(what: String) -> impl FnOnce(rusqlite::Error) -> Error {
@@ -93,44 +90,27 @@ pub fn update_type(tx: &Tx<'_>, t: &EnvType) -> Result<bool, Error> {
 
 const TYPE_COLUMNS: &str = "id, description, target, transformers, resources, created_at";
 
-type TypeRow = (String, String, String, String, String, i64);
-
-fn type_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TypeRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
-fn env_type(
-    (id_text, description, target, transformers, resources, created_at): TypeRow,
-) -> Result<EnvType, Error> {
-    let corrupt = |e: serde_json::Error| Error::Corrupt(e.to_string());
+fn env_type(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnvType> {
     Ok(EnvType {
-        id: id(id_text)?,
-        description,
-        target: serde_json::from_str(&target).map_err(corrupt)?,
-        transformers: serde_json::from_str(&transformers).map_err(corrupt)?,
-        resources: serde_json::from_str(&resources).map_err(corrupt)?,
-        created_at,
+        id: parsed(r, "id")?,
+        description: r.get("description")?,
+        target: json(r, "target")?,
+        transformers: json(r, "transformers")?,
+        resources: json(r, "resources")?,
+        created_at: r.get("created_at")?,
     })
 }
 
 /// The environment type with `id`, if any.
 pub fn get_type(tx: &Tx<'_>, id: &str) -> Result<Option<EnvType>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        &format!("SELECT {TYPE_COLUMNS} FROM env_types WHERE id = ?1"),
-        [id],
-        type_row,
-    )
-    .optional()?
-    .map(env_type)
-    .transpose()
+    Ok(conn
+        .query_row(
+            &format!("SELECT {TYPE_COLUMNS} FROM env_types WHERE id = ?1"),
+            [id],
+            env_type,
+        )
+        .optional()?)
 }
 
 /// Every environment type, by id.
@@ -138,8 +118,8 @@ pub fn list_types(tx: &Tx<'_>) -> Result<Vec<EnvType>, Error> {
     let conn = tx.conn();
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {TYPE_COLUMNS} FROM env_types ORDER BY id"))?;
-    let rows = stmt.query_map([], type_row)?;
-    rows.map(|r| env_type(r?)).collect()
+    let rows = stmt.query_map([], env_type)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes an environment type; true when it existed. [`Error::Conflict`] while
@@ -147,9 +127,9 @@ pub fn list_types(tx: &Tx<'_>) -> Result<Vec<EnvType>, Error> {
 pub fn delete_type(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
     let conn = tx.conn();
     let in_use: i64 = conn.query_row(
-        "SELECT count(*) FROM environments WHERE env_type = ?1",
+        "SELECT count(*) AS count FROM environments WHERE env_type = ?1",
         [id],
-        |r| r.get(0),
+        |r| r.get("count"),
     )?;
     if in_use > 0 {
         return Err(Error::InUse {
@@ -184,43 +164,27 @@ pub fn create(tx: &Tx<'_>, e: &Environment) -> Result<(), Error> {
 
 const ENV_COLUMNS: &str = "app, id, env_type, created_at, created_by, status";
 
-type EnvRow = (String, String, String, i64, String, String);
-
-fn env_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnvRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
-fn environment(
-    (app, env, env_type, created_at, created_by, status): EnvRow,
-) -> Result<Environment, Error> {
+fn environment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Environment> {
     Ok(Environment {
-        app: id(app)?,
-        id: id(env)?,
-        env_type: id(env_type)?,
-        created_at,
-        created_by,
-        deleting: status == "deleting",
+        app: parsed(r, "app")?,
+        id: parsed(r, "id")?,
+        env_type: parsed(r, "env_type")?,
+        created_at: r.get("created_at")?,
+        created_by: r.get("created_by")?,
+        deleting: r.get::<_, String>("status")? == "deleting",
     })
 }
 
 /// The environment `app/id`, if any.
 pub fn get(tx: &Tx<'_>, app: &str, env: &str) -> Result<Option<Environment>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        &format!("SELECT {ENV_COLUMNS} FROM environments WHERE app = ?1 AND id = ?2"),
-        [app, env],
-        env_row,
-    )
-    .optional()?
-    .map(environment)
-    .transpose()
+    Ok(conn
+        .query_row(
+            &format!("SELECT {ENV_COLUMNS} FROM environments WHERE app = ?1 AND id = ?2"),
+            [app, env],
+            environment,
+        )
+        .optional()?)
 }
 
 /// The environments of `app`, by id.
@@ -229,8 +193,8 @@ pub fn list(tx: &Tx<'_>, app: &str) -> Result<Vec<Environment>, Error> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ENV_COLUMNS} FROM environments WHERE app = ?1 ORDER BY id"
     ))?;
-    let rows = stmt.query_map([app], env_row)?;
-    rows.map(|r| environment(r?)).collect()
+    let rows = stmt.query_map([app], environment)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Marks the environment `app/id` as being deleted; true when it exists.

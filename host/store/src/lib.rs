@@ -14,6 +14,7 @@
 pub mod apps;
 pub mod audit;
 pub mod auth;
+mod column;
 pub mod deployments;
 pub mod envs;
 mod migrations;
@@ -90,10 +91,26 @@ pub enum Error {
     Corrupt(String),
     /// A query failed.
     #[error("database query failed")]
-    Query(#[from] rusqlite::Error),
+    Query(#[source] rusqlite::Error),
     /// The store's thread has stopped (the store was closed, or a query panicked).
     #[error("the database thread has stopped")]
     Closed,
+}
+
+/// A value that does not parse as what its column holds (what the row readers of the
+/// `column` module report) is [`Error::Corrupt`]; every other rusqlite error is a failed
+/// query.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(_, _, cause)
+                if cause.is::<column::Invalid>() =>
+            {
+                Self::Corrupt(cause.to_string())
+            }
+            e => Self::Query(e),
+        }
+    }
 }
 
 /// The connection, as a closure sent to the store sees it: what this crate's typed queries

@@ -218,7 +218,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+    conn.query_row("PRAGMA user_version", [], |row| row.get("user_version"))
 }
 
 /// Brings the schema of `conn` to the newest version.

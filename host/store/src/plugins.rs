@@ -1,6 +1,7 @@
 //! Plugins (uploaded components with their manifest) and their installations.
 
 use crate::Tx;
+use crate::column::{json, parsed};
 use crate::{Error, is_conflict};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -54,54 +55,20 @@ pub struct Installation {
     pub updated_by: String,
 }
 
-fn json(text: String) -> Result<Value, Error> {
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt(e.to_string()))
-}
-
 const PLUGIN_COLUMNS: &str =
     "id, kind, version, digest, manifest, info, bundled, created_at, created_by";
 
-type PluginRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    i64,
-    String,
-);
-
-fn plugin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PluginRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
-}
-
-fn plugin(row: PluginRow) -> Result<Plugin, Error> {
-    let (id, kind, version, digest, manifest, info, bundled, created_at, created_by) = row;
-    let kind = kind
-        .parse()
-        .map_err(|e: String| Error::Corrupt(format!("plugin {id}: {e}")))?;
+fn plugin(r: &rusqlite::Row<'_>) -> rusqlite::Result<Plugin> {
     Ok(Plugin {
-        id,
-        kind,
-        version,
-        digest,
-        manifest: json(manifest)?,
-        info: json(info)?,
-        bundled,
-        created_at,
-        created_by,
+        id: r.get("id")?,
+        kind: parsed(r, "kind")?,
+        version: r.get("version")?,
+        digest: r.get("digest")?,
+        manifest: json(r, "manifest")?,
+        info: json(r, "info")?,
+        bundled: r.get("bundled")?,
+        created_at: r.get("created_at")?,
+        created_by: r.get("created_by")?,
     })
 }
 
@@ -156,14 +123,13 @@ pub fn replace_bundled(tx: &Tx<'_>, p: &Plugin, component: &[u8]) -> Result<(), 
 /// The plugin with `id`, if any.
 pub fn get(tx: &Tx<'_>, id: &str) -> Result<Option<Plugin>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        &format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE id = ?1"),
-        [id],
-        plugin_row,
-    )
-    .optional()?
-    .map(plugin)
-    .transpose()
+    Ok(conn
+        .query_row(
+            &format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE id = ?1"),
+            [id],
+            plugin,
+        )
+        .optional()?)
 }
 
 /// The component of the plugin with `id`, if any.
@@ -171,7 +137,7 @@ pub fn component(tx: &Tx<'_>, id: &str) -> Result<Option<Vec<u8>>, Error> {
     let conn = tx.conn();
     Ok(conn
         .query_row("SELECT component FROM plugins WHERE id = ?1", [id], |r| {
-            r.get(0)
+            r.get("component")
         })
         .optional()?)
 }
@@ -180,8 +146,8 @@ pub fn component(tx: &Tx<'_>, id: &str) -> Result<Option<Vec<u8>>, Error> {
 pub fn list(tx: &Tx<'_>) -> Result<Vec<Plugin>, Error> {
     let conn = tx.conn();
     let mut stmt = conn.prepare(&format!("SELECT {PLUGIN_COLUMNS} FROM plugins ORDER BY id"))?;
-    let rows = stmt.query_map([], plugin_row)?;
-    rows.map(|r| plugin(r?)).collect()
+    let rows = stmt.query_map([], plugin)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes a plugin; [`Error::InUse`] while an installation runs it. False when there was
@@ -191,7 +157,7 @@ pub fn delete(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
     let users: Vec<String> = {
         let mut stmt =
             conn.prepare("SELECT id FROM installations WHERE plugin = ?1 ORDER BY id")?;
-        stmt.query_map([id], |r| r.get(0))?
+        stmt.query_map([id], |r| r.get("id"))?
             .collect::<Result<_, _>>()?
     };
     if !users.is_empty() {
@@ -206,47 +172,18 @@ pub fn delete(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
 const INSTALLATION_COLUMNS: &str = "id, plugin, config, grants, enabled, position, revision, \
                                     created_at, updated_at, updated_by";
 
-type InstallationRow = (
-    String,
-    String,
-    String,
-    String,
-    bool,
-    i64,
-    i64,
-    i64,
-    i64,
-    String,
-);
-
-fn installation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstallationRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
-}
-
-fn installation(row: InstallationRow) -> Result<Installation, Error> {
-    let (id, plugin, config, grants, enabled, position, revision, created_at, updated_at, by) = row;
+fn installation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Installation> {
     Ok(Installation {
-        id,
-        plugin,
-        config: json(config)?,
-        grants: json(grants)?,
-        enabled,
-        position,
-        revision,
-        created_at,
-        updated_at,
-        updated_by: by,
+        id: r.get("id")?,
+        plugin: r.get("plugin")?,
+        config: json(r, "config")?,
+        grants: json(r, "grants")?,
+        enabled: r.get("enabled")?,
+        position: r.get("position")?,
+        revision: r.get("revision")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+        updated_by: r.get("updated_by")?,
     })
 }
 
@@ -306,14 +243,13 @@ pub fn update(tx: &Tx<'_>, i: &Installation) -> Result<(), Error> {
 /// The installation with `id`, if any.
 pub fn installation_by_id(tx: &Tx<'_>, id: &str) -> Result<Option<Installation>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        &format!("SELECT {INSTALLATION_COLUMNS} FROM installations WHERE id = ?1"),
-        [id],
-        installation_row,
-    )
-    .optional()?
-    .map(installation)
-    .transpose()
+    Ok(conn
+        .query_row(
+            &format!("SELECT {INSTALLATION_COLUMNS} FROM installations WHERE id = ?1"),
+            [id],
+            installation,
+        )
+        .optional()?)
 }
 
 /// Every installation, in chain order (position, then id).
@@ -322,8 +258,8 @@ pub fn installations(tx: &Tx<'_>) -> Result<Vec<Installation>, Error> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {INSTALLATION_COLUMNS} FROM installations ORDER BY position, id"
     ))?;
-    let rows = stmt.query_map([], installation_row)?;
-    rows.map(|r| installation(r?)).collect()
+    let rows = stmt.query_map([], installation)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// The enabled installations of plugins of `kind`, in chain order, with their plugin.
@@ -335,8 +271,8 @@ pub fn enabled_of_kind(tx: &Tx<'_>, kind: Kind) -> Result<Vec<Installation>, Err
          FROM installations i JOIN plugins p ON p.id = i.plugin
          WHERE i.enabled = 1 AND p.kind = ?1 ORDER BY i.position, i.id",
     )?;
-    let rows = stmt.query_map([kind.as_str()], installation_row)?;
-    rows.map(|r| installation(r?)).collect()
+    let rows = stmt.query_map([kind.as_str()], installation)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes an installation; [`Error::InUse`] while a resource definition names it as its
@@ -346,7 +282,7 @@ pub fn uninstall(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
     let users: Vec<String> = {
         let mut stmt =
             conn.prepare("SELECT id FROM resource_definitions WHERE driver = ?1 ORDER BY id")?;
-        stmt.query_map([id], |r| r.get(0))?
+        stmt.query_map([id], |r| r.get("id"))?
             .collect::<Result<_, _>>()?
     };
     if !users.is_empty() {

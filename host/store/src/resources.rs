@@ -1,6 +1,7 @@
 //! Resource types and resource definitions (every version kept).
 
 use crate::Tx;
+use crate::column::json;
 use crate::{Error, is_conflict};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -73,10 +74,6 @@ pub fn driver_inputs(sealer: &crate::secrets::Sealer, d: &Definition) -> Result<
     Ok(serde_json::json!({ "values": values, "secrets": secrets }))
 }
 
-fn json(text: String) -> Result<Value, Error> {
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt(e.to_string()))
-}
-
 /// Creates a resource type; [`Error::Conflict`] when the id is taken.
 pub fn create_type(tx: &Tx<'_>, t: &ResourceType) -> Result<(), Error> {
     let conn = tx.conn();
@@ -95,32 +92,25 @@ pub fn create_type(tx: &Tx<'_>, t: &ResourceType) -> Result<(), Error> {
     Ok(())
 }
 
-type TypeRow = (String, String, String, i64);
-
-fn type_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TypeRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-}
-
-fn res_type((id, description, outputs, created_at): TypeRow) -> Result<ResourceType, Error> {
+fn res_type(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResourceType> {
     Ok(ResourceType {
-        id,
-        description,
-        outputs: json(outputs)?,
-        created_at,
+        id: r.get("id")?,
+        description: r.get("description")?,
+        outputs: json(r, "outputs")?,
+        created_at: r.get("created_at")?,
     })
 }
 
 /// The resource type with `id`, if any.
 pub fn get_type(tx: &Tx<'_>, id: &str) -> Result<Option<ResourceType>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        "SELECT id, description, outputs, created_at FROM resource_types WHERE id = ?1",
-        [id],
-        type_row,
-    )
-    .optional()?
-    .map(res_type)
-    .transpose()
+    Ok(conn
+        .query_row(
+            "SELECT id, description, outputs, created_at FROM resource_types WHERE id = ?1",
+            [id],
+            res_type,
+        )
+        .optional()?)
 }
 
 /// Every resource type, by id.
@@ -128,8 +118,8 @@ pub fn list_types(tx: &Tx<'_>) -> Result<Vec<ResourceType>, Error> {
     let conn = tx.conn();
     let mut stmt = conn
         .prepare("SELECT id, description, outputs, created_at FROM resource_types ORDER BY id")?;
-    let rows = stmt.query_map([], type_row)?;
-    rows.map(|r| res_type(r?)).collect()
+    let rows = stmt.query_map([], res_type)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes a resource type; [`Error::InUse`] while definitions provision it. False when
@@ -150,41 +140,26 @@ pub fn delete_type(tx: &Tx<'_>, id: &str) -> Result<bool, Error> {
     Ok(conn.execute("DELETE FROM resource_types WHERE id = ?1", [id])? > 0)
 }
 
+/// The `id` column of the rows `sql` selects with `key` as its parameter.
 fn ids(conn: &Connection, sql: &str, key: &str) -> Result<Vec<String>, Error> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([key], |r| r.get(0))?;
+    let rows = stmt.query_map([key], |r| r.get("id"))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 const DEFINITION_COLUMNS: &str =
     "id, type, driver, body, version, created_at, updated_at, updated_by";
 
-type DefinitionRow = (String, String, String, String, i64, i64, i64, String);
-
-fn definition_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DefinitionRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
-
-fn definition(row: DefinitionRow) -> Result<Definition, Error> {
-    let (id, res_type, driver, body, version, created_at, updated_at, updated_by) = row;
+fn definition(r: &rusqlite::Row<'_>) -> rusqlite::Result<Definition> {
     Ok(Definition {
-        id,
-        res_type,
-        driver,
-        body: json(body)?,
-        version,
-        created_at,
-        updated_at,
-        updated_by,
+        id: r.get("id")?,
+        res_type: r.get("type")?,
+        driver: r.get("driver")?,
+        body: json(r, "body")?,
+        version: r.get("version")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+        updated_by: r.get("updated_by")?,
     })
 }
 
@@ -244,14 +219,13 @@ pub fn put_definition(tx: &Tx<'_>, d: &Definition) -> Result<(), Error> {
 /// The current version of the definition with `id`, if any.
 pub fn get_definition(tx: &Tx<'_>, id: &str) -> Result<Option<Definition>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        &format!("SELECT {DEFINITION_COLUMNS} FROM resource_definitions WHERE id = ?1"),
-        [id],
-        definition_row,
-    )
-    .optional()?
-    .map(definition)
-    .transpose()
+    Ok(conn
+        .query_row(
+            &format!("SELECT {DEFINITION_COLUMNS} FROM resource_definitions WHERE id = ?1"),
+            [id],
+            definition,
+        )
+        .optional()?)
 }
 
 /// Every definition (current versions), by id.
@@ -260,8 +234,8 @@ pub fn list_definitions(tx: &Tx<'_>) -> Result<Vec<Definition>, Error> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {DEFINITION_COLUMNS} FROM resource_definitions ORDER BY id"
     ))?;
-    let rows = stmt.query_map([], definition_row)?;
-    rows.map(|r| definition(r?)).collect()
+    let rows = stmt.query_map([], definition)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// One past version of a definition, as written then.
@@ -285,18 +259,14 @@ pub fn definition_versions(tx: &Tx<'_>, id: &str) -> Result<Vec<DefinitionVersio
          WHERE id = ?1 ORDER BY version",
     )?;
     let rows = stmt.query_map([id], |r| {
-        Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
-    })?;
-    rows.map(|r| {
-        let (version, body, created_at, created_by) = r?;
         Ok(DefinitionVersion {
-            version,
-            content: json(body)?,
-            created_at,
-            created_by,
+            version: r.get("version")?,
+            content: json(r, "body")?,
+            created_at: r.get("created_at")?,
+            created_by: r.get("created_by")?,
         })
-    })
-    .collect()
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes a definition and its history. False when there was none.

@@ -2,6 +2,7 @@
 
 use crate::Error;
 use crate::Tx;
+use crate::column::json;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
@@ -30,42 +31,36 @@ pub fn put(tx: &Tx<'_>, s: &StoredSet) -> Result<bool, Error> {
     )? > 0)
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64, String)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
+const COLUMNS: &str = "app, id, body, created_at, created_by";
 
-fn stored(
-    (app, id, body, created_at, created_by): (String, String, String, i64, String),
-) -> Result<StoredSet, Error> {
+fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSet> {
     Ok(StoredSet {
-        app,
-        id,
-        body: serde_json::from_str(&body).map_err(|e| Error::Corrupt(e.to_string()))?,
-        created_at,
-        created_by,
+        app: r.get("app")?,
+        id: r.get("id")?,
+        body: json(r, "body")?,
+        created_at: r.get("created_at")?,
+        created_by: r.get("created_by")?,
     })
 }
 
 /// The set `id` of `app`, if any.
 pub fn get(tx: &Tx<'_>, app: &str, id: &str) -> Result<Option<StoredSet>, Error> {
     let conn = tx.conn();
-    conn.query_row(
-        "SELECT app, id, body, created_at, created_by FROM sets WHERE app = ?1 AND id = ?2",
-        [app, id],
-        row,
-    )
-    .optional()?
-    .map(stored)
-    .transpose()
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM sets WHERE app = ?1 AND id = ?2"),
+            [app, id],
+            stored,
+        )
+        .optional()?)
 }
 
 /// Every set of `app`, oldest first.
 pub fn list(tx: &Tx<'_>, app: &str) -> Result<Vec<StoredSet>, Error> {
     let conn = tx.conn();
-    let mut stmt = conn.prepare(
-        "SELECT app, id, body, created_at, created_by FROM sets WHERE app = ?1
-         ORDER BY created_at, id",
-    )?;
-    let rows = stmt.query_map([app], row)?;
-    rows.map(|r| stored(r?)).collect()
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM sets WHERE app = ?1 ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([app], stored)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

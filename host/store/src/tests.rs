@@ -2,6 +2,8 @@
 
 use crate::{Error, Store};
 
+mod rows;
+
 #[tokio::test]
 async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -11,7 +13,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let mode: String = store
         .call(|c| {
             Ok(c.conn()
-                .query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
+                .query_row("PRAGMA journal_mode", [], |r| r.get("journal_mode"))?)
         })
         .await
         .unwrap();
@@ -31,7 +33,9 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let id: String = store
         .call(|c| {
             Ok(c.conn()
-                .query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))?)
+                .query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| {
+                    r.get("value")
+                })?)
         })
         .await
         .unwrap();
@@ -84,7 +88,7 @@ async fn a_failed_transaction_changes_nothing() {
     let rows: i64 = store
         .call(|c| {
             Ok(c.conn()
-                .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?)
+                .query_row("SELECT count(*) AS count FROM meta", [], |r| r.get("count"))?)
         })
         .await
         .unwrap();
@@ -115,7 +119,7 @@ async fn many_tasks_share_one_store() {
     let rows: i64 = store
         .call(|c| {
             Ok(c.conn()
-                .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?)
+                .query_row("SELECT count(*) AS count FROM meta", [], |r| r.get("count"))?)
         })
         .await
         .unwrap();
@@ -140,7 +144,9 @@ async fn an_online_backup_is_a_complete_database() {
     let value: String = restored
         .call(|c| {
             Ok(c.conn()
-                .query_row("SELECT value FROM meta WHERE key = 'k'", [], |r| r.get(0))?)
+                .query_row("SELECT value FROM meta WHERE key = 'k'", [], |r| {
+                    r.get("value")
+                })?)
         })
         .await
         .unwrap();
@@ -249,4 +255,27 @@ async fn apps_are_created_listed_and_deleted() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_value_that_does_not_parse_is_corrupt_and_names_its_column() {
+    use crate::{apps, envs};
+    let store = Store::open_in_memory().await.unwrap();
+    store
+        .call(|c| {
+            c.conn().execute_batch(
+                "INSERT INTO apps (id, name, created_at, created_by)
+                      VALUES ('Not An Id', 'x', 1, 'alice');
+                 INSERT INTO env_types (id, target, created_at) VALUES ('dev', '{oops', 1);",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let bad_id = store.call(apps::list).await.unwrap_err();
+    let bad_json = store.call(|c| envs::get_type(c, "dev")).await.unwrap_err();
+    for (err, column) in [(bad_id, "(column id)"), (bad_json, "(column target)")] {
+        assert!(matches!(err, Error::Corrupt(_)), "{err}");
+        assert!(err.to_string().contains(column), "{err}");
+    }
 }
