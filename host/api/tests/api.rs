@@ -113,6 +113,45 @@ impl Api {
         (status, value)
     }
 
+    /// Sends a JSON body that never ends: it begins with `first` and then waits forever.
+    /// The answer, and how many times the server polled the body. A server that reads the
+    /// body before answering never answers; after 30 s the call panics saying so.
+    async fn send_unending(
+        &self,
+        path: &str,
+        token: &str,
+        first: &'static [u8],
+    ) -> (StatusCode, Value, usize) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = polls.clone();
+        let chunks =
+            futures_util::stream::poll_fn(move |_| match counted.fetch_add(1, Ordering::SeqCst) {
+                0 => std::task::Poll::Ready(Some(Ok::<_, std::io::Error>(
+                    bytes::Bytes::from_static(first),
+                ))),
+                _ => std::task::Poll::Pending,
+            });
+        let request = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from_stream(chunks))
+            .unwrap();
+        let answered = router(self.state.clone()).oneshot(request);
+        let response = tokio::time::timeout(std::time::Duration::from_secs(30), answered)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer in 30 s: the server waits for the body"))
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value, polls.load(Ordering::SeqCst))
+    }
+
     /// Sends `bytes` as the body, with `content_type`.
     async fn send_bytes(
         &self,
