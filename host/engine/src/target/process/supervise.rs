@@ -151,6 +151,26 @@ pub(super) async fn kill_orphans(dir: &Path) {
     }
 }
 
+/// The delays between restarts: 0.5 s after the first exit, doubling with each exit in a
+/// row up to 30 s; a process that ran for [`STABLE`] starts afresh.
+#[derive(Debug, Default)]
+struct Backoff {
+    exits: u32,
+}
+
+impl Backoff {
+    /// The delay before restarting a process that exited after running for `ran`.
+    fn after(&mut self, ran: Duration) -> Duration {
+        if ran > STABLE {
+            self.exits = 0;
+        }
+        self.exits += 1;
+        Duration::from_millis(500)
+            .saturating_mul(1 << (self.exits - 1).min(6))
+            .min(Duration::from_secs(30))
+    }
+}
+
 /// Runs a container until told to stop: starts it, restarts it with backoff when it
 /// exits or fails its liveness probe, and stops its process group on the way out.
 pub(super) async fn supervise(
@@ -159,7 +179,7 @@ pub(super) async fn supervise(
     state: Arc<Mutex<ContainerState>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut failures: u32 = 0;
+    let mut backoff = Backoff::default();
     loop {
         if *stop.borrow() {
             break;
@@ -233,13 +253,7 @@ pub(super) async fn supervise(
         if *stop.borrow() {
             break;
         }
-        if started.elapsed() > STABLE {
-            failures = 0;
-        }
-        failures += 1;
-        let delay = Duration::from_millis(500)
-            .saturating_mul(1 << (failures - 1).min(6))
-            .min(Duration::from_secs(30));
+        let delay = backoff.after(started.elapsed());
         let exit = {
             let mut s = state.lock().expect("never poisoned");
             s.restarts += 1;
@@ -425,5 +439,25 @@ pub(super) async fn workload_status(w: &Running) -> WorkloadStatus {
             .map(|p| format!("http://127.0.0.1:{}", p.local))
             .collect(),
         containers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_from_half_a_second_to_thirty_and_start_afresh_after_a_stable_run() {
+        let mut backoff = Backoff::default();
+        let crash = Duration::from_millis(10);
+        let delays: Vec<f64> = (0..9).map(|_| backoff.after(crash).as_secs_f64()).collect();
+        assert_eq!(delays, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+        assert_eq!(backoff.after(STABLE + crash), Duration::from_millis(500));
+        assert_eq!(backoff.after(crash), Duration::from_secs(1));
+        assert_eq!(
+            backoff.after(STABLE),
+            Duration::from_secs(2),
+            "60 s is not yet stable"
+        );
     }
 }
