@@ -5,6 +5,9 @@ import os
 import sys
 
 PORT = int(os.environ.get("PORT", "8080"))
+# Loopback on the process target; every address in a Kubernetes pod, where the Service and
+# the kubelet's probes reach it on the pod's address.
+HOST = "0.0.0.0" if "KUBERNETES_SERVICE_HOST" in os.environ else "127.0.0.1"
 GREETING = os.environ.get("GREETING", "Hello")
 MOTD = os.environ.get("MESSAGE_OF_THE_DAY", "")
 SECRET = os.environ.get("SESSION_SECRET", "")
@@ -32,5 +35,5 @@ class Handler(http.server.BaseHTTPRequestHandler):
         print(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}", flush=True)
 
 
-print(f"listening on 127.0.0.1:{PORT}", flush=True)
-http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+print(f"listening on {HOST}:{PORT}", flush=True)
+http.server.ThreadingHTTPServer((HOST, PORT), Handler).serve_forever()

@@ -3,6 +3,7 @@
 
 mod apps;
 mod audit;
+mod clusters;
 mod definition_match;
 mod definitions;
 mod deployments;
@@ -28,6 +29,7 @@ use utoipa_axum::routes;
 /// The routes under `/api/v1` and at the root, with their OpenAPI description.
 pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
     let api = apps::router()
+        .merge(clusters::router())
         .merge(env_types::router())
         .merge(envs::router())
         .merge(principals::router())

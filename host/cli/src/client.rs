@@ -11,6 +11,7 @@
 
 mod apps;
 mod audit;
+mod clusters;
 mod config;
 mod deploy;
 mod deployments;
@@ -44,6 +45,9 @@ pub enum Command {
     /// Applications.
     #[command(subcommand)]
     Apps(apps::Apps),
+    /// Kubernetes clusters environment types deploy to (ops).
+    #[command(subcommand)]
+    Clusters(clusters::Clusters),
     /// Environment types (ops).
     #[command(subcommand, name = "env-types")]
     EnvTypes(env_types::EnvTypes),
@@ -99,6 +103,7 @@ pub enum Command {
 pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
     match command {
         Command::Apps(cmd) => apps::run(c, cmd),
+        Command::Clusters(cmd) => clusters::run(c, cmd),
         Command::EnvTypes(cmd) => env_types::run(c, cmd),
         Command::Envs(cmd) => envs::run(c, cmd),
         Command::Users(cmd) => principals::run(c, cmd, "users"),

@@ -6,6 +6,8 @@
 //! {"kind": "process", "unconfined": false, "read_only": ["/opt/py"]}
 //! {"kind": "gitops", "path": "/srv/manifests", "prune": true,
 //!  "secrets": {"sops": {"age": ["age1..."]}}}
+//! {"kind": "kubernetes", "cluster": "prod-eu", "namespace": "{app}-{env}",
+//!  "force_conflicts": false}
 //! ```
 //!
 //! Every kind also takes `ready_timeout_seconds` (1 to 3600): how long a deployment waits
@@ -30,6 +32,35 @@ pub enum TargetKind {
     Process(ProcessSpec),
     /// Manifests written to a directory (a git work tree) for Argo CD or Flux.
     Gitops(GitopsSpec),
+    /// A Kubernetes cluster, one namespace per environment.
+    Kubernetes(KubernetesSpec),
+}
+
+/// The kubernetes target's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesSpec {
+    /// The cluster, a platform object (`/api/v1/clusters/{id}`).
+    pub cluster: String,
+    /// Each environment's namespace, `{app}` and `{env}` replaced (`{app}-{env}`).
+    pub namespace: String,
+    /// Takes over fields another field manager owns, instead of failing the apply with
+    /// the conflict (kubectl's `--force-conflicts`).
+    pub force_conflicts: bool,
+}
+
+impl KubernetesSpec {
+    /// The namespace of `app`'s environment `env`: the template with both replaced. A name
+    /// longer than a namespace may be (63) keeps its first 54 characters and ends with 8 hex
+    /// digits of its SHA-256, so that it stays unique.
+    pub fn namespace_for(&self, app: &str, env: &str) -> String {
+        let name = self.namespace.replace("{app}", app).replace("{env}", env);
+        if name.len() <= 63 {
+            return name;
+        }
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+        format!("{}-{}", name[..54].trim_end_matches('-'), &digest[..8])
+    }
 }
 
 /// The process target's settings.
@@ -147,15 +178,28 @@ impl TargetSpec {
                     secrets: secrets(object.get("secrets"), &mut problems),
                 }))
             }
+            Some("kubernetes") => {
+                unknown(
+                    object,
+                    &["cluster", "namespace", "force_conflicts"],
+                    &mut problems,
+                );
+                Some(TargetKind::Kubernetes(kubernetes(object, &mut problems)))
+            }
             Some(other) => {
                 problems.push(field(
                     "kind",
-                    &format!("unknown target {other:?}; expected \"process\" or \"gitops\""),
+                    &format!(
+                        "unknown target {other:?}; expected \"process\", \"gitops\" or \"kubernetes\""
+                    ),
                 ));
                 None
             }
             None => {
-                problems.push(field("kind", "required: \"process\" or \"gitops\""));
+                problems.push(field(
+                    "kind",
+                    "required: \"process\", \"gitops\" or \"kubernetes\"",
+                ));
                 None
             }
         };
@@ -202,6 +246,14 @@ impl TargetSpec {
                 }
                 o
             }
+            TargetKind::Kubernetes(k) => {
+                let mut o = json!({ "kind": "kubernetes", "cluster": k.cluster,
+                                    "namespace": k.namespace });
+                if k.force_conflicts {
+                    o["force_conflicts"] = json!(true);
+                }
+                o
+            }
         };
         if let Some(t) = self.ready_timeout_seconds {
             out["ready_timeout_seconds"] = json!(t);
@@ -209,11 +261,20 @@ impl TargetSpec {
         out
     }
 
-    /// The kind's name (`process`, `gitops`).
+    /// The kind's name (`process`, `gitops`, `kubernetes`).
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             TargetKind::Process(_) => "process",
             TargetKind::Gitops(_) => "gitops",
+            TargetKind::Kubernetes(_) => "kubernetes",
+        }
+    }
+
+    /// The cluster the target deploys to, for the kubernetes target.
+    pub fn cluster(&self) -> Option<&str> {
+        match &self.kind {
+            TargetKind::Kubernetes(k) => Some(&k.cluster),
+            _ => None,
         }
     }
 }
@@ -275,6 +336,49 @@ fn paths(object: &Map<String, Value>, name: &str, problems: &mut Vec<Problem>) -
         }
     }
     out
+}
+
+fn kubernetes(object: &Map<String, Value>, problems: &mut Vec<Problem>) -> KubernetesSpec {
+    let cluster = match object.get("cluster").and_then(Value::as_str) {
+        Some(c) if crate::Id::new(c).is_ok() => c.to_string(),
+        _ => {
+            problems.push(field(
+                "cluster",
+                "required: the id of a cluster (see /api/v1/clusters)",
+            ));
+            String::new()
+        }
+    };
+    let namespace = match object.get("namespace") {
+        None => "{app}-{env}".to_string(),
+        Some(Value::String(t)) => {
+            let bare = t.replace("{app}", "a").replace("{env}", "e");
+            let label = !bare.is_empty()
+                && bare
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !bare.starts_with('-')
+                && !bare.ends_with('-');
+            if !label || !(t.contains("{env}")) {
+                problems.push(field(
+                    "namespace",
+                    "a namespace name of lowercase letters, digits and dashes with {env} \
+                     (and usually {app}) in it, like \"{app}-{env}\": each environment needs \
+                     its own namespace",
+                ));
+            }
+            t.clone()
+        }
+        Some(_) => {
+            problems.push(field("namespace", "a string like \"{app}-{env}\""));
+            String::new()
+        }
+    };
+    KubernetesSpec {
+        cluster,
+        namespace,
+        force_conflicts: boolean(object, "force_conflicts", problems),
+    }
 }
 
 fn secrets(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<GitopsSecrets> {
@@ -370,6 +474,17 @@ mod tests {
             t,
             "it round-trips"
         );
+        let k = TargetSpec::parse(&json!({ "kind": "kubernetes", "cluster": "prod-eu" })).unwrap();
+        assert_eq!(k.cluster(), Some("prod-eu"));
+        assert_eq!(TargetSpec::parse(&k.to_json()).unwrap(), k);
+        let TargetKind::Kubernetes(k) = k.kind else {
+            unreachable!()
+        };
+        assert_eq!(k.namespace_for("shop", "pr-42"), "shop-pr-42");
+        let long = k.namespace_for(&"a".repeat(50), &"b".repeat(50));
+        assert_eq!(long.len(), 63);
+        assert!(long.starts_with(&"a".repeat(50)), "{long}");
+        assert_ne!(long, k.namespace_for(&"a".repeat(50), &"b".repeat(49)));
     }
 
     #[test]
@@ -390,6 +505,12 @@ mod tests {
                 "/secrets/sops/age/0"
             ]
         );
+        let problems = TargetSpec::parse(&json!({ "kind": "kubernetes", "namespace": "shared",
+                                                  "force_conflicts": 1 }))
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["/cluster", "/namespace", "/force_conflicts"]);
+        assert!(problems[1].1.contains("{env}"), "{problems:?}");
         let problems = TargetSpec::parse(&json!({ "kind": "cluster" })).unwrap_err();
         assert!(problems[0].1.contains("unknown target \"cluster\""));
         assert!(TargetSpec::parse(&json!("process")).is_err());

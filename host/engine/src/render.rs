@@ -3,7 +3,11 @@
 //! What comes out, for workload `W` of environment `ENV` of app `APP`, in this order:
 //! a ConfigMap `W-files` with every non-secret file, a Secret `W-secrets` with every
 //! variable or file that holds a secret output, a Service `W` when the workload has
-//! service ports, and a Deployment `W`. Every object carries the labels
+//! service ports, and a Deployment `W`. The annotation `k8s.score.dev/kind: StatefulSet`
+//! makes it a StatefulSet with a headless Service, and `k8s.score.dev/service-name` names
+//! the Service, as score-k8s reads them; CPU and memory amounts are written as Kubernetes
+//! writes them (`0.25` → `250m`) and checked. `before` (ordered container starts) is
+//! refused, the same for every target, as no target orders starts yet. Every object carries the labels
 //! `app.kubernetes.io/{name,instance,part-of,managed-by}`; the selector uses `instance`
 //! only. Containers, variables and ports are sorted by name, so the same input always
 //! gives the same bytes.
@@ -13,6 +17,8 @@
 //! mixes text and a secret goes whole into the Secret (no dependent-variable tricks); a
 //! `.` image without a replacement, an unknown volume source, or a probe with nothing to
 //! run are errors, never silently dropped objects.
+
+mod quantity;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -74,10 +80,11 @@ pub fn kubernetes(
         .iter()
         .map(|(c, container)| pod.container(c, container))
         .collect();
+    let shape = pod.shape(workload);
     if !pod.problems.is_empty() {
         return Err(pod.problems);
     }
-    Ok(pod.objects(workload, containers))
+    Ok(pod.objects(workload, containers, &shape))
 }
 
 /// A workload's pod as it is rendered: what its containers need besides themselves (the
@@ -94,7 +101,53 @@ struct Pod<'a> {
     volumes: BTreeMap<String, Value>,
 }
 
+/// What runs a workload and its Service's name, as its annotations say (score-k8s's
+/// `k8s.score.dev/kind` and `k8s.score.dev/service-name`).
+struct Shape {
+    /// `Deployment` (the default) or `StatefulSet`.
+    kind: &'static str,
+    /// The Service's name: the workload's unless the annotation names another.
+    service: String,
+}
+
 impl Pod<'_> {
+    /// The workload's kind and Service name, from its annotations.
+    fn shape(&mut self, workload: &Workload) -> Shape {
+        let none = Value::Null;
+        let annotations = workload.metadata.get("annotations").unwrap_or(&none);
+        let kind = match annotations["k8s.score.dev/kind"].as_str() {
+            None | Some("Deployment") => "Deployment",
+            Some("StatefulSet") => "StatefulSet",
+            Some(other) => {
+                self.problems.push(problem(
+                    "/metadata/annotations/k8s.score.dev~1kind".into(),
+                    format!("{other:?}: a workload runs as a Deployment or a StatefulSet"),
+                ));
+                "Deployment"
+            }
+        };
+        let service = match annotations["k8s.score.dev/service-name"].as_str() {
+            None => workload.name().to_string(),
+            Some(name) => {
+                let label = !name.is_empty()
+                    && name.len() <= 63
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !name.starts_with('-')
+                    && !name.ends_with('-');
+                if !label {
+                    self.problems.push(problem(
+                        "/metadata/annotations/k8s.score.dev~1service-name".into(),
+                        format!("{name:?}: a Service name is 1 to 63 lowercase letters, digits and dashes"),
+                    ));
+                }
+                name.to_string()
+            }
+        };
+        Shape { kind, service }
+    }
+
     /// Container `c` of the pod.
     fn container(&mut self, c: &str, container: &Container) -> Value {
         let base = format!("/containers/{}", pointer_segment(c));
@@ -133,7 +186,16 @@ impl Pod<'_> {
             out["env"] = Value::Array(env);
         }
         if let Some(resources) = &container.resources {
-            out["resources"] = resources.clone();
+            let at = format!("{base}/resources");
+            out["resources"] = quantity::resources(resources, &at, &mut self.problems);
+        }
+        if let Some(next) = container.before.keys().next() {
+            self.problems.push(problem(
+                format!("{base}/before/{}", pointer_segment(next)),
+                "Wharf does not order the start of a workload's containers yet (on any \
+                 target: they all start together); remove `before`, and have the later \
+                 container wait for what it needs, or split the work into two workloads",
+            ));
         }
         for (field, probe) in [
             ("livenessProbe", &container.liveness_probe),
@@ -262,8 +324,9 @@ impl Pod<'_> {
     }
 
     /// The ConfigMap and the Secret (when they hold anything), the Service (when the
-    /// workload has ports) and the Deployment.
-    fn objects(self, workload: &Workload, containers: Vec<Value>) -> Vec<Value> {
+    /// workload has ports; always for a StatefulSet, whose Service is headless, giving each
+    /// replica its own DNS name) and the Deployment or StatefulSet.
+    fn objects(self, workload: &Workload, containers: Vec<Value>, shape: &Shape) -> Vec<Value> {
         let name = workload.name();
         let instance = format!("{}-{}-{name}", self.ctx.app, self.ctx.env);
         let labels = json!({
@@ -292,27 +355,31 @@ impl Pod<'_> {
                 "type": "Opaque", "data": self.secret_data,
             }));
         }
-        if let Some(service) = &workload.service
-            && !service.ports.is_empty()
-        {
-            let ports: Vec<Value> = service
-                .ports
-                .iter()
-                .map(|(port_name, p)| {
-                    json!({
-                        "name": port_name,
-                        "port": p.port,
-                        "targetPort": p.target_port.unwrap_or(p.port),
-                        "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_uppercase(),
-                    })
+        let ports: Vec<Value> = workload
+            .service
+            .iter()
+            .flat_map(|s| &s.ports)
+            .map(|(port_name, p)| {
+                json!({
+                    "name": port_name,
+                    "port": p.port,
+                    "targetPort": p.target_port.unwrap_or(p.port),
+                    "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_uppercase(),
                 })
-                .collect();
+            })
+            .collect();
+        let stateful = shape.kind == "StatefulSet";
+        if !ports.is_empty() || stateful {
+            let mut spec = json!({ "selector": { "app.kubernetes.io/instance": instance } });
+            if !ports.is_empty() {
+                spec["ports"] = Value::Array(ports);
+            }
+            if stateful {
+                spec["clusterIP"] = json!("None");
+            }
             objects.push(json!({
-                "apiVersion": "v1", "kind": "Service", "metadata": metadata(name),
-                "spec": {
-                    "selector": { "app.kubernetes.io/instance": instance },
-                    "ports": ports,
-                },
+                "apiVersion": "v1", "kind": "Service", "metadata": metadata(&shape.service),
+                "spec": spec,
             }));
         }
         let mut pod_annotations: Map<String, Value> = workload
@@ -326,15 +393,19 @@ impl Pod<'_> {
         if !self.volumes.is_empty() {
             pod_spec["volumes"] = Value::Array(self.volumes.into_values().collect());
         }
-        objects.push(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name),
-            "spec": {
-                "selector": { "matchLabels": { "app.kubernetes.io/instance": instance } },
-                "template": {
-                    "metadata": { "labels": labels, "annotations": pod_annotations },
-                    "spec": pod_spec,
-                },
+        let mut workload_spec = json!({
+            "selector": { "matchLabels": { "app.kubernetes.io/instance": instance } },
+            "template": {
+                "metadata": { "labels": labels, "annotations": pod_annotations },
+                "spec": pod_spec,
             },
+        });
+        if stateful {
+            workload_spec["serviceName"] = json!(shape.service);
+        }
+        objects.push(json!({
+            "apiVersion": "apps/v1", "kind": shape.kind, "metadata": metadata(name),
+            "spec": workload_spec,
         }));
         objects
     }

@@ -1,8 +1,9 @@
 //! Targets: where rendered objects go. The `gitops` target writes them to a directory,
-//! the `process` target runs them as local processes; the `kubernetes` target implements
-//! the same trait.
+//! the `process` target runs them as local processes, the `kubernetes` target applies them
+//! to a namespace of a cluster.
 
 pub mod gitops;
+pub mod kubernetes;
 pub mod process;
 
 use futures_util::stream::BoxStream;
@@ -25,6 +26,8 @@ pub struct EnvRef {
     pub env: String,
     /// The deployment set being applied (its content address), for the record.
     pub set: String,
+    /// The deployment's number; 0 when no deployment is under way (status, logs).
+    pub deployment: i64,
 }
 
 /// What applying did.
@@ -152,6 +155,13 @@ pub trait Target: Send + Sync {
         env: &'a EnvRef,
         query: LogQuery,
     ) -> BoxFuture<'a, Result<LogStream, TargetError>>;
+
+    /// Once the objects of the last apply serve, removes what earlier applies put in the
+    /// environment that the last one did not; what it removed, as `Kind/name`. Targets
+    /// whose `apply` already makes the environment exactly its objects remove nothing here.
+    fn prune<'a>(&'a self, _env: &'a EnvRef) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// Removes everything of the environment.
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>>;

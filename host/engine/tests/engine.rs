@@ -8,8 +8,12 @@ use wharf_core::score::load;
 use wharf_core::score::resolve::Outputs;
 use wharf_engine::render::{Context, kubernetes, to_yaml};
 
+#[path = "engine/fake_kube.rs"]
+mod fake_kube;
 #[path = "engine/fixtures.rs"]
 mod fixtures;
+#[path = "engine/kubernetes.rs"]
+mod kubernetes;
 #[path = "engine/pipeline.rs"]
 mod pipeline;
 #[path = "engine/process.rs"]
@@ -107,6 +111,148 @@ fn files_are_mounted_one_by_one_from_a_config_map() {
     golden("compose-03-files.yaml", &yaml);
 }
 
+/// Renders the example `name` (examples/NAME/score.yaml) with `outputs` by resource id.
+fn render_example(name: &str, outputs: BTreeMap<String, Outputs>) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    let (workload, _) = load(&std::fs::read_to_string(dir.join("score.yaml")).unwrap()).unwrap();
+    let read = |source: &str| std::fs::read(dir.join(source)).map_err(|e| e.to_string());
+    let images = BTreeMap::new();
+    let ctx = Context {
+        app: name,
+        env: "dev",
+        images: &images,
+        read_source: &read,
+    };
+    to_yaml(&kubernetes(&workload, &outputs, &ctx).unwrap())
+}
+
+#[test]
+fn the_examples_render_for_kubernetes() {
+    let hello = render_example(
+        "hello",
+        BTreeMap::from([
+            (
+                "session".to_string(),
+                outputs(
+                    "password.default#hello.session",
+                    json!({}),
+                    json!({ "password": "pw" }),
+                ),
+            ),
+            (
+                "motd".to_string(),
+                outputs(
+                    "motd.default#hello.motd",
+                    json!({ "message": "hi" }),
+                    json!({}),
+                ),
+            ),
+        ]),
+    );
+    assert!(hello.contains("readinessProbe"), "{hello}");
+    golden("example-hello.yaml", &hello);
+    let shop = render_example(
+        "shop",
+        BTreeMap::from([
+            (
+                "db".to_string(),
+                outputs(
+                    "postgres.default#shop.db",
+                    json!({ "host": "db" }),
+                    json!({ "url": "postgres://shop:pw@db/shop" }),
+                ),
+            ),
+            (
+                "dns".to_string(),
+                outputs(
+                    "dns.default#shop.dns",
+                    json!({ "host": "shop.example.com" }),
+                    json!({}),
+                ),
+            ),
+            (
+                "files".to_string(),
+                outputs(
+                    "s3.default#shop.files",
+                    json!({ "bucket": "b", "endpoint": "http://s3", "region": "us-east-1",
+                            "access_key_id": "AKIA" }),
+                    json!({ "secret_access_key": "k" }),
+                ),
+            ),
+        ]),
+    );
+    assert!(
+        !shop.contains("postgres://shop:pw"),
+        "secrets stay in the Secret, encoded"
+    );
+    golden("example-shop.yaml", &shop);
+}
+
+/// Renders a Score document given as text, without resources.
+fn render_text(score: &str) -> Result<Vec<Value>, Vec<wharf_core::score::Problem>> {
+    let (workload, _) = load(score).unwrap();
+    let images = BTreeMap::new();
+    let read = |_: &str| Err("no files".to_string());
+    let ctx = Context {
+        app: "shop",
+        env: "dev",
+        images: &images,
+        read_source: &read,
+    };
+    kubernetes(&workload, &BTreeMap::new(), &ctx)
+}
+
+#[test]
+fn score_k8s_annotations_make_a_stateful_set_with_its_headless_service() {
+    let objects = render_text(
+        "apiVersion: score.dev/v1b1\nmetadata:\n  name: db\n  annotations:\n    \
+         k8s.score.dev/kind: StatefulSet\n    k8s.score.dev/service-name: db-peers\n\
+         containers:\n  main:\n    image: postgres:17\n    resources:\n      limits:\n        \
+         cpu: '0.25'\n        memory: 256Mi\n      requests:\n        cpu: '1.0'\n",
+    )
+    .unwrap();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Service", "StatefulSet"]);
+    assert_eq!(objects[0]["metadata"]["name"], "db-peers");
+    assert_eq!(objects[0]["spec"]["clusterIP"], "None");
+    assert_eq!(objects[1]["spec"]["serviceName"], "db-peers");
+    let resources = &objects[1]["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        *resources,
+        json!({ "limits": { "cpu": "250m", "memory": "256Mi" }, "requests": { "cpu": "1" } })
+    );
+    let problems = render_text(
+        "apiVersion: score.dev/v1b1\nmetadata:\n  name: db\n  annotations:\n    \
+         k8s.score.dev/kind: DaemonSet\ncontainers:\n  main:\n    image: x\n    resources:\n      \
+         limits:\n        memory: '1.5'\n    before:\n      side: {ready: started}\n  side:\n    image: y\n",
+    )
+    .unwrap_err();
+    let found: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0].starts_with(
+            "/containers/main/resources/limits/memory: \"1.5\": memory is a whole number of bytes"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("/containers/main/before/side: Wharf does not order the start"),
+        "{found:#?}"
+    );
+    assert!(
+        found[2].starts_with("/metadata/annotations/k8s.score.dev~1kind: \"DaemonSet\""),
+        "{found:#?}"
+    );
+}
+
 #[test]
 fn what_cannot_render_is_named_not_dropped() {
     // The full sample has a "." image and volume sources that are not resources.
@@ -177,6 +323,7 @@ mod gitops {
             app: "shop".into(),
             env: "dev".into(),
             set: "ab".repeat(32),
+            deployment: 1,
         };
         let all = objects();
         let applied = now(target.apply(&env, &all)).unwrap();
@@ -234,6 +381,7 @@ mod gitops {
             app: "shop".into(),
             env: "dev".into(),
             set: "x".into(),
+            deployment: 1,
         };
         let bad = vec![json!({ "kind": "ConfigMap", "metadata": { "name": "../escape" } })];
         let err = now(target.apply(&env, &bad)).unwrap_err();

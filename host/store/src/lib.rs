@@ -14,6 +14,7 @@
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod clusters;
 mod column;
 pub mod deployments;
 pub mod envs;

@@ -215,6 +215,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // with the last of them).
     "ALTER TABLE apps ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
         CHECK (status IN ('active', 'deleting'));",
+    // 9: Kubernetes clusters, which environment types deploy to; their credentials sealed.
+    "CREATE TABLE clusters (
+        id TEXT PRIMARY KEY,
+        server TEXT NOT NULL,
+        ca_bundle TEXT,
+        source TEXT NOT NULL CHECK (source IN ('token', 'client-certificate', 'kubeconfig')),
+        credentials BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL
+     ) STRICT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -62,7 +62,10 @@ pub(crate) struct NewEnvType {
     /// `{"kind": "gitops", "path": "/srv/manifests"}` (one directory per app and
     /// environment under it; a git commit per deployment when it is a work tree; with
     /// `"prune": true`, resources a new set no longer uses are deprovisioned once it is
-    /// written, without waiting for the cluster to stop running the old set).
+    /// written, without waiting for the cluster to stop running the old set), or
+    /// `{"kind": "kubernetes", "cluster": "prod-eu", "namespace": "{app}-{env}"}` (a
+    /// cluster of `/clusters`; `"force_conflicts": true` takes over fields another field
+    /// manager owns).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     target: Option<Value>,
@@ -93,10 +96,10 @@ pub(crate) struct EnvTypeSettings {
 }
 
 /// Checks a target (the local process target when absent): a 400 lists every problem,
-/// with its path under `/target`.
-fn target(target: Option<Value>) -> Result<Value, ApiError> {
+/// with its path under `/target`; a kubernetes target must name a known cluster.
+async fn target(state: &AppState, target: Option<Value>) -> Result<Value, ApiError> {
     let target = target.unwrap_or_else(|| json!({ "kind": "process" }));
-    wharf_core::target::TargetSpec::parse(&target).map_err(|problems| {
+    let spec = wharf_core::target::TargetSpec::parse(&target).map_err(|problems| {
         ApiError::Invalid(
             problems
                 .into_iter()
@@ -104,6 +107,19 @@ fn target(target: Option<Value>) -> Result<Value, ApiError> {
                 .collect(),
         )
     })?;
+    if let Some(cluster) = spec.cluster() {
+        let id = cluster.to_string();
+        let known = state
+            .store
+            .call(move |tx| wharf_store::clusters::exists(tx, &id))
+            .await?;
+        if !known {
+            return Err(ApiError::Invalid(vec![(
+                "/target/cluster".into(),
+                format!("no cluster {cluster:?}: add it first with `wharf clusters create`"),
+            )]));
+        }
+    }
     Ok(target)
 }
 
@@ -214,7 +230,7 @@ async fn create(
     let env_type = EnvType {
         id: type_id,
         description: new.description,
-        target: target(new.target)?,
+        target: target(&state, new.target).await?,
         transformers: new.transformers,
         resources: new.resources,
         created_at: now(),
@@ -277,7 +293,7 @@ async fn replace(
         .await?;
     implicit(&new.resources)?;
     transformers(&state, &new.transformers).await?;
-    let target = target(new.target)?;
+    let target = target(&state, new.target).await?;
     let principal = caller.id.clone();
     let updated = state
         .store

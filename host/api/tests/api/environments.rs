@@ -41,7 +41,7 @@ async fn env_types_are_ops_territory() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["detail"],
-        "/target/kind: unknown target \"mainframe\"; expected \"process\" or \"gitops\""
+        "/target/kind: unknown target \"mainframe\"; expected \"process\", \"gitops\" or \"kubernetes\""
     );
     assert_eq!(body["problems"][0]["path"], "/target/kind");
     let member = api.user("m@example.com", &[(Scope::Org, "member")]).await;

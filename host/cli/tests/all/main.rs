@@ -1,9 +1,11 @@
 //! End-to-end tests of the `wharf` binary (one test binary, to keep link time down).
 
 mod client;
+mod clusters;
 mod deploy;
 mod drivers;
 mod durability;
+mod kubernetes_live;
 mod openapi;
 mod ownership;
 mod plugin;

@@ -9,6 +9,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) addr: String,
     pub(crate) token: Option<String>,
+    /// What the server wrote to stderr after it started serving (its log).
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 pub(crate) fn start(data: &std::path::Path) -> Server {
@@ -36,9 +38,22 @@ pub(crate) fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Server
             break addr.to_string();
         }
     };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr, token }
+    // Keep draining stderr so the server never blocks on a full pipe, keeping what it logs.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut log = kept.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    Server {
+        child,
+        addr,
+        token,
+        log,
+    }
 }
 
 impl Drop for Server {

@@ -40,11 +40,16 @@ async fn stop(run: &Run<'_>) -> Result<(Held, Value), StepError> {
             InvalidTarget(problems).to_string(),
         )
     })?;
-    let target = run.inner.target(&spec);
+    let target = run
+        .inner
+        .target(&spec)
+        .await
+        .map_err(|e| failure(ErrorScope::Target, spec.kind_name(), e.to_string()))?;
     let reference = EnvRef {
         app: run.d.app.clone(),
         env: run.d.env.clone(),
         set: String::new(),
+        deployment: run.d.id,
     };
     target
         .remove(&reference)

@@ -78,11 +78,12 @@ async fn verify(
     Ok(((), json!({ "workloads": statuses })))
 }
 
-fn reference(d: &Deployment) -> EnvRef {
+pub(super) fn reference(d: &Deployment) -> EnvRef {
     EnvRef {
         app: d.app.clone(),
         env: d.env.clone(),
         set: d.set_id.clone(),
+        deployment: d.id,
     }
 }
 
@@ -327,7 +328,11 @@ async fn apply(
         let message = InvalidTarget(problems).to_string();
         failure(ErrorScope::Target, resolved.env_type(), message)
     })?;
-    let target = run.inner.target(&spec);
+    let target = run
+        .inner
+        .target(&spec)
+        .await
+        .map_err(|e| failure(ErrorScope::Target, spec.kind_name(), e.to_string()))?;
     let applied = target
         .apply(&reference(&run.d), objects)
         .await

@@ -24,8 +24,9 @@ mod run;
 
 use crate::provision::{Drivers, Limits};
 use crate::target::gitops::Gitops;
+use crate::target::kubernetes::{self, Kubernetes};
 use crate::target::process::Process;
-use crate::target::{BoxFuture, EnvRef, LogQuery, LogStream, Target, WorkloadStatus};
+use crate::target::{BoxFuture, EnvRef, LogQuery, LogStream, Target, TargetError, WorkloadStatus};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub ready_timeout: Duration,
     /// Deployments carried out at once (across environments).
     pub max_running: usize,
+    /// How often the kubernetes target looks at a rollout while waiting for it.
+    pub rollout_poll: Duration,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Settings {
             limits: Limits::default(),
             ready_timeout: Duration::from_secs(60),
             max_running: 64,
+            rollout_poll: Duration::from_secs(2),
         }
     }
 }
@@ -326,7 +330,8 @@ impl Engine {
         let spec = env_type.map(|t| t.target).unwrap_or(Value::Null);
         let target = self
             .inner
-            .target(&TargetSpec::parse(&spec).map_err(InvalidTarget)?);
+            .target(&TargetSpec::parse(&spec).map_err(InvalidTarget)?)
+            .await?;
         let reference = EnvRef {
             app: environment.app.to_string(),
             env: environment.id.to_string(),
@@ -334,6 +339,7 @@ impl Engine {
                 .as_ref()
                 .map(|d| d.set_id.clone())
                 .unwrap_or_default(),
+            deployment: 0,
         };
         let workloads = target.status(&reference).await;
         Ok(EnvStatus {
@@ -385,11 +391,13 @@ impl Engine {
             .ok_or_else(|| EngineError::NoEnvironment(format!("{app}/{env}")))?;
         let target = self
             .inner
-            .target(&TargetSpec::parse(&spec).map_err(InvalidTarget)?);
+            .target(&TargetSpec::parse(&spec).map_err(InvalidTarget)?)
+            .await?;
         let reference = EnvRef {
             app: app.to_string(),
             env: env.to_string(),
             set: String::new(),
+            deployment: 0,
         };
         Ok(target.logs(&reference, query).await?)
     }
@@ -401,12 +409,43 @@ impl Engine {
 }
 
 impl Inner {
-    /// The target that runs environments of `spec`.
-    fn target(&self, spec: &TargetSpec) -> Arc<dyn Target> {
-        match &spec.kind {
+    /// The target that runs environments of `spec`; for the kubernetes target, a client
+    /// of its cluster (no request is made yet).
+    async fn target(&self, spec: &TargetSpec) -> Result<Arc<dyn Target>, TargetError> {
+        Ok(match &spec.kind {
             TargetKind::Process(p) => Arc::new(self.process.with_options(p.into())),
             TargetKind::Gitops(g) => Arc::new(Gitops::from_spec(g, self.sealer.clone())),
-        }
+            TargetKind::Kubernetes(k) => {
+                let (id, sealer) = (k.cluster.clone(), self.sealer.clone());
+                let cluster = self
+                    .store
+                    .call(move |tx| wharf_store::clusters::get(tx, &sealer, &id))
+                    .await
+                    .map_err(|e| TargetError::System {
+                        what: format!("reading cluster {}", k.cluster),
+                        source: std::io::Error::other(e.to_string()),
+                    })?
+                    .ok_or_else(|| {
+                        TargetError::Missing(format!(
+                            "cluster {} is not known (the environment type's target names it): \
+                             add it with `wharf clusters create`",
+                            k.cluster
+                        ))
+                    })?;
+                let timeout = Some(kubernetes::connect::READ_TIMEOUT);
+                let client = kubernetes::connect::client(&cluster, timeout)
+                    .await
+                    .map_err(TargetError::Unsupported)?;
+                let streams = kubernetes::connect::client(&cluster, None)
+                    .await
+                    .map_err(TargetError::Unsupported)?;
+                Arc::new(
+                    Kubernetes::new(client, &cluster.id, k.clone())
+                        .with_streams(streams)
+                        .with_poll(self.settings.rollout_poll),
+                )
+            }
+        })
     }
 
     fn emit(&self, d: &Deployment, what: What) {

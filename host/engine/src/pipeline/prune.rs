@@ -14,9 +14,9 @@ use wharf_core::status::ErrorScope;
 use wharf_plugins::Values;
 use wharf_store::{provisioned, resources};
 
-/// The `prune` step of a deployment whose workloads are verified: deprovisions what the
-/// set no longer uses where the target can tell that the new set serves, and says what it
-/// kept and why otherwise. A failure here is reported in the detail, and the deployment
+/// The `prune` step of a deployment whose workloads are verified: removes the target's
+/// objects the set no longer has and deprovisions the resources it no longer uses, where
+/// the target can tell that the new set serves, and says what it kept and why otherwise. A failure here is reported in the detail, and the deployment
 /// stands.
 pub(super) async fn after_deploy(
     run: &Run<'_>,
@@ -25,10 +25,20 @@ pub(super) async fn after_deploy(
     target: &dyn Target,
 ) -> Value {
     if target.confirms_ready() {
-        return prune(run, resolved, outputs).await.unwrap_or_else(|e| {
+        let objects = target.prune(&super::deploy::reference(&run.d)).await;
+        let mut detail = prune(run, resolved, outputs).await.unwrap_or_else(|e| {
             tracing::warn!(message = %e.message, "pruning failed");
             json!({ "deprovisioned": [], "error": e.message })
         });
+        match objects {
+            Ok(objects) if objects.is_empty() => {}
+            Ok(objects) => detail["objects"] = json!(objects),
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning objects failed");
+                detail["objects_error"] = json!(e.to_string());
+            }
+        }
+        return detail;
     }
     let unused: Vec<&String> = resolved
         .context

@@ -255,6 +255,7 @@ impl Process {
                     app: app.clone(),
                     env: name.clone(),
                     set: String::new(),
+                    deployment: 0,
                 };
                 let objects = match std::fs::read(dir.join("desired.sealed")) {
                     Ok(sealed) => {

@@ -27,6 +27,7 @@ fn env(name: &str) -> EnvRef {
         app: "shop".into(),
         env: name.into(),
         set: String::new(),
+        deployment: 0,
     }
 }
 

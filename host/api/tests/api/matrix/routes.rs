@@ -31,6 +31,19 @@ pub(super) const ROUTES: &[(&str, &str, Option<&str>)] = &[
         "/api/v1/apps/{app}/envs/{env}",
         Some("environments.delete"),
     ),
+    ("GET", "/api/v1/clusters", Some("clusters.list")),
+    ("POST", "/api/v1/clusters", Some("clusters.create")),
+    ("GET", "/api/v1/clusters/{cluster}", Some("clusters.get")),
+    (
+        "DELETE",
+        "/api/v1/clusters/{cluster}",
+        Some("clusters.delete"),
+    ),
+    (
+        "POST",
+        "/api/v1/clusters/{cluster}/check",
+        Some("clusters.check"),
+    ),
     ("GET", "/api/v1/env-types", Some("env-types.list")),
     ("POST", "/api/v1/env-types", Some("env-types.create")),
     ("GET", "/api/v1/env-types/{env_type}", Some("env-types.get")),
@@ -263,6 +276,7 @@ pub(super) async fn request(t: &Target<'_>) -> (String, Payload) {
         Some("apps") if t.route.contains("/sets") => sets(t).await,
         Some("apps") => apps_and_environments(t).await,
         Some("env-types") => env_types(t).await,
+        Some("clusters") => clusters(t).await,
         Some("users" | "role-bindings" | "service-accounts" | "principals") => principals(t).await,
         Some("plugins" | "plugin-installations") => plugins(t).await,
         Some("resource-types" | "resource-definitions") => resources(t).await,
@@ -366,6 +380,32 @@ async fn env_types(t: &Target<'_>) -> (String, Payload) {
             let id = format!("gone-{n}");
             t.prepare("env-types", json!({ "id": id })).await;
             (format!("{V1}/env-types/{id}"), Payload::None)
+        }
+        _ => t.unknown(),
+    }
+}
+
+/// A cluster no environment type uses; its API server does not answer (port 9 of
+/// loopback), so a check reports the failure.
+async fn clusters(t: &Target<'_>) -> (String, Payload) {
+    let n = t.n;
+    let cluster =
+        |id: String| json!({ "id": id, "server": "http://127.0.0.1:9", "token": "t0ken" });
+    match (t.method, t.route) {
+        ("GET", "/api/v1/clusters") => (format!("{V1}/clusters"), Payload::None),
+        ("POST", "/api/v1/clusters") => (
+            format!("{V1}/clusters"),
+            Payload::Json(cluster(format!("c-{n}"))),
+        ),
+        ("GET" | "DELETE", "/api/v1/clusters/{cluster}")
+        | ("POST", "/api/v1/clusters/{cluster}/check") => {
+            let id = format!("k-{n}");
+            t.prepare("clusters", cluster(id.clone())).await;
+            let path = format!("{V1}/clusters/{id}");
+            match t.method {
+                "POST" => (format!("{path}/check"), Payload::None),
+                _ => (path, Payload::None),
+            }
         }
         _ => t.unknown(),
     }

@@ -67,7 +67,7 @@ pub(super) fn plan(
             return Err(object_error(i, "an object needs a kind and metadata.name"));
         }
         match kind {
-            "Deployment" => deployments.push((i, o)),
+            "Deployment" | "StatefulSet" => deployments.push((i, o)),
             "Service" => services.push((i, o)),
             "ConfigMap" | "Secret" => {
                 by_kind.insert((kind, name), (i, o));
@@ -169,7 +169,10 @@ impl Planner<'_> {
         if spec.containers.is_empty() {
             return Err(object_error(
                 i,
-                format!("Deployment {name} has no containers"),
+                format!(
+                    "{} {name} has no containers",
+                    d["kind"].as_str().unwrap_or("Deployment")
+                ),
             ));
         }
         Ok(spec)
