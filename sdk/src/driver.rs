@@ -74,6 +74,8 @@ pub struct Context {
     pub resource_type: String,
     /// Resource class.
     pub class: String,
+    /// The workloads that declare the resource, sorted.
+    pub workloads: Vec<String>,
 }
 
 /// Non-sensitive values and secrets, each a JSON object.
@@ -120,6 +122,7 @@ impl Request {
                 resource_id: format!("{resource_type}-1"),
                 resource_type: resource_type.into(),
                 class: "default".into(),
+                workloads: vec!["api".into()],
             },
             params: serde_json::json!({}),
             config: Values::default(),
@@ -152,6 +155,9 @@ pub struct Outputs {
     pub outputs: Values,
     /// State passed back on the next provision and on deprovision.
     pub state: Value,
+    /// Kubernetes objects deployed with the workloads (an `HTTPRoute` for a route),
+    /// each with `apiVersion`, `kind` and `metadata.name`; never secrets.
+    pub objects: Vec<Value>,
 }
 
 impl Outputs {
@@ -163,6 +169,7 @@ impl Outputs {
                 ..Values::default()
             },
             state: Value::Null,
+            objects: Vec::new(),
         }
     }
 
@@ -175,6 +182,12 @@ impl Outputs {
     /// Sets the state to keep.
     pub fn with_state(mut self, state: Value) -> Self {
         self.state = state;
+        self
+    }
+
+    /// Adds a Kubernetes object to deploy with the workloads.
+    pub fn with_object(mut self, object: Value) -> Self {
+        self.objects.push(object);
         self
     }
 }
@@ -210,6 +223,7 @@ macro_rules! export_driver {
                     resource_id: c.resource_id,
                     resource_type: c.resource_type,
                     class: c.class,
+                    workloads: c.workloads,
                 };
                 glue::request(
                     context,
@@ -229,9 +243,11 @@ macro_rules! export_driver {
                         values,
                         secrets,
                         state,
+                        objects,
                     } => p::Step::Done(p::Outputs {
                         outputs: p::Values { values, secrets },
                         state,
+                        objects,
                     }),
                     glue::StepParts::InProgress {
                         state,
@@ -325,6 +341,7 @@ pub mod glue {
             values: String,
             secrets: String,
             state: String,
+            objects: Vec<String>,
         },
         InProgress {
             state: String,
@@ -339,6 +356,7 @@ pub mod glue {
                 values: o.outputs.values.to_string(),
                 secrets: o.outputs.secrets.to_string(),
                 state: o.state.to_string(),
+                objects: o.objects.iter().map(Value::to_string).collect(),
             },
             Step::InProgress {
                 state,

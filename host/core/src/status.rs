@@ -181,7 +181,7 @@ closed_set! {
 closed_set! {
     /// Where a step's failure lies, so the reader knows whom to ask: the developer (`set`,
     /// `workload`), ops (`resource`, `transformer`, `target`, `environment`) or the
-    /// operator of Wharf (`store`).
+    /// operator of Wharf (`store`, `internal`).
     pub enum ErrorScope ("error scope") {
         Set = "set",
         Resource = "resource",
@@ -190,6 +190,8 @@ closed_set! {
         Target = "target",
         Environment = "environment",
         Store = "store",
+        /// A fault in Wharf itself (the server's log has the details).
+        Internal = "internal",
     }
 }
 

@@ -456,6 +456,7 @@ mod resolve {
             uid: uid.into(),
             values: values.as_object().unwrap().clone(),
             secrets: secrets.as_object().unwrap().clone(),
+            objects: Vec::new(),
         }
     }
 

@@ -66,7 +66,7 @@ impl Journal for StoreJournal {
                 };
                 (status, message.clone(), None, empty(), empty())
             }
-            Progress::Done { outputs, state } => (
+            Progress::Done { outputs, state, .. } => (
                 Status::Done,
                 String::new(),
                 Some(state.clone()),
@@ -98,6 +98,10 @@ impl Journal for StoreJournal {
             driver: entry.driver.to_string(),
             depends_on: entry.depends_on.iter().cloned().collect(),
             params: entry.params.clone(),
+            objects: match entry.progress {
+                Progress::Done { objects, .. } => objects.clone(),
+                _ => Vec::new(),
+            },
         };
         Box::pin(async move {
             self.store

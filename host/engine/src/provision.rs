@@ -101,6 +101,8 @@ pub enum Progress {
         outputs: Values,
         /// State to keep for the next deployment.
         state: Value,
+        /// Kubernetes objects to deploy with the workloads.
+        objects: Vec<Value>,
     },
     /// Failed for good.
     Failed {
@@ -360,6 +362,13 @@ async fn node(
             resource_id: n.id.clone(),
             resource_type: n.res_type.clone(),
             class: n.class.clone(),
+            workloads: n
+                .declared_by
+                .iter()
+                .map(|(w, _)| w.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         },
         params,
         config,
@@ -372,7 +381,7 @@ async fn node(
         driver: &assignment.driver,
         depends_on: &n.depends_on,
     };
-    let outputs = steps(
+    let (outputs, objects) = steps(
         Operation::Provision,
         &resource,
         request,
@@ -391,6 +400,7 @@ async fn node(
             uid: uid.to_string(),
             values: object(outputs.values),
             secrets: object(outputs.secrets),
+            objects,
         },
     ))
 }
@@ -412,7 +422,7 @@ async fn steps(
     drivers: &dyn Drivers,
     journal: &dyn Journal,
     limits: Limits,
-) -> Result<Values, ProvisionError> {
+) -> Result<(Values, Vec<Value>), ProvisionError> {
     let fail = |message: String| ProvisionError::Node {
         uid: resource.uid.to_string(),
         definition: resource.definition.to_string(),
@@ -447,13 +457,18 @@ async fn steps(
             Operation::Deprovision => drivers.deprovision(resource.driver, request.clone()).await,
         };
         match step {
-            Ok(Step::Done { outputs, state }) => {
+            Ok(Step::Done {
+                outputs,
+                state,
+                objects,
+            }) => {
                 record(Progress::Done {
                     outputs: outputs.clone(),
                     state,
+                    objects: objects.clone(),
                 })
                 .await?;
-                return Ok(outputs);
+                return Ok((outputs, objects));
             }
             Ok(Step::InProgress {
                 state: next,
@@ -568,6 +583,7 @@ pub async fn deprovision(
                         resource_id: id.to_string(),
                         resource_type: res_type.to_string(),
                         class: class.to_string(),
+                        workloads: Vec::new(),
                     },
                     params: r.params.clone(),
                     config: r.config.clone(),

@@ -30,6 +30,7 @@ fn outputs(uid: &str, values: Value, secrets: Value) -> Outputs {
         uid: uid.into(),
         values: values.as_object().unwrap().clone(),
         secrets: secrets.as_object().unwrap().clone(),
+        objects: Vec::new(),
     }
 }
 

@@ -74,7 +74,7 @@ fn import_allowed(kind: Kind, name: &str) -> bool {
 }
 
 /// The world a plugin of `kind` exports, with the contract's version:
-/// `wharf:plugin/driver@0.1.0`.
+/// `wharf:plugin/driver@0.2.0`.
 pub fn world_name(kind: Kind) -> String {
     format!("wharf:plugin/{kind}@{CONTRACT_VERSION}")
 }

@@ -108,6 +108,7 @@ impl DriverPlugin {
                     secrets: json("outputs.secrets", &o.outputs.secrets)?,
                 },
                 state: json("state", &o.state)?,
+                objects: objects(&o.objects)?,
             },
             wit::Step::InProgress(p) => Step::InProgress {
                 state: json("state", &p.state)?,
@@ -137,9 +138,46 @@ impl DriverPlugin {
     }
 }
 
+/// The most objects one resource may come with.
+const MAX_OBJECTS: usize = 32;
+
+/// The objects a driver returned, each checked to be a Kubernetes object with a kind,
+/// an apiVersion and a name.
+fn objects(texts: &[String]) -> Result<Vec<serde_json::Value>, PluginFailure> {
+    if texts.len() > MAX_OBJECTS {
+        return Err(PluginFailure::Contract(format!(
+            "it returned {} objects, more than the {MAX_OBJECTS} a resource may have",
+            texts.len()
+        )));
+    }
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let object = json(&format!("objects[{i}]"), text)?;
+            let text_at = |pointer: &str| object.pointer(pointer).and_then(|v| v.as_str());
+            for (pointer, what) in [
+                ("/apiVersion", "apiVersion"),
+                ("/kind", "kind"),
+                ("/metadata/name", "metadata.name"),
+            ] {
+                if text_at(pointer).is_none_or(str::is_empty) {
+                    return Err(PluginFailure::Contract(format!(
+                        "objects[{i}] has no {what}: every object needs apiVersion, kind and \
+                         metadata.name"
+                    )));
+                }
+            }
+            Ok(object)
+        })
+        .collect()
+}
+
 fn step_len(step: &wit::Step) -> usize {
     match step {
-        wit::Step::Done(o) => text_len([&o.outputs.values, &o.outputs.secrets, &o.state]),
+        wit::Step::Done(o) => {
+            text_len([&o.outputs.values, &o.outputs.secrets, &o.state]) + text_len(&o.objects)
+        }
         wit::Step::InProgress(p) => text_len([&p.state, &p.message]),
     }
 }
@@ -161,6 +199,7 @@ fn wit_request(r: &DriverRequest) -> wit::Request {
             resource_id: c.resource_id.clone(),
             resource_type: c.resource_type.clone(),
             class: c.class.clone(),
+            workloads: c.workloads.clone(),
         },
         params: r.params.to_string(),
         config: values(&r.config),

@@ -105,6 +105,8 @@ pub struct ResourceContext {
     pub resource_type: String,
     /// Resource class.
     pub class: String,
+    /// The workloads that declare it, sorted.
+    pub workloads: Vec<String>,
 }
 
 /// Values and secrets, each a JSON object.
@@ -157,6 +159,9 @@ pub enum Step {
         outputs: Values,
         /// State to keep.
         state: Value,
+        /// Kubernetes objects to deploy with the workloads.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        objects: Vec<Value>,
     },
     /// Call again later.
     InProgress {

@@ -225,6 +225,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         created_by TEXT NOT NULL
      ) STRICT;",
+    // 10: the Kubernetes objects a driver returned with a resource (a JSON list).
+    "ALTER TABLE provisioned ADD COLUMN objects TEXT NOT NULL DEFAULT '[]';",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -24,6 +24,8 @@ pub struct Record {
     pub outputs: Value,
     /// Secret outputs (a JSON object).
     pub secrets: Value,
+    /// Kubernetes objects the driver returned with it, deployed with the workloads.
+    pub objects: Vec<Value>,
     /// When it was written (Unix seconds).
     pub updated_at: i64,
     /// The deployment that wrote it (its number in the environment).
@@ -42,8 +44,9 @@ fn context(app: &str, env: &str, uid: &str, what: &str) -> String {
     format!("provisioned/{what}:{app}/{env}/{uid}")
 }
 
-/// Writes the record of `uid` in `app/env`. A record without state or outputs keeps
-/// those of the previous one (a retry does not forget what the driver said before).
+/// Writes the record of `uid` in `app/env`. A record without state keeps the previous
+/// one's, and only a `done` record replaces the outputs and objects (a retry does not
+/// forget what the driver said before).
 pub fn record(tx: &Tx<'_>, sealer: &Sealer, app: &str, env: &str, r: &Record) -> Result<(), Error> {
     let conn = tx.conn();
     let state = r.state.as_ref().map(|s| {
@@ -60,18 +63,19 @@ pub fn record(tx: &Tx<'_>, sealer: &Sealer, app: &str, env: &str, r: &Record) ->
         r.params.to_string().as_bytes(),
         &context(app, env, &r.uid, "params"),
     );
-    let keep_outputs = r.outputs.as_object().is_none_or(|o| o.is_empty())
-        && r.secrets.as_object().is_none_or(|o| o.is_empty());
+    let keep_outputs = r.status != ResourceState::Done;
     conn.prepare_cached(
         "INSERT INTO provisioned (app, env, uid, status, message, state, outputs, secrets,
-                                  updated_at, deployment, definition, driver, depends_on, params)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?13, ?14, ?15)
+                                  updated_at, deployment, definition, driver, depends_on, params,
+                                  objects)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (app, env, uid) DO UPDATE SET
             status = excluded.status,
             message = excluded.message,
             state = COALESCE(excluded.state, provisioned.state),
             outputs = CASE WHEN ?10 THEN provisioned.outputs ELSE excluded.outputs END,
             secrets = CASE WHEN ?10 THEN provisioned.secrets ELSE excluded.secrets END,
+            objects = CASE WHEN ?10 THEN provisioned.objects ELSE excluded.objects END,
             updated_at = excluded.updated_at,
             deployment = excluded.deployment,
             definition = excluded.definition,
@@ -95,6 +99,7 @@ pub fn record(tx: &Tx<'_>, sealer: &Sealer, app: &str, env: &str, r: &Record) ->
         r.driver,
         serde_json::to_string(&r.depends_on).expect("strings serialize"),
         params,
+        serde_json::to_string(&r.objects).expect("values serialize"),
     ])?;
     Ok(())
 }
@@ -109,7 +114,7 @@ pub fn delete(tx: &Tx<'_>, app: &str, env: &str, uid: &str) -> Result<bool, Erro
 }
 
 const COLUMNS: &str = "uid, status, message, state, outputs, secrets, updated_at, \
-                       deployment, definition, driver, depends_on, params";
+                       deployment, definition, driver, depends_on, params, objects";
 
 /// A record as stored: its sealed columns not yet opened (opening needs the [`Sealer`],
 /// and fails with its own error, which a row mapper cannot return).
@@ -126,6 +131,7 @@ struct Row {
     driver: String,
     depends_on: Vec<String>,
     params: Option<Vec<u8>>,
+    objects: Vec<Value>,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -142,6 +148,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         driver: r.get("driver")?,
         depends_on: json(r, "depends_on")?,
         params: r.get("params")?,
+        objects: json(r, "objects")?,
     })
 }
 
@@ -159,6 +166,7 @@ fn open_row(sealer: &Sealer, app: &str, env: &str, row: Row) -> Result<Record, E
         driver,
         depends_on,
         params,
+        objects,
     } = row;
     let json = |bytes: Vec<u8>| -> Result<Value, Error> {
         serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(e.to_string()))
@@ -184,6 +192,7 @@ fn open_row(sealer: &Sealer, app: &str, env: &str, row: Row) -> Result<Record, E
             None => Value::Object(Default::default()),
         },
         updated_at,
+        objects,
         uid,
     })
 }

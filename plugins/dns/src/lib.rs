@@ -362,6 +362,7 @@ impl Driver for Dns {
                 secrets: json!({}),
             },
             state: json!({ "fqdn": fqdn, "type": kind }),
+            objects: Vec::new(),
         }))
     }
 

@@ -63,6 +63,7 @@ impl Driver for Echo {
         Ok(Step::Done(Outputs {
             outputs: request.config,
             state: Value::Null,
+            objects: Vec::new(),
         }))
     }
 

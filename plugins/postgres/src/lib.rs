@@ -376,6 +376,7 @@ impl Driver for Postgres {
                 secrets: json!({ "password": password, "url": url }),
             },
             state: json!({ "name": name, "password": password }),
+            objects: Vec::new(),
         }))
     }
 

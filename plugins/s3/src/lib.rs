@@ -1103,6 +1103,7 @@ fn provision(request: &Request, transport: Transport) -> Result<Step, PluginErro
             secrets: json!({ "access_key_id": key.id, "secret_access_key": key.secret }),
         },
         state,
+        objects: Vec::new(),
     }))
 }
 

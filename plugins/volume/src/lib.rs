@@ -186,6 +186,7 @@ impl Driver for Volume {
                 secrets: json!({}),
             },
             state: json!({ "path": dir, "retain": retain(&request) }),
+            objects: Vec::new(),
         }))
     }
 

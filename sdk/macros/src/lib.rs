@@ -29,8 +29,8 @@ pub fn world(input: TokenStream) -> TokenStream {
         .canonicalize()
         .unwrap_or_else(|_| WIT_DIR.into());
     let mut with = String::from(
-        r#""wharf:plugin/types@0.1.0": ::wharf_sdk::__private::wit::wharf::plugin::types,
-           "wharf:plugin/log@0.1.0": ::wharf_sdk::__private::wit::wharf::plugin::log,"#,
+        r#""wharf:plugin/types@0.2.0": ::wharf_sdk::__private::wit::wharf::plugin::types,
+           "wharf:plugin/log@0.2.0": ::wharf_sdk::__private::wit::wharf::plugin::log,"#,
     );
     if world == "driver" {
         with.push_str(

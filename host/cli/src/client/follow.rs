@@ -195,7 +195,23 @@ impl Progress {
                 .as_u64()
                 .map(|n| format!("{n} object(s)"))
                 .unwrap_or_default(),
-            (_, "apply") => detail["location"].as_str().unwrap_or_default().to_string(),
+            (_, "apply") => {
+                let mut line = detail["location"].as_str().unwrap_or_default().to_string();
+                let ignored: Vec<&str> = detail["ignored"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if !ignored.is_empty() {
+                    line.push_str(&format!(
+                        "; the {} target does not deploy {}",
+                        detail["target"].as_str().unwrap_or_default(),
+                        ignored.join(", ")
+                    ));
+                }
+                line
+            }
             (_, "prune") => {
                 let uids = |v: &Value| -> Vec<String> {
                     v.as_array()

@@ -139,7 +139,7 @@ fn the_client_drives_a_real_server_end_to_end() {
         "--kind",
         "policy",
     ]);
-    assert!(uploaded.contains("wharf:plugin/policy@0.1.0"), "{uploaded}");
+    assert!(uploaded.contains("wharf:plugin/policy@0.2.0"), "{uploaded}");
     let rejected = cli.fails(&[
         "installations",
         "create",

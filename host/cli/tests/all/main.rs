@@ -5,6 +5,7 @@ mod clusters;
 mod deploy;
 mod drivers;
 mod durability;
+mod kubernetes_emulator;
 mod kubernetes_live;
 mod openapi;
 mod ownership;

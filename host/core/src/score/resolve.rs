@@ -18,6 +18,8 @@ pub struct Outputs {
     pub values: Map<String, Value>,
     /// Secret outputs.
     pub secrets: Map<String, Value>,
+    /// Kubernetes objects its driver deploys with the workloads (an `HTTPRoute`).
+    pub objects: Vec<Value>,
 }
 
 /// What placeholders of one workload resolve against.

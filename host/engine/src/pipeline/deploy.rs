@@ -286,8 +286,69 @@ fn render(
         })?;
         objects.extend(rendered);
     }
-    let detail = json!({ "objects": objects.len() });
+    let from_drivers = driver_objects(outputs, &mut objects)?;
+    let detail = json!({ "objects": objects.len(), "from_drivers": from_drivers });
     Ok((objects, detail))
+}
+
+/// Adds the objects the drivers returned with their resources to the workloads' objects,
+/// each annotated with its resource (`wharf.dev/resource`); gives their `Kind/name`s. Two
+/// objects of one kind and name are refused, naming both.
+fn driver_objects(
+    outputs: &BTreeMap<String, Outputs>,
+    objects: &mut Vec<Value>,
+) -> Result<Vec<String>, StepError> {
+    let key = |o: &Value| {
+        format!(
+            "{}/{}",
+            o["kind"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default()
+        )
+    };
+    let mut owners: BTreeMap<String, String> = objects
+        .iter()
+        .map(|o| (key(o), "the workloads".to_string()))
+        .collect();
+    let mut added = Vec::new();
+    for (uid, o) in outputs {
+        for object in &o.objects {
+            let name = key(object);
+            if let Some(owner) = owners.insert(name.clone(), format!("resource {uid}")) {
+                return Err(failure(
+                    ErrorScope::Resource,
+                    uid,
+                    format!(
+                        "its driver returned {name}, which {owner} already have; each object \
+                         of an environment needs its own kind and name (change the name the \
+                         definition's driver gives it)"
+                    ),
+                ));
+            }
+            let mut object = object.clone();
+            let malformed = || {
+                let message = format!(
+                    "its driver returned {name} whose metadata or metadata.annotations is not \
+                     an object"
+                );
+                failure(ErrorScope::Resource, uid, message)
+            };
+            let metadata = object
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(malformed)?;
+            let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+            if annotations.is_null() {
+                *annotations = json!({});
+            }
+            annotations
+                .as_object_mut()
+                .ok_or_else(malformed)?
+                .insert("wharf.dev/resource".into(), json!(uid));
+            objects.push(object);
+            added.push(name);
+        }
+    }
+    Ok(added)
 }
 
 /// The environment type's transformers rewrite the objects, in order.

@@ -333,6 +333,7 @@ pub(super) fn outputs_of(r: &provisioned::Record) -> Outputs {
         uid: r.uid.clone(),
         values: object(&r.outputs),
         secrets: object(&r.secrets),
+        objects: r.objects.clone(),
     }
 }
 

@@ -5,10 +5,14 @@ use super::{Inner, StepError, What, delete, deploy};
 use crate::journal::StoreJournal;
 use crate::provision::{Entry, Journal, Operation, Progress};
 use crate::target::BoxFuture;
+use futures_util::FutureExt;
 use serde_json::{Value, json};
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 use wharf_core::clock::now_ms;
-use wharf_core::status::{DeploymentKind, DeploymentStatus, ResourceProgress, Step, StepStatus};
+use wharf_core::status::{
+    DeploymentKind, DeploymentStatus, ErrorScope, ResourceProgress, Step, StepStatus,
+};
 use wharf_store::deployments::{self, Deployment};
 
 /// A failure at a step: its position and what failed.
@@ -65,9 +69,26 @@ pub(super) async fn run(inner: &Inner, d: Deployment) {
     };
     run.announce(DeploymentStatus::Running, None);
     let kind = run.d.kind;
-    let outcome = match kind {
-        DeploymentKind::Deploy => deploy::deploy(&run).await,
-        DeploymentKind::Delete => delete::delete(&run).await,
+    let body = async {
+        match kind {
+            DeploymentKind::Deploy => deploy::deploy(&run).await,
+            DeploymentKind::Delete => delete::delete(&run).await,
+        }
+    };
+    // A fault in the engine fails this deployment at the step it was in, instead of
+    // leaving it running for ever with its listeners waiting.
+    let outcome = match AssertUnwindSafe(body).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            tracing::error!(app = %run.d.app, env = %run.d.env, deployment = run.d.id,
+                            panic = %message, "a deployment stopped on an internal fault");
+            Err((run.current_step(), internal_fault(&message)))
+        }
     };
     match outcome {
         Ok(()) if kind == DeploymentKind::Deploy => {
@@ -79,7 +100,28 @@ pub(super) async fn run(inner: &Inner, d: Deployment) {
     }
 }
 
+/// The error of a deployment stopped by a fault in Wharf.
+fn internal_fault(message: &str) -> StepError {
+    StepError {
+        scope: ErrorScope::Internal,
+        object: String::new(),
+        message: format!(
+            "the deployment stopped on an internal fault in Wharf ({message}); nothing more \
+             was done. Deploy again; if it happens again, report it with the server's log"
+        ),
+    }
+}
+
 impl Run<'_> {
+    /// The step being carried out (the last one begun), else the first.
+    fn current_step(&self) -> usize {
+        self.progress()
+            .steps
+            .iter()
+            .rposition(|s| s.status == StepStatus::Running)
+            .unwrap_or(0)
+    }
+
     /// Carries out step `step`: written `running`, then `body`, then written `done` with
     /// the detail `body` gave, or failed (with the deployment) at this step.
     pub(super) async fn step<T>(

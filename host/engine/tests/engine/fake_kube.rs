@@ -111,8 +111,16 @@ impl Server {
                             p.starts_with(&format!("{}/", seen.path))
                                 && !p[seen.path.len() + 1..].contains('/')
                         })
-                        .map(|(_, o)| o.clone())
-                        .filter(|o| selects(&selector, &o["metadata"]["labels"]))
+                        .filter(|(_, o)| selects(&selector, &o["metadata"]["labels"]))
+                        .map(|(_, o)| {
+                            // As the API server lists them: items carry no kind of their own.
+                            let mut item = o.clone();
+                            if let Some(map) = item.as_object_mut() {
+                                map.remove("kind");
+                                map.remove("apiVersion");
+                            }
+                            item
+                        })
                         .collect();
                     (
                         200,

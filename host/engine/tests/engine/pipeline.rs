@@ -612,3 +612,87 @@ async fn secrets_reach_a_gitops_repository_only_encrypted_for_its_recipient() {
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), before);
     assert_eq!(git(&["rev-list", "--count", "HEAD"]), commits);
 }
+
+/// A route as the dns driver's params give it: it returns the HTTPRoute with its outputs.
+const ROUTE: &str = "  dns:\n    type: dns\n    params:\n      objects:\n        - apiVersion: \
+                     gateway.networking.k8s.io/v1\n          kind: HTTPRoute\n          metadata: \
+                     { name: web-route }\n          spec: { hostnames: [web.example.test] }\n";
+
+#[tokio::test]
+async fn objects_from_drivers_deploy_with_the_workloads_and_go_with_their_resource() {
+    let p = Pruning::new().await;
+    let d = p.deploy("dev", &format!("{ONLY_DB}{ROUTE}")).await;
+    assert_eq!(d.status, Status::Succeeded, "{d:?}");
+    let render = d.steps.iter().find(|s| s.name == "render").unwrap();
+    assert_eq!(
+        render.detail["from_drivers"],
+        json!(["HTTPRoute/web-route"])
+    );
+    let file = p.root.join("shop/dev/httproute-web-route.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("web.example.test"), "{text}");
+    assert!(text.contains("wharf.dev/resource: dns."), "{text}");
+
+    // Without the resource, the object is no longer written.
+    let d = p.deploy("dev", ONLY_DB).await;
+    assert_eq!(d.status, Status::Succeeded, "{d:?}");
+    assert!(!file.exists(), "{} is still there", file.display());
+
+    // An object with the kind and name of a workload's object is refused, naming both.
+    let clash = ROUTE
+        .replace("kind: HTTPRoute", "kind: Deployment")
+        .replace("web-route", "web");
+    let d = p.deploy("dev", &format!("{ONLY_DB}{clash}")).await;
+    assert_eq!(d.status, Status::Failed, "{d:?}");
+    let error = d.error.unwrap();
+    assert_eq!(error["scope"], "resource", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("returned Deployment/web, which the workloads already have"),
+        "{error}"
+    );
+}
+
+/// Provisions nothing: a fault in the code that calls it.
+struct Panicking;
+
+impl Drivers for Panicking {
+    fn provision<'a>(
+        &'a self,
+        _driver: &'a str,
+        _r: DriverRequest,
+    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
+        Box::pin(async { panic!("an index out of bounds") })
+    }
+
+    fn deprovision<'a>(
+        &'a self,
+        driver: &'a str,
+        r: DriverRequest,
+    ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
+        Echoing.deprovision(driver, r)
+    }
+}
+
+#[tokio::test]
+async fn a_fault_in_the_engine_fails_the_deployment_instead_of_leaving_it_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let sealer = Sealer::new([5; 32]);
+    let definitions = [("postgres", json!({ "host": "pg" }), json!({}))];
+    let store = platform(dir.path(), &dir.path().join("m"), &sealer, &definitions).await;
+    let engine = engine(&store, sealer, Arc::new(Panicking), dir.path());
+    let d = deploy(&store, &engine, "dev", vec![web(ONLY_DB)]).await;
+    assert_eq!(d.status, Status::Failed, "{d:?}");
+    let error = d.error.clone().unwrap();
+    assert_eq!(error["scope"], "internal", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("internal fault in Wharf (an index out of bounds)")
+            && message.contains("Deploy again"),
+        "{message}"
+    );
+    let provision = d.steps.iter().find(|s| s.name == "provision").unwrap();
+    assert_eq!(provision.status, StepStatus::Failed, "{d:?}");
+}

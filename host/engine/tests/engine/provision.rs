@@ -59,6 +59,7 @@ impl Drivers for Scripted {
                     secrets: json!({ "password": "pw" }),
                 },
                 state: json!({ "created": true }),
+                objects: Vec::new(),
             };
             match kind {
                 "slow" if previous < n => Ok(Step::InProgress {
@@ -100,6 +101,7 @@ impl Drivers for Scripted {
             Ok(Step::Done {
                 outputs: Values::default(),
                 state: json!({}),
+                objects: Vec::new(),
             })
         })
     }

@@ -10,7 +10,7 @@ use wharf_plugins::{Kind, Manifest, PluginFailure, Step};
 
 fn done(step: Step) -> (wharf_plugins::Values, serde_json::Value) {
     match step {
-        Step::Done { outputs, state } => (outputs, state),
+        Step::Done { outputs, state, .. } => (outputs, state),
         other => panic!("expected done, got {other:?}"),
     }
 }

@@ -55,11 +55,34 @@ async fn the_wrong_world_names_what_is_missing_and_what_it_is() {
         "{text}"
     );
     assert!(
-        text.contains("does not export `wharf:plugin/provisioner@0.1.0`"),
+        text.contains("does not export `wharf:plugin/provisioner@0.2.0`"),
         "{text}"
     );
     assert!(
         text.contains("it is a policy plugin, install it as kind policy"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_driver_built_against_the_0_1_contract_is_told_what_to_rebuild_against() {
+    // The shape of a driver built with the SDK of contract 0.1: its export names the
+    // older package version.
+    let bytes = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "describe")))
+            (core instance $i (instantiate $m))
+            (func $describe (canon lift (core func $i "describe")))
+            (instance $provisioner (export "describe" (func $describe)))
+            (export "wharf:plugin/provisioner@0.1.0" (instance $provisioner)))"#,
+    )
+    .unwrap();
+    let text = install_err(&bytes, Kind::Driver).await.to_string();
+    assert!(
+        text.contains(
+            "it exports `wharf:plugin/provisioner@0.1.0`, an incompatible version of the \
+             contract: rebuild it against wharf:plugin@0.2.0"
+        ),
         "{text}"
     );
 }

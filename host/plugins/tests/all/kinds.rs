@@ -34,7 +34,7 @@ async fn a_driver_describes_itself_validates_and_provisions() {
             .is_empty()
     );
 
-    let Step::Done { outputs, state } = d.provision(&request(json!({}))).await.unwrap() else {
+    let Step::Done { outputs, state, .. } = d.provision(&request(json!({}))).await.unwrap() else {
         panic!("expected done")
     };
     assert_eq!(outputs.values, json!({ "host": "db.internal" }));

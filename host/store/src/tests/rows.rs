@@ -313,6 +313,7 @@ fn record() -> Record {
         driver: "pg-main".into(),
         depends_on: vec!["dns.default.site".into()],
         params: json!({"size": "s"}),
+        objects: vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})],
     }
 }
 

@@ -10,7 +10,8 @@
 //!   it creates the resource (a call without state), `POST URL/delete?...` when it
 //!   deprovisions it, and `POST URL/call?...` on every provision call, so that the test
 //!   can count what the host really asked for. The
-//!   counter may answer 503, which fails the call retryably.
+//!   counter may answer 503, which fails the call retryably;
+//! - `objects: [...]` (params only) returns those Kubernetes objects with the outputs.
 //!
 //! It exists for tests and benchmarks only and must never be bundled into the host.
 
@@ -98,6 +99,7 @@ impl Driver for TestDriver {
             return Ok(Step::Done(Outputs {
                 outputs: request.config,
                 state: json!({ "created": true, "step": step, "key": request.idempotency_key }),
+                objects: Vec::new(),
             }));
         }
         if request.params["slow"].as_bool() == Some(true) && request.state.is_none() {
@@ -110,6 +112,10 @@ impl Driver for TestDriver {
         Ok(Step::Done(Outputs {
             outputs: request.config,
             state: json!({ "key": request.idempotency_key }),
+            objects: request.params["objects"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
         }))
     }
 

@@ -8,7 +8,7 @@ async fn upload_freeze_window(api: &Api) {
     let freeze = std::fs::read(wharf_artifacts::FREEZE_WINDOW).unwrap();
     let (status, plugin) = upload(api, "freeze-window", "policy", freeze).await;
     assert_eq!(status, StatusCode::CREATED, "{plugin}");
-    assert_eq!(plugin["world"], "wharf:plugin/policy@0.1.0");
+    assert_eq!(plugin["world"], "wharf:plugin/policy@0.2.0");
     assert_eq!(plugin["digest"].as_str().unwrap().len(), 64);
     let (status, shown) = api
         .send(

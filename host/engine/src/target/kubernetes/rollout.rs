@@ -30,13 +30,13 @@ pub(super) struct Rollout {
 
 /// The workload's desired, updated and available replicas, and whether its controller has
 /// seen its newest spec; `None` when the object is not a workload Wharf follows.
-fn progress(object: &Value) -> Option<(i64, i64, i64, i64, bool)> {
+fn progress(kind: &str, object: &Value) -> Option<(i64, i64, i64, i64, bool)> {
     let status = &object["status"];
     let observed = status["observedGeneration"].as_i64().unwrap_or(0)
         >= object["metadata"]["generation"].as_i64().unwrap_or(0);
     let desired = object["spec"]["replicas"].as_i64().unwrap_or(1);
     let replicas = status["replicas"].as_i64().unwrap_or(0);
-    match object["kind"].as_str()? {
+    match kind {
         "Deployment" => Some((
             desired,
             status["updatedReplicas"].as_i64().unwrap_or(0),
@@ -103,8 +103,11 @@ impl Kubernetes {
             .or(object["metadata"]["name"].as_str())
             .unwrap_or_default()
             .to_string();
-        let Some((desired, updated, available, replicas, observed)) = progress(object) else {
-            unreachable!("only workloads are listed")
+        // The kind is the one listed: the items of a list carry no kind of their own.
+        let Some((desired, updated, available, replicas, observed)) = progress(kind, object) else {
+            return Err(TargetError::Unsupported(format!(
+                "{kind} is not a workload Wharf follows"
+            )));
         };
         let (containers, why, stuck) = self.pods(namespace, object).await?;
         let deadline_passed = object["status"]["conditions"]

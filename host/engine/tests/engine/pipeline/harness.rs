@@ -14,6 +14,7 @@ impl Drivers for Echoing {
     ) -> BoxFuture<'a, Result<Step, PluginFailure>> {
         Box::pin(async move {
             Ok(Step::Done {
+                objects: r.params["objects"].as_array().cloned().unwrap_or_default(),
                 outputs: r.config,
                 state: json!({}),
             })
@@ -29,6 +30,7 @@ impl Drivers for Echoing {
             Ok(Step::Done {
                 outputs: Values::default(),
                 state: json!({}),
+                objects: Vec::new(),
             })
         })
     }
