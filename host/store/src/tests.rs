@@ -59,14 +59,14 @@ async fn a_database_from_a_newer_wharf_is_refused() {
             err,
             Error::TooNew {
                 found: 99,
-                known: 9,
+                known: 10,
                 ..
             }
         ),
         "{err}"
     );
     assert!(
-        err.to_string().contains("newer than this Wharf knows (9)"),
+        err.to_string().contains("newer than this Wharf knows (10)"),
         "{err}"
     );
 }
