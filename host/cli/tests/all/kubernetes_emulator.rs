@@ -213,14 +213,53 @@ fn kubernetes_emulator_deploy_prune_fail_and_delete() {
     .unwrap();
     let (ok, text) = deploy(&wharf, &[&score, &extra]);
     assert!(ok, "{text}");
+    applied_with_server_side_apply_in_order(&emulator.requests());
+    let status = wharf.ok(&["status", "hello", "dev"]);
+    assert!(
+        status.contains("hello") && status.contains("extra") && status.contains("ready"),
+        "{status}"
+    );
+
+    a_dropped_workload_is_pruned(&wharf, &emulator, &score);
+
+    // An image that cannot be pulled: the deployment fails, naming it, and so does the
+    // status.
+    let bad = hello(dir, "registry.invalid/nope:1");
+    let (ok, text) = deploy(&wharf, &[&bad]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("registry.invalid/nope:1") && text.contains("ImagePullBackOff"),
+        "{text}"
+    );
+    let status = wharf.ok(&["status", "hello", "dev"]);
+    assert!(status.contains("registry.invalid/nope:1"), "{status}");
+
+    // Deleting the environment deletes its objects and the namespace Wharf created.
+    wharf.ok(&["envs", "delete", "hello", "dev"]);
     let requests = emulator.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["method"] == "DELETE" && r["path"] == "/api/v1/namespaces/hello-dev"),
+        "the namespace is deleted"
+    );
+    let envs = wharf.json(&["envs", "list", "hello"]);
+    assert!(!envs.to_string().contains("\"dev\""), "{envs}");
+    let namespace = crate::support::get(&format!("{}/api/v1/namespaces/hello-dev", emulator.url));
+    assert_eq!(namespace.map(|(status, _)| status), Some(404));
+}
+
+/// The first deployment's requests: every object applied with server-side apply as
+/// `wharf`, unforced, the namespace first, then Secrets and ConfigMaps, Services,
+/// workloads; the HTTPRoute templated by the driver, in the namespace, with Wharf's labels.
+fn applied_with_server_side_apply_in_order(requests: &[Value]) {
     let patches: Vec<&Value> = requests.iter().filter(|r| r["method"] == "PATCH").collect();
     for p in &patches {
         assert_eq!(p["content_type"], "application/apply-patch+yaml", "{p}");
         assert_eq!(p["query"]["fieldManager"], "wharf", "{p}");
         assert!(p["query"].get("force").is_none(), "not forced: {p}");
     }
-    let order = applied(&requests);
+    let order = applied(requests);
     let position = |what: &str| {
         order
             .iter()
@@ -260,16 +299,13 @@ fn kubernetes_emulator_deploy_prune_fail_and_delete() {
         route_body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "wharf"
     );
-    let status = wharf.ok(&["status", "hello", "dev"]);
-    assert!(
-        status.contains("hello") && status.contains("extra") && status.contains("ready"),
-        "{status}"
-    );
+}
 
-    // The example alone: once it is ready, the second workload is deleted, by name, in
-    // the environment's namespace, and nothing else.
+/// The example alone: once it is ready, the second workload is deleted, by name, in the
+/// environment's namespace, and nothing else.
+fn a_dropped_workload_is_pruned(wharf: &Client, emulator: &Emulator, score: &Path) {
     let before = emulator.requests().len();
-    let (ok, text) = deploy(&wharf, &[&score]);
+    let (ok, text) = deploy(wharf, &[score]);
     assert!(ok, "{text}");
     let requests = emulator.requests();
     let deletes: Vec<&str> = requests[before..]
@@ -302,30 +338,4 @@ fn kubernetes_emulator_deploy_prune_fail_and_delete() {
     assert!(!selectors.is_empty(), "the prune lists by label");
     let status = wharf.ok(&["status", "hello", "dev"]);
     assert!(!status.contains("extra"), "pruned: {status}");
-
-    // An image that cannot be pulled: the deployment fails, naming it, and so does the
-    // status.
-    let bad = hello(dir, "registry.invalid/nope:1");
-    let (ok, text) = deploy(&wharf, &[&bad]);
-    assert!(!ok, "{text}");
-    assert!(
-        text.contains("registry.invalid/nope:1") && text.contains("ImagePullBackOff"),
-        "{text}"
-    );
-    let status = wharf.ok(&["status", "hello", "dev"]);
-    assert!(status.contains("registry.invalid/nope:1"), "{status}");
-
-    // Deleting the environment deletes its objects and the namespace Wharf created.
-    wharf.ok(&["envs", "delete", "hello", "dev"]);
-    let requests = emulator.requests();
-    assert!(
-        requests
-            .iter()
-            .any(|r| r["method"] == "DELETE" && r["path"] == "/api/v1/namespaces/hello-dev"),
-        "the namespace is deleted"
-    );
-    let envs = wharf.json(&["envs", "list", "hello"]);
-    assert!(!envs.to_string().contains("\"dev\""), "{envs}");
-    let namespace = crate::support::get(&format!("{}/api/v1/namespaces/hello-dev", emulator.url));
-    assert_eq!(namespace.map(|(status, _)| status), Some(404));
 }
