@@ -56,10 +56,52 @@ pub struct Caller {
     pub token_expires_at: Option<i64>,
 }
 
+/// A caller the host itself authenticated for this request: the web UI's pages call the
+/// API in-process as their viewer, whose session token was checked (revoked and expired
+/// tokens refused) when the page's request came in. It is a request extension, which only
+/// code in this process can set: nothing on the wire becomes one.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Caller);
+
+/// The caller whose token has hash `hash`, with its role bindings; refused as a bearer
+/// token would be when the token is revoked, expired or unknown.
+pub async fn caller(state: &AppState, hash: String) -> Result<Caller, ApiError> {
+    let now = now();
+    let (status, bindings) = state
+        .store
+        .call(move |conn| {
+            let status = auth::token_status(conn, &hash, now)?;
+            let bindings = match &status {
+                TokenStatus::Valid { principal, .. } => auth::role_bindings(conn, principal)?,
+                _ => Vec::new(),
+            };
+            Ok((status, bindings))
+        })
+        .await?;
+    match status {
+        TokenStatus::Valid {
+            principal,
+            kind,
+            expires_at,
+        } => Ok(Caller {
+            id: principal,
+            kind,
+            bindings,
+            token_expires_at: expires_at,
+        }),
+        TokenStatus::Revoked => Err(ApiError::Unauthenticated("the token was revoked".into())),
+        TokenStatus::Expired => Err(ApiError::Unauthenticated("the token has expired".into())),
+        TokenStatus::Unknown => Err(ApiError::Unauthenticated("the token is not valid".into())),
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(Authenticated(caller)) = parts.extensions.get::<Authenticated>() {
+            return Ok(caller.clone());
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -79,34 +121,7 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer <token>`".into(),
                 )
             })?;
-        let hash = hash(secret);
-        let now = now();
-        let (status, bindings) = state
-            .store
-            .call(move |conn| {
-                let status = auth::token_status(conn, &hash, now)?;
-                let bindings = match &status {
-                    TokenStatus::Valid { principal, .. } => auth::role_bindings(conn, principal)?,
-                    _ => Vec::new(),
-                };
-                Ok((status, bindings))
-            })
-            .await?;
-        match status {
-            TokenStatus::Valid {
-                principal,
-                kind,
-                expires_at,
-            } => Ok(Caller {
-                id: principal,
-                kind,
-                bindings,
-                token_expires_at: expires_at,
-            }),
-            TokenStatus::Revoked => Err(ApiError::Unauthenticated("the token was revoked".into())),
-            TokenStatus::Expired => Err(ApiError::Unauthenticated("the token has expired".into())),
-            TokenStatus::Unknown => Err(ApiError::Unauthenticated("the token is not valid".into())),
-        }
+        caller(state, hash(secret)).await
     }
 }
 

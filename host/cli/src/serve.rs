@@ -92,6 +92,7 @@ pub struct Prepared {
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let prepared = prepare(settings).await?;
     eprintln!("Wharf is serving on http://{}", prepared.address);
+    eprintln!("The web UI is at http://{}/ui/", prepared.address);
     serve(prepared, shutdown()).await
 }
 
@@ -112,7 +113,8 @@ pub async fn serve(
         .start()
         .await
         .context("failed to resume the deployments in flight")?;
-    let served = serve_until_stopped(listener, wharf_api::router(state), stop).await;
+    let app = wharf_ui::router(state, wharf_ui::SessionSettings::default());
+    let served = serve_until_stopped(listener, app, stop).await;
     engine.shutdown().await;
     store.close().await;
     served

@@ -87,7 +87,8 @@ pub async fn run(settings: crate::serve::Settings, up: Options) -> anyhow::Resul
         ),
     }
     eprintln!(
-        "\nUse the CLI with: wharf login --server {server_url} --token {token}\n\
+        "\nOpen the web UI at {server_url}/ui/ and sign in with the token {token}\n\
+         Use the CLI with: wharf login --server {server_url} --token {token}\n\
          Stop with Ctrl-C (the workloads stop too).",
     );
     stopping.await;

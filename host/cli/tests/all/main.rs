@@ -13,3 +13,4 @@ mod plugin;
 mod serve;
 mod support;
 mod tenancy;
+mod ui;
