@@ -170,6 +170,13 @@ try {
   await page.goto(`${url}/ui/platform?type=password&app=hello&env=dev`);
   await page.getByText("Definition password").waitFor();
   await accessible(page, "the platform page");
+  await page.getByRole("button", { name: "Disable echo" }).click();
+  await page.getByRole("button", { name: "Enable echo" }).click();
+  await page.getByRole("button", { name: "Disable echo" }).waitFor();
+  const echo = await api("/plugin-installations/echo");
+  assert.equal(echo.body.enabled, true);
+  assert.equal(echo.body.revision, 3, "disabled, then enabled again");
+  step("the platform page explains a match, and disables and enables an installation");
   await screenshot(page, "platform");
   await page.goto(`${url}/ui/audit?action=deployments.`);
   await accessible(page, "the audit page");
@@ -226,6 +233,9 @@ try {
   assert.equal(refused.status(), 403, "the viewer's form is refused");
   assert.match(await refused.text(), /deployments\.create/);
   assert.equal(await latestDeployment(), count, "nothing was deployed");
+  await viewer.goto(`${url}/ui/platform`);
+  await viewer.getByRole("heading", { name: "Plugin installations" }).waitFor();
+  assert.equal(await viewer.getByRole("button", { name: /Disable|Enable/ }).count(), 0);
   step("the viewer sees no deploy or roll back button, posting the form directly gets 403, and another app is neither listed nor readable");
   await viewing.close();
   console.log("all browser checks passed");

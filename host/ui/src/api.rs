@@ -38,10 +38,23 @@ impl Problem {
 }
 
 fn request(viewer: &Viewer, method: Method, path: &str, body: Option<&Value>) -> Request<Body> {
+    request_if(viewer, method, path, body, None)
+}
+
+fn request_if(
+    viewer: &Viewer,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    revision: Option<i64>,
+) -> Request<Body> {
     let mut request = Request::builder()
         .method(method)
         .uri(format!("/api/v1{path}"))
         .header(header::ACCEPT, "application/json");
+    if let Some(r) = revision {
+        request = request.header(header::IF_MATCH, format!("\"{r}\""));
+    }
     if body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
@@ -71,7 +84,22 @@ pub(crate) async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, Problem> {
-    let request = request(viewer, method, path, body);
+    answer(ui, request(viewer, method, path, body)).await
+}
+
+/// `PATCH path` as `viewer`, only if the object is still at `revision` (`If-Match`).
+pub(crate) async fn patch_at(
+    ui: &Ui,
+    viewer: &Viewer,
+    path: &str,
+    body: &Value,
+    revision: i64,
+) -> Result<Value, Problem> {
+    let request = request_if(viewer, Method::PATCH, path, Some(body), Some(revision));
+    answer(ui, request).await
+}
+
+async fn answer(ui: &Ui, request: Request<Body>) -> Result<Value, Problem> {
     let response = match ui.api.clone().oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},

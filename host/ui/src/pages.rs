@@ -40,6 +40,10 @@ pub(crate) fn router() -> Router<Ui> {
             get(deployment::events),
         )
         .route("/ui/platform", get(platform::show))
+        .route(
+            "/ui/platform/installations/{installation}",
+            post(platform::switch),
+        )
         .route("/ui/audit", get(platform::audit))
         .route("/ui/assets/wharf.css", get(stylesheet))
         .route("/ui/assets/wharf.js", get(script))

@@ -8,10 +8,12 @@
 use super::{fail, items};
 use crate::Ui;
 use crate::api::{self, Problem, enc};
-use crate::layout::{self, PageResult, badge, page, text, time_s};
+use crate::layout::{self, PageResult, badge, csrf, page, text, time_s};
 use crate::session::Viewer;
-use axum::extract::{Query, State};
+use axum::Form;
+use axum::extract::{Path, Query, State};
 use axum::http::Method;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -50,7 +52,7 @@ fn definitions(list: &[Value]) -> Markup {
     }
 }
 
-fn installations(list: &[Value]) -> Markup {
+fn installations(list: &[Value], switch: Option<&Viewer>) -> Markup {
     let mut sorted: Vec<&Value> = list.iter().collect();
     sorted.sort_by_key(|i| {
         (
@@ -59,7 +61,8 @@ fn installations(list: &[Value]) -> Markup {
         )
     });
     html! {
-        table { thead { tr { th scope="col" { "Installation" } th scope="col" { "Plugin" } th scope="col" { "Kind" } th scope="col" { "Order" } th scope="col" { "State" } th scope="col" { "Grants" } th scope="col" { "Configuration" } } }
+        table { thead { tr { th scope="col" { "Installation" } th scope="col" { "Plugin" } th scope="col" { "Kind" } th scope="col" { "Order" } th scope="col" { "State" } th scope="col" { "Grants" } th scope="col" { "Configuration" }
+                @if switch.is_some() { th scope="col" { "Action" } } } }
             tbody { @for i in sorted { tr {
                 th scope="row" { (text(i, "id")) }
                 td { (text(i, "plugin")) }
@@ -70,6 +73,17 @@ fn installations(list: &[Value]) -> Markup {
                 td {
                     code { (i["config"]["values"].to_string()) }
                     @for k in items(&i["config"]["secret_keys"]) { " " span class="secret" { (k.as_str().unwrap_or_default()) ": secret" } }
+                }
+                @if let Some(viewer) = switch {
+                    @let enabled = i["enabled"] == true;
+                    td {
+                        form method="post" action={ "/ui/platform/installations/" (enc(text(i, "id"))) } {
+                            (csrf(viewer))
+                            input type="hidden" name="revision" value=(i["revision"]);
+                            input type="hidden" name="enabled" value=(!enabled);
+                            button type="submit" { (if enabled { "Disable " } else { "Enable " }) (text(i, "id")) }
+                        }
+                    }
                 }
             } } }
         }
@@ -134,6 +148,8 @@ pub(crate) async fn show(
             }
         }
     }
+    let may_switch =
+        super::allowed(&ui, &viewer, &[("plugins.update", Default::default())]).await[0];
     let answer = match (&q.res_type, &q.app, &q.env) {
         (Some(t), Some(a), Some(e)) => Some(
             api::call(
@@ -159,7 +175,10 @@ pub(crate) async fn show(
             (explainer(&q, answer.as_ref()))
             @match &defs { Ok(d) => (definitions(items(d))), Err(p) => (refused("resource definitions", p)) } }
         section aria-labelledby="plugins" { h2 id="plugins" { "Plugin installations" }
-            @match &installed { Ok(i) => (installations(items(i))), Err(p) => (refused("plugin installations", p)) } }
+            @match &installed {
+                Ok(i) => (installations(items(i), may_switch.then_some(&viewer))),
+                Err(p) => (refused("plugin installations", p)),
+            } }
         section aria-labelledby="bindings" { h2 id="bindings" { "Role bindings" }
             @match &users {
                 Ok(_) => table { thead { tr { th scope="col" { "Principal" } th scope="col" { "Scope" } th scope="col" { "Role" } } }
@@ -172,6 +191,33 @@ pub(crate) async fn show(
             } }
     };
     layout::ok(page("Platform", Some(&viewer), &[], body))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Switch {
+    #[serde(default)]
+    csrf: String,
+    revision: i64,
+    enabled: bool,
+}
+
+/// `POST /ui/platform/installations/{installation}`: enables or disables an installation
+/// (only if nobody changed it since the page was read).
+pub(crate) async fn switch(
+    State(ui): State<Ui>,
+    viewer: Viewer,
+    Path(installation): Path<String>,
+    Form(form): Form<Switch>,
+) -> Response {
+    if !viewer.csrf_matches(&form.csrf) {
+        return super::forged(&viewer);
+    }
+    let path = format!("/plugin-installations/{}", enc(&installation));
+    let body = json!({ "enabled": form.enabled });
+    match api::patch_at(&ui, &viewer, &path, &body, form.revision).await {
+        Ok(_) => Redirect::to("/ui/platform#plugins").into_response(),
+        Err(p) => fail(&viewer)(p).into_response(),
+    }
 }
 
 #[derive(Deserialize, Default)]
