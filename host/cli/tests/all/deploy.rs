@@ -373,9 +373,16 @@ fn wharf_up_deploys_the_example_and_stops_it_with_the_server() {
         .arg(data.path())
         .args(["up", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let said = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tell, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in said.map_while(Result::ok) {
+            let _ = tell.send(line);
+        }
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = loop {
         let line = lines
@@ -393,6 +400,7 @@ fn wharf_up_deploys_the_example_and_stops_it_with_the_server() {
         body.contains("message of the day: Ship small changes often."),
         "{body}"
     );
+    signs_in_to_the_web_ui_as_it_says(&told);
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -402,4 +410,43 @@ fn wharf_up_deploys_the_example_and_stops_it_with_the_server() {
         "Ctrl-C or SIGTERM is a clean stop"
     );
     assert!(get(&url).is_none(), "the workload stopped with Wharf");
+}
+
+/// `wharf up` says where the web UI is and which token signs in there; a browser's sign-in
+/// with it (the form's CSRF cookie, then the form) opens a session that shows the app.
+fn signs_in_to_the_web_ui_as_it_says(said: &std::sync::mpsc::Receiver<String>) {
+    let line = loop {
+        let line = said
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("wharf up says where the web UI is");
+        if line.starts_with("Open the web UI at ") {
+            break line;
+        }
+    };
+    let rest = line.trim_start_matches("Open the web UI at ");
+    let (ui, token) = rest
+        .split_once(" and sign in with the token ")
+        .unwrap_or_else(|| panic!("{line}"));
+    let jar = tempfile::NamedTempFile::new().unwrap();
+    let jar = jar.path().to_str().unwrap();
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl").args(["-s", "-b", jar, "-c", jar]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    curl(&["-o", "/dev/null", &format!("{ui}login")]);
+    let cookies = std::fs::read_to_string(jar).unwrap();
+    let csrf = cookies
+        .lines()
+        .find_map(|l| l.split('\t').skip_while(|f| *f != "wharf_login").nth(1))
+        .unwrap_or_else(|| panic!("no sign-in cookie: {cookies}"));
+    let signed_in = curl(&[
+        "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+        "--data-urlencode", &format!("csrf={csrf}"),
+        "--data-urlencode", &format!("token={}", token.trim()),
+        "--data-urlencode", "next=/ui/",
+        &format!("{ui}login"),
+    ]);
+    assert_eq!(signed_in, format!("303 {ui}"), "signed in");
+    let apps = curl(&[ui]);
+    assert!(apps.contains("<h1>Apps</h1>") && apps.contains(">hello</a>"), "{apps}");
 }
