@@ -7,7 +7,7 @@ use crate::Ui;
 use crate::session::Viewer;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -67,13 +67,26 @@ fn request_if(
     request
 }
 
-/// Sends a request to the API as `viewer`; the answer as it is (for streams).
-pub(crate) async fn send(ui: &Ui, viewer: &Viewer, path: &str) -> Response {
+/// `GET path` as `viewer`, the answer passed on as it comes (a stream of log lines or
+/// server-sent events) with its status and content type.
+pub(crate) async fn forward(ui: &Ui, viewer: &Viewer, path: &str) -> Response {
     let request = request(viewer, Method::GET, path, None);
-    match ui.api.clone().oneshot(request).await {
+    let answer = match ui.api.clone().oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
-    }
+    };
+    let (parts, body) = answer.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(header::HeaderValue::from_static("text/plain"));
+    (
+        parts.status,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::new(body),
+    )
+        .into_response()
 }
 
 /// Calls the API as `viewer`: the JSON answer, or the problem it answered.

@@ -84,26 +84,11 @@ pub(crate) fn time_ms(ms: i64) -> String {
     time_s(ms.div_euclid(1000))
 }
 
-/// A time in seconds since the epoch, as UTC.
+/// A time in seconds since the epoch, as UTC (`2026-12-02 19:44:05`).
 pub(crate) fn time_s(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    let mut text = wharf_core::clock::rfc3339(secs).replacen('T', " ", 1);
+    text.pop();
+    text
 }
 
 /// A string field of a JSON value, empty when absent.

@@ -430,7 +430,11 @@ fn signs_in_to_the_web_ui_as_it_says(said: &std::sync::mpsc::Receiver<String>) {
     let jar = tempfile::NamedTempFile::new().unwrap();
     let jar = jar.path().to_str().unwrap();
     let curl = |args: &[&str]| {
-        let out = Command::new("curl").args(["-s", "-b", jar, "-c", jar]).args(args).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "-b", jar, "-c", jar])
+            .args(args)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     curl(&["-o", "/dev/null", &format!("{ui}login")]);
@@ -440,13 +444,22 @@ fn signs_in_to_the_web_ui_as_it_says(said: &std::sync::mpsc::Receiver<String>) {
         .find_map(|l| l.split('\t').skip_while(|f| *f != "wharf_login").nth(1))
         .unwrap_or_else(|| panic!("no sign-in cookie: {cookies}"));
     let signed_in = curl(&[
-        "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-        "--data-urlencode", &format!("csrf={csrf}"),
-        "--data-urlencode", &format!("token={}", token.trim()),
-        "--data-urlencode", "next=/ui/",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        "--data-urlencode",
+        &format!("csrf={csrf}"),
+        "--data-urlencode",
+        &format!("token={}", token.trim()),
+        "--data-urlencode",
+        "next=/ui/",
         &format!("{ui}login"),
     ]);
     assert_eq!(signed_in, format!("303 {ui}"), "signed in");
     let apps = curl(&[ui]);
-    assert!(apps.contains("<h1>Apps</h1>") && apps.contains(">hello</a>"), "{apps}");
+    assert!(
+        apps.contains("<h1>Apps</h1>") && apps.contains(">hello</a>"),
+        "{apps}"
+    );
 }

@@ -7,10 +7,8 @@ use crate::Ui;
 use crate::api::{self, enc};
 use crate::layout::{self, PageResult, badge, page, short, text, time_ms};
 use crate::session::Viewer;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -225,16 +223,5 @@ pub(crate) async fn events(
         enc(&env),
         enc(&id)
     );
-    let (parts, body) = api::send(&ui, &viewer, &path).await.into_parts();
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .cloned()
-        .unwrap_or(header::HeaderValue::from_static("text/plain"));
-    (
-        parts.status,
-        [(header::CONTENT_TYPE, content_type)],
-        Body::new(body),
-    )
-        .into_response()
+    api::forward(&ui, &viewer, &path).await
 }

@@ -9,9 +9,8 @@ use crate::api::{self, Problem, enc};
 use crate::layout::{self, PageResult, badge, csrf, page, short, text, time_ms};
 use crate::session::Viewer;
 use axum::Form;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -245,19 +244,7 @@ pub(crate) async fn logs(
     if let Some(w) = &q.workload {
         path.push_str(&format!("&workload={}", enc(w)));
     }
-    let answer = api::send(&ui, &viewer, &path).await;
-    let (parts, body) = answer.into_parts();
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .cloned()
-        .unwrap_or(header::HeaderValue::from_static("text/plain"));
-    (
-        parts.status,
-        [(header::CONTENT_TYPE, content_type)],
-        Body::new(body),
-    )
-        .into_response()
+    api::forward(&ui, &viewer, &path).await
 }
 
 #[derive(Deserialize)]

@@ -90,6 +90,21 @@ fn installations(list: &[Value], switch: Option<&Viewer>) -> Markup {
     }
 }
 
+fn plugin_list(list: &[Value]) -> Markup {
+    html! {
+        table { thead { tr { th scope="col" { "Plugin" } th scope="col" { "Kind" } th scope="col" { "Version" } th scope="col" { "Contract" } th scope="col" { "Description" } th scope="col" { "Digest" } } }
+            tbody { @for p in list { tr {
+                th scope="row" { (text(p, "id")) }
+                td { (text(p, "kind")) }
+                td { (text(p, "version")) }
+                td { code { (text(p, "world")) } }
+                td { (text(p, "description")) }
+                td { code { (layout::short(text(p, "digest"))) } }
+            } } }
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub(crate) struct Explain {
     #[serde(default, rename = "type")]
@@ -132,11 +147,12 @@ pub(crate) async fn show(
     Query(q): Query<Explain>,
 ) -> PageResult {
     let read = |path: &'static str| api::get(&ui, &viewer, path);
-    let (types, res_types, defs, installed, users) = futures_util::join!(
+    let (types, res_types, defs, installed, plugins, users) = futures_util::join!(
         read("/env-types"),
         read("/resource-types"),
         read("/resource-definitions"),
         read("/plugin-installations"),
+        read("/plugins"),
         read("/users"),
     );
     let mut bindings = Vec::new();
@@ -178,6 +194,11 @@ pub(crate) async fn show(
             @match &installed {
                 Ok(i) => (installations(items(i), may_switch.then_some(&viewer))),
                 Err(p) => (refused("plugin installations", p)),
+            } }
+        section aria-labelledby="components" { h2 id="components" { "Plugins" }
+            @match &plugins {
+                Ok(p) => (plugin_list(items(p))),
+                Err(p) => (refused("plugins", p)),
             } }
         section aria-labelledby="bindings" { h2 id="bindings" { "Role bindings" }
             @match &users {

@@ -134,7 +134,8 @@ pub fn encrypt(
     let mut mac = Sha512::new();
     walk(&mut doc, &mut Vec::new(), false, &data_key, &mut mac);
     let mac: String = mac.finalize().iter().map(|b| format!("{b:02X}")).collect();
-    let lastmodified = rfc3339(now);
+    // Whole seconds: sops rebuilds the MAC's additional data from this text.
+    let lastmodified = wharf_core::clock::rfc3339(now as i64);
     let mut keys = Vec::new();
     for r in recipients {
         let enc = age::encrypt_and_armor(r, &data_key).map_err(|e| format!("age: {e}"))?;
@@ -155,39 +156,9 @@ pub fn encrypt(
     Ok(doc)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (whole seconds: sops rebuilds the MAC's
-/// additional data from this text).
-fn rfc3339(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // The civil date of a day count (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_whole_seconds_in_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_796_192_073), "2026-12-02T06:14:33Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn only_data_and_string_data_are_encrypted_and_no_value_shows() {
