@@ -463,3 +463,35 @@ fn signs_in_to_the_web_ui_as_it_says(said: &std::sync::mpsc::Receiver<String>) {
         "{apps}"
     );
 }
+
+/// Objects a driver returns (a route's HTTPRoute, templated by the template driver) are
+/// Kubernetes objects: the process target runs the workload and says it does not deploy
+/// them.
+#[test]
+fn the_process_target_says_which_objects_from_drivers_it_does_not_deploy() {
+    let data = tempfile::tempdir().unwrap();
+    let server = crate::serve::start(data.path());
+    let wharf = Client::new(&server);
+    let work = tempfile::tempdir().unwrap();
+    let platform = crate::kubernetes_emulator::platform(work.path());
+    wharf.ok(&["platform", "apply", "-f", platform.to_str().unwrap()]);
+    wharf.ok(&["apps", "create", "hello"]);
+    wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
+    let score = crate::kubernetes_emulator::hello(work.path(), "python:3.12-slim");
+    let out = wharf.ok(&[
+        "deploy",
+        "-f",
+        score.to_str().unwrap(),
+        "--app",
+        "hello",
+        "--env",
+        "dev",
+        "--follow",
+    ]);
+    assert!(
+        out.contains("the process target does not deploy HTTPRoute/hello-route"),
+        "{out}"
+    );
+    let (status, body) = get(&answers_at(&out)).unwrap();
+    assert!(status == 200 && body.contains("Hello from hello"), "{body}");
+}

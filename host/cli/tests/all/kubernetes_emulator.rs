@@ -112,7 +112,7 @@ resource_definitions:
     criteria: [{}]
 "#;
 
-fn platform(dir: &Path) -> PathBuf {
+pub(crate) fn platform(dir: &Path) -> PathBuf {
     let hello = std::fs::read_to_string(example("platform.yaml")).unwrap();
     let (installations, rest) = hello.split_once("resource_types:\n").unwrap();
     let (types, definitions) = rest.split_once("resource_definitions:\n").unwrap();
@@ -130,7 +130,7 @@ fn platform(dir: &Path) -> PathBuf {
 }
 
 /// The hello example with a route, its image replaced by `image`.
-fn hello(dir: &Path, image: &str) -> PathBuf {
+pub(crate) fn hello(dir: &Path, image: &str) -> PathBuf {
     let score = std::fs::read_to_string(example("score.yaml"))
         .unwrap()
         .replace("python:3.12-slim", image);
