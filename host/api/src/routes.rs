@@ -2,6 +2,7 @@
 //! versions (`ETag`/`If-Match`) and the audit log.
 
 mod apps;
+mod artefacts;
 mod audit;
 mod clusters;
 mod definition_match;
@@ -29,6 +30,7 @@ use utoipa_axum::routes;
 /// The routes under `/api/v1` and at the root, with their OpenAPI description.
 pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
     let api = apps::router()
+        .merge(artefacts::router())
         .merge(clusters::router())
         .merge(env_types::router())
         .merge(envs::router())
@@ -282,6 +284,18 @@ pub(crate) fn page<T>(
         _ => None,
     };
     Ok(Page { items, next })
+}
+
+/// A page read from the store with one item more than `size` asked for: the extra one
+/// says that more follow, at `next` (a URL) after the last item kept.
+pub(crate) fn page_read<T>(mut items: Vec<T>, size: usize, next: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() > size;
+    items.truncate(size);
+    let next = match items.last() {
+        Some(last) if more => Some(format!("<{}>; rel=\"next\"", next(last))),
+        _ => None,
+    };
+    Page { items, next }
 }
 
 /// Percent-encodes what is not unreserved in a query value.

@@ -16,6 +16,8 @@ use wharf_store::Store;
 mod access;
 #[path = "api/apps.rs"]
 mod apps;
+#[path = "api/artefacts.rs"]
+mod artefacts;
 #[path = "api/bounds.rs"]
 mod bounds;
 #[path = "api/deployments.rs"]

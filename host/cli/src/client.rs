@@ -10,6 +10,7 @@
 //! [`score`] (Score files read for the API); none of these uses a command module.
 
 mod apps;
+mod artefacts;
 mod audit;
 mod clusters;
 mod config;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Applications.
     #[command(subcommand)]
     Apps(apps::Apps),
+    /// Container images CI built, by digest.
+    #[command(subcommand)]
+    Artefacts(artefacts::Artefacts),
     /// Kubernetes clusters environment types deploy to (ops).
     #[command(subcommand)]
     Clusters(clusters::Clusters),
@@ -103,6 +107,7 @@ pub enum Command {
 pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
     match command {
         Command::Apps(cmd) => apps::run(c, cmd),
+        Command::Artefacts(cmd) => artefacts::run(c, cmd),
         Command::Clusters(cmd) => clusters::run(c, cmd),
         Command::EnvTypes(cmd) => env_types::run(c, cmd),
         Command::Envs(cmd) => envs::run(c, cmd),

@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod graph;
 pub mod id;
+pub mod image;
 mod kind;
 pub mod matching;
 pub mod roles;

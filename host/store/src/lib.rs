@@ -12,6 +12,7 @@
 //! or deployments, and must not hold a lock or a transaction across an await.
 
 pub mod apps;
+pub mod artefacts;
 pub mod audit;
 pub mod auth;
 pub mod clusters;

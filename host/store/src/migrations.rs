@@ -227,6 +227,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      ) STRICT;",
     // 10: the Kubernetes objects a driver returned with a resource (a JSON list).
     "ALTER TABLE provisioned ADD COLUMN objects TEXT NOT NULL DEFAULT '[]';",
+    // 11: the images CI pushed, one row per repository and digest.
+    "CREATE TABLE artefacts (
+        id INTEGER PRIMARY KEY,
+        repository TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        tag TEXT,
+        git_ref TEXT NOT NULL,
+        git_commit TEXT NOT NULL,
+        pushed_by TEXT NOT NULL,
+        first_pushed_at INTEGER NOT NULL,
+        last_pushed_at INTEGER NOT NULL,
+        pushes INTEGER NOT NULL,
+        UNIQUE (repository, digest)
+     ) STRICT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

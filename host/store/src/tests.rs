@@ -9,7 +9,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wharf.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     let mode: String = store
         .call(|c| {
             Ok(c.conn()
@@ -29,7 +29,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     let id: String = store
         .call(|c| {
             Ok(c.conn()
@@ -59,14 +59,14 @@ async fn a_database_from_a_newer_wharf_is_refused() {
             err,
             Error::TooNew {
                 found: 99,
-                known: 10,
+                known: 11,
                 ..
             }
         ),
         "{err}"
     );
     assert!(
-        err.to_string().contains("newer than this Wharf knows (10)"),
+        err.to_string().contains("newer than this Wharf knows (11)"),
         "{err}"
     );
 }
@@ -151,7 +151,7 @@ async fn an_online_backup_is_a_complete_database() {
         .await
         .unwrap();
     assert_eq!(value, "v");
-    assert_eq!(restored.schema_version().await.unwrap(), 10);
+    assert_eq!(restored.schema_version().await.unwrap(), 11);
 }
 
 #[tokio::test]

@@ -244,6 +244,10 @@ async fn prepare_what_every_case_refers_to(api: &Api) {
         ("users", json!({ "id": "target" })),
         ("resource-types", json!({ "id": "rt" })),
         (
+            "artefacts",
+            json!({ "image": format!("registry.example.com/base@sha256:{}", "0".repeat(64)) }),
+        ),
+        (
             "plugin-installations",
             json!({ "id": "echo-i", "plugin": "echo" }),
         ),

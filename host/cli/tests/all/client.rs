@@ -259,3 +259,39 @@ fn the_client_drives_a_real_server_end_to_end() {
     let gone = cli.fails(&["apps", "list"]);
     assert!(gone.contains("cannot reach the Wharf server"), "{gone}");
 }
+
+/// CI's part: a service account pushes the image it built, by digest, and it is listed by
+/// ref; a tag alone is refused with what to do.
+#[test]
+fn ci_pushes_artefacts_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let admin = crate::support::Client::new(&server);
+    admin.ok(&["service-accounts", "create", "ci"]);
+    admin.ok(&["role-bindings", "grant", "ci", "member", "--scope", "org"]);
+    let token = admin.json(&["tokens", "create", "ci", "--expires-in-days", "1"]);
+    let ci = crate::support::Client::with_token(&server, token["token"].as_str().unwrap());
+    let image = format!("registry.example.com/shop/api@sha256:{}", "7".repeat(64));
+    let pushed = ci.json(&[
+        "artefacts",
+        "push",
+        &image,
+        "--ref",
+        "refs/heads/main",
+        "--commit",
+        "0a1b2c3",
+    ]);
+    assert_eq!(pushed["image"], image.as_str());
+    let again = ci.json(&["artefacts", "push", &image, "--ref", "refs/heads/main"]);
+    assert_eq!(
+        (again["id"].clone(), again["pushes"].clone()),
+        (pushed["id"].clone(), serde_json::json!(2))
+    );
+    let listed = ci.ok(&["artefacts", "list", "--ref", "refs/heads/main"]);
+    assert!(
+        listed.contains(&image) && listed.contains("0a1b2c3"),
+        "{listed}"
+    );
+    let refused = ci.fails(&["artefacts", "push", "registry.example.com/shop/api:latest"]);
+    assert!(refused.contains("has no digest"), "{refused}");
+}

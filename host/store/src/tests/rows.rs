@@ -97,6 +97,16 @@ async fn seeded() -> Store {
     store
 }
 
+/// What `write` gives and what `read` then returns, on the seeded store.
+async fn read_back_with<W: Send + 'static, R: Send + 'static>(
+    write: impl FnOnce(&Tx<'_>) -> Result<W, Error> + Send + 'static,
+    read: impl FnOnce(&Tx<'_>) -> Result<R, Error> + Send + 'static,
+) -> (W, R) {
+    let store = seeded().await;
+    let written = store.transaction(write).await.unwrap();
+    (written, store.call(read).await.unwrap())
+}
+
 /// What `read` returns from the seeded store, after `write`.
 async fn read_back<R: Send + 'static>(
     write: impl FnOnce(&Tx<'_>) -> Result<(), Error> + Send + 'static,
@@ -412,4 +422,51 @@ async fn sets_audit_events_and_principals_read_back_as_written() {
             (Scope::Org, "admin".to_string()),
         ]
     );
+}
+
+#[tokio::test]
+async fn an_image_pushed_twice_is_one_artefact_with_the_latest_ref() {
+    use crate::artefacts::{self, Filter, Push};
+    let (news, (shop, main)) = read_back_with(
+        |tx| {
+            let digest = format!("sha256:{}", "ab".repeat(32));
+            let push = |repository, git_ref, at| Push {
+                repository,
+                digest: &digest,
+                tag: None,
+                git_ref,
+                git_commit: "",
+                by: "ci",
+                at,
+            };
+            let mut news = Vec::new();
+            for p in [
+                push("registry.example.com/shop/api", "refs/heads/main", 10),
+                push("registry.example.com/shop/api", "refs/tags/v1", 20),
+                push("registry.example.com/web", "refs/heads/main", 30),
+            ] {
+                news.push(artefacts::push(tx, &p)?.1);
+            }
+            Ok(news)
+        },
+        |tx| {
+            let filter = |repository: Option<&str>, git_ref: Option<&str>| Filter {
+                repository: repository.map(str::to_string),
+                git_ref: git_ref.map(str::to_string),
+                after: None,
+                limit: 10,
+            };
+            let shop = artefacts::list(tx, &filter(Some("registry.example.com/shop"), None))?;
+            let main = artefacts::list(tx, &filter(None, Some("refs/heads/main")))?;
+            Ok((shop, main))
+        },
+    )
+    .await;
+    assert_eq!(news, [true, false, true]);
+    assert_eq!(shop.len(), 1, "one artefact for the image pushed twice");
+    let api = &shop[0];
+    assert_eq!((api.pushes, api.git_ref.as_str()), (2, "refs/tags/v1"));
+    assert_eq!((api.first_pushed_at, api.last_pushed_at), (10, 20));
+    assert_eq!(main.len(), 1, "only the web image's last push was on main");
+    assert_eq!(main[0].repository, "registry.example.com/web");
 }

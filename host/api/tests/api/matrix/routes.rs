@@ -31,6 +31,9 @@ pub(super) const ROUTES: &[(&str, &str, Option<&str>)] = &[
         "/api/v1/apps/{app}/envs/{env}",
         Some("environments.delete"),
     ),
+    ("GET", "/api/v1/artefacts", Some("artefacts.list")),
+    ("POST", "/api/v1/artefacts", Some("artefacts.create")),
+    ("GET", "/api/v1/artefacts/{artefact}", Some("artefacts.get")),
     ("GET", "/api/v1/clusters", Some("clusters.list")),
     ("POST", "/api/v1/clusters", Some("clusters.create")),
     ("GET", "/api/v1/clusters/{cluster}", Some("clusters.get")),
@@ -277,6 +280,7 @@ pub(super) async fn request(t: &Target<'_>) -> (String, Payload) {
         Some("apps") => apps_and_environments(t).await,
         Some("env-types") => env_types(t).await,
         Some("clusters") => clusters(t).await,
+        Some("artefacts") => artefacts(t),
         Some("users" | "role-bindings" | "service-accounts" | "principals") => principals(t).await,
         Some("plugins" | "plugin-installations") => plugins(t).await,
         Some("resource-types" | "resource-definitions") => resources(t).await,
@@ -381,6 +385,22 @@ async fn env_types(t: &Target<'_>) -> (String, Payload) {
             t.prepare("env-types", json!({ "id": id })).await;
             (format!("{V1}/env-types/{id}"), Payload::None)
         }
+        _ => t.unknown(),
+    }
+}
+
+/// Artefacts: each case pushes an image of its own; artefact 1 is prepared for every case.
+fn artefacts(t: &Target<'_>) -> (String, Payload) {
+    match (t.method, t.route) {
+        ("GET", "/api/v1/artefacts") => (format!("{V1}/artefacts"), Payload::None),
+        ("POST", "/api/v1/artefacts") => (
+            format!("{V1}/artefacts"),
+            Payload::Json(json!({
+                "image": format!("registry.example.com/shop/api@sha256:{:064x}", t.n),
+                "ref": "refs/heads/main",
+            })),
+        ),
+        ("GET", "/api/v1/artefacts/{artefact}") => (format!("{V1}/artefacts/1"), Payload::None),
         _ => t.unknown(),
     }
 }
