@@ -41,7 +41,11 @@ fn hello_platform(server: &Server) -> Client {
 
 /// `wharf deploy -f examples/hello/score.yaml --app hello --env ENV --follow`: its output.
 fn deploy_hello(wharf: &Client, env: &str) -> String {
-    let score = example().join("score.yaml");
+    deploy_file(wharf, &example().join("score.yaml"), env)
+}
+
+/// `wharf deploy -f SCORE --app hello --env ENV --follow`: its output.
+fn deploy_file(wharf: &Client, score: &Path, env: &str) -> String {
     wharf.ok(&[
         "deploy",
         "-f",
@@ -478,16 +482,7 @@ fn the_process_target_says_which_objects_from_drivers_it_does_not_deploy() {
     wharf.ok(&["apps", "create", "hello"]);
     wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
     let score = crate::kubernetes_emulator::hello(work.path(), "python:3.12-slim");
-    let out = wharf.ok(&[
-        "deploy",
-        "-f",
-        score.to_str().unwrap(),
-        "--app",
-        "hello",
-        "--env",
-        "dev",
-        "--follow",
-    ]);
+    let out = deploy_file(&wharf, &score, "dev");
     assert!(
         out.contains("the process target does not deploy HTTPRoute/hello-route"),
         "{out}"
