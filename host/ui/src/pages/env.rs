@@ -20,6 +20,15 @@ fn base(app: &str, env: &str) -> String {
     format!("/ui/apps/{}/envs/{}", enc(app), enc(env))
 }
 
+/// The way up from a page of environment `env`: the apps, the app, the environment.
+fn env_crumbs<'a>(app: &'a str, env: &'a str) -> [(&'a str, String); 3] {
+    [
+        ("Apps", "/ui/".to_string()),
+        (app, format!("/ui/apps/{}", enc(app))),
+        (env, base(app, env)),
+    ]
+}
+
 fn api_base(app: &str, env: &str) -> String {
     format!("/apps/{}/envs/{}", enc(app), enc(env))
 }
@@ -341,11 +350,7 @@ pub(crate) async fn diff(
             " (set " code { (short(text(&b, "set"))) } ")." }
         (patch(&d))
     };
-    let crumbs = [
-        ("Apps", "/ui/".to_string()),
-        (app.as_str(), format!("/ui/apps/{}", enc(&app))),
-        (env.as_str(), base(&app, &env)),
-    ];
+    let crumbs = env_crumbs(&app, &env);
     layout::ok(page("Compare sets", Some(&viewer), &crumbs, body))
 }
 
@@ -408,11 +413,7 @@ pub(crate) async fn confirm(
             " " a href=(base(&app, &env)) { "Cancel" }
         }
     };
-    let crumbs = [
-        ("Apps", "/ui/".to_string()),
-        (app.as_str(), format!("/ui/apps/{}", enc(&app))),
-        (env.as_str(), base(&app, &env)),
-    ];
+    let crumbs = env_crumbs(&app, &env);
     layout::ok(page(&title, Some(&viewer), &crumbs, body))
 }
 
