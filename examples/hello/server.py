@@ -2,6 +2,7 @@
 
 import http.server
 import os
+import re
 import sys
 
 PORT = int(os.environ.get("PORT", "8080"))
@@ -11,7 +12,14 @@ HOST = "0.0.0.0" if "KUBERNETES_SERVICE_HOST" in os.environ else "127.0.0.1"
 GREETING = os.environ.get("GREETING", "Hello")
 MOTD = os.environ.get("MESSAGE_OF_THE_DAY", "")
 SECRET = os.environ.get("SESSION_SECRET", "")
-VERSION = sys.argv[1] if len(sys.argv) > 1 else "1"
+# The version: the first argument, else the tag of the image the process target says the
+# command stands for when it is a version number (WHARF_IMAGE=registry.example/hello:2@sha256:...
+# is version 2), else 1.
+IMAGE = os.environ.get("WHARF_IMAGE", "").split("@")[0]
+TAG = IMAGE.rsplit(":", 1)[1] if ":" in IMAGE.rsplit("/", 1)[-1] else ""
+if not re.fullmatch(r"v?[0-9]+(\.[0-9]+)*", TAG):
+    TAG = ""
+VERSION = sys.argv[1] if len(sys.argv) > 1 else (TAG or "1")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -95,6 +95,31 @@ pub async fn caller(state: &AppState, hash: String) -> Result<Caller, ApiError> 
     }
 }
 
+/// Principal `principal` as a caller, with the role bindings it holds now: what the
+/// server acts as when it carries out what a principal set up earlier (an automation
+/// rule deploys with its owner's rights). Refused when the principal no longer exists.
+pub async fn principal_caller(state: &AppState, principal: &str) -> Result<Caller, ApiError> {
+    let id = principal.to_string();
+    let found = state
+        .store
+        .call(move |conn| {
+            Ok(match auth::get_principal(conn, &id)? {
+                Some(p) => Some((p.kind, auth::role_bindings(conn, &id)?)),
+                None => None,
+            })
+        })
+        .await?;
+    let (kind, bindings) = found.ok_or_else(|| {
+        ApiError::Unauthenticated(format!("principal {principal} no longer exists"))
+    })?;
+    Ok(Caller {
+        id: principal.to_string(),
+        kind,
+        bindings,
+        token_expires_at: None,
+    })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -165,6 +190,7 @@ pub async fn bootstrap(
                         target: serde_json::json!({ "kind": "process" }),
                         transformers: Vec::new(),
                         resources: Vec::new(),
+                        previews: Default::default(),
                         created_at: now,
                     },
                 )?;

@@ -11,10 +11,12 @@
 
 pub mod auth;
 pub mod authz;
+pub mod automation;
 mod error;
 mod openapi;
+mod outbound;
 pub mod registry;
-mod routes;
+pub(crate) mod routes;
 mod streams;
 
 pub use authz::PolicyChain;

@@ -7,14 +7,17 @@ mod audit;
 mod clusters;
 mod definition_match;
 mod definitions;
-mod deployments;
+pub(crate) mod deployments;
 mod env_types;
-mod envs;
+pub(crate) mod envs;
 mod events;
 mod installations;
+mod pause;
+mod plan;
 mod plugins;
 mod principals;
 mod resources;
+mod rules;
 mod sets;
 mod status;
 
@@ -42,6 +45,9 @@ pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
         .merge(definition_match::router())
         .merge(sets::router())
         .merge(deployments::router())
+        .merge(plan::router())
+        .merge(pause::router())
+        .merge(rules::router())
         .merge(events::router())
         .merge(status::router())
         .merge(audit::router());

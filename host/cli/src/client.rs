@@ -29,6 +29,7 @@ mod principals;
 mod resource_definitions;
 mod resource_types;
 mod role_bindings;
+mod rules;
 pub(crate) mod score;
 mod sets;
 mod status;
@@ -94,6 +95,11 @@ pub enum Command {
     Deploy(deploy::Deploy),
     /// Deploy an earlier deployment's set again.
     Rollback(deploy::Rollback),
+    /// Deploy exactly what one environment runs (set and images) to another.
+    Promote(deploy::Promote),
+    /// Automation rules: deploy the artefacts CI pushes.
+    #[command(subcommand)]
+    Rules(rules::Rules),
     /// How an environment is doing: each workload and resource, and why it is not ready.
     Status { app: String, env: String },
     /// The logs of an environment's workloads.
@@ -124,6 +130,8 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
         Command::Platform(cmd) => platform::run(c, cmd),
         Command::Deploy(args) => deploy::deploy(c, args),
         Command::Rollback(args) => deploy::rollback(c, args),
+        Command::Promote(args) => deploy::promote(c, args),
+        Command::Rules(cmd) => rules::run(c, cmd),
         Command::Status { app, env } => status::run(c, &app, &env),
         Command::Logs(args) => logs::run(c, args),
         Command::Deployments(cmd) => deployments::run(c, cmd),

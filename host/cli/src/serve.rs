@@ -16,6 +16,7 @@ pub struct Settings {
     limits: wharf_api::Limits,
     workload_user: String,
     workloads_dir: Option<PathBuf>,
+    reaper: wharf_api::automation::ReaperSettings,
 }
 
 /// The config file: `listen`, `data_dir`, `bootstrap_token_file`, and the limits.
@@ -36,6 +37,25 @@ struct ConfigFile {
     /// Where the process target keeps the directories workloads see (`DATA/workloads`,
     /// or `/var/lib/wharf/workloads/ID` when they run as another user).
     workloads_dir: Option<PathBuf>,
+    /// How long before a preview environment expires the warning is given (`1h`).
+    expiry_warning: Option<String>,
+    /// How often expired preview environments are looked for (`30s`).
+    reaper_interval: Option<String>,
+}
+
+/// A duration setting: the environment variable `var`, else the config file's `file`, else
+/// `default` seconds.
+fn duration_setting(
+    var: &str,
+    file: Option<&str>,
+    default: u64,
+) -> anyhow::Result<std::time::Duration> {
+    let text = std::env::var(var).ok().or(file.map(str::to_string));
+    Ok(std::time::Duration::from_secs(match text {
+        Some(t) => wharf_core::duration::parse_duration(&t)
+            .map_err(|e| anyhow::anyhow!("{var}: {e}"))? as u64,
+        None => default,
+    }))
 }
 
 impl Settings {
@@ -75,6 +95,18 @@ impl Settings {
                 }
                 limits
             },
+            reaper: wharf_api::automation::ReaperSettings {
+                interval: duration_setting(
+                    "WHARF_REAPER_INTERVAL",
+                    file.reaper_interval.as_deref(),
+                    30,
+                )?,
+                warn_before: duration_setting(
+                    "WHARF_EXPIRY_WARNING",
+                    file.expiry_warning.as_deref(),
+                    3600,
+                )?,
+            },
             workload_user: file.workload_user.unwrap_or_else(|| "nobody".into()),
             workloads_dir: file.workloads_dir,
         })
@@ -83,6 +115,7 @@ impl Settings {
 
 /// A Wharf ready to serve: its state loaded, its listener bound.
 pub struct Prepared {
+    pub(crate) reaper: wharf_api::automation::ReaperSettings,
     pub(crate) store: Store,
     pub(crate) state: wharf_api::AppState,
     pub(crate) listener: tokio::net::TcpListener,
@@ -106,6 +139,7 @@ pub async fn serve(
         store,
         state,
         listener,
+        reaper,
         ..
     } = prepared;
     let engine = state.engine.clone();
@@ -113,8 +147,10 @@ pub async fn serve(
         .start()
         .await
         .context("failed to resume the deployments in flight")?;
+    let reaper = wharf_api::automation::spawn_reaper(state.clone(), reaper);
     let app = wharf_ui::router(state, wharf_ui::SessionSettings::default());
     let served = serve_until_stopped(listener, app, stop).await;
+    reaper.abort();
     engine.shutdown().await;
     store.close().await;
     served
@@ -130,6 +166,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         limits,
         workload_user,
         workloads_dir,
+        reaper,
     } = settings;
     let data_dir = data_dir.as_path();
     let bootstrap_token_file = bootstrap_token_file.as_deref();
@@ -202,6 +239,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         .context("failed to read the listen address")?;
     tracing::info!(address = %local, "serving");
     Ok(Prepared {
+        reaper,
         store,
         state,
         listener,

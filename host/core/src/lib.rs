@@ -10,6 +10,8 @@
 //! another Wharf crate.
 
 pub mod clock;
+pub mod duration;
+pub mod glob;
 pub mod graph;
 pub mod id;
 pub mod image;

@@ -216,13 +216,18 @@ impl Pod<'_> {
         out
     }
 
-    /// The image of container `c`: its own, or the one given at deploy time for `.`.
+    /// The image of container `c`: the one given at deploy time for it by name (an
+    /// automation rule updating it to an artefact, or `--image c=REF`), else its own, else
+    /// (for `.`) the one given for every container.
     fn image(&mut self, c: &str, container: &Container, base: &str) -> String {
+        let images = self.ctx.images;
+        if let Some(given) = images.get(c) {
+            return given.clone();
+        }
         if container.image != "." {
             return container.image.clone();
         }
-        let images = self.ctx.images;
-        match images.get(c).or_else(|| images.get("*")) {
+        match images.get("*") {
             Some(image) => image.clone(),
             None => {
                 self.problems.push(problem(

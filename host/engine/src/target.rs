@@ -166,6 +166,17 @@ pub trait Target: Send + Sync {
     /// Removes everything of the environment.
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>>;
 
+    /// Stops the environment's workloads and keeps everything else (their configuration,
+    /// volumes and resources), until the next apply starts them again.
+    fn pause<'a>(&'a self, _env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
+        let kind = self.kind();
+        Box::pin(async move {
+            Err(TargetError::Unsupported(format!(
+                "the {kind} target cannot pause an environment"
+            )))
+        })
+    }
+
     /// Whether a successful [`Target::verify`] means the new objects serve and the old
     /// ones are gone, so that what they alone used can be deprovisioned. A target that
     /// hands the objects to another system (gitops) cannot tell.

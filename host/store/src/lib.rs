@@ -23,10 +23,12 @@ mod migrations;
 pub mod plugins;
 pub mod provisioned;
 pub mod resources;
+pub mod rules;
 pub mod secrets;
 pub mod sets;
 #[cfg(test)]
 mod tests;
+pub mod webhooks;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

@@ -241,6 +241,44 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         pushes INTEGER NOT NULL,
         UNIQUE (repository, digest)
      ) STRICT;",
+    // 12: delivery automation: preview environments' time to live and paused
+    // environments; what environment types allow previews; the rules that deploy pushed
+    // artefacts, and what each push made them do.
+    "ALTER TABLE environments ADD COLUMN ttl INTEGER;
+     ALTER TABLE environments ADD COLUMN expires_at INTEGER;
+     ALTER TABLE environments ADD COLUMN warned_at INTEGER;
+     ALTER TABLE environments ADD COLUMN paused_at INTEGER;
+     ALTER TABLE environments ADD COLUMN paused_by TEXT;
+     CREATE INDEX environments_expiring ON environments (expires_at)
+        WHERE expires_at IS NOT NULL;
+     ALTER TABLE env_types ADD COLUMN previews TEXT NOT NULL DEFAULT '{}';
+     CREATE TABLE automation_rules (
+        app TEXT NOT NULL,
+        env TEXT NOT NULL,
+        id TEXT NOT NULL,
+        image TEXT NOT NULL,
+        git_ref TEXT NOT NULL,
+        containers TEXT NOT NULL DEFAULT '[]',
+        preview TEXT,
+        paused INTEGER NOT NULL DEFAULT 0,
+        owner TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app, env, id),
+        FOREIGN KEY (app, env) REFERENCES environments (app, id) ON DELETE CASCADE
+     ) STRICT;
+     CREATE TABLE artefact_outcomes (
+        artefact INTEGER NOT NULL REFERENCES artefacts (id) ON DELETE CASCADE,
+        app TEXT NOT NULL,
+        env TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('deployed', 'refused', 'failed')),
+        deployment INTEGER,
+        reason TEXT NOT NULL DEFAULT '',
+        at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX artefact_outcomes_by_artefact ON artefact_outcomes (artefact);",
+    // 13: webhooks, and their deliveries (a persisted queue with each one's history).
+    crate::webhooks::MIGRATION,
 ];
 
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -9,7 +9,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wharf.db");
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 13);
     let mode: String = store
         .call(|c| {
             Ok(c.conn()
@@ -29,7 +29,7 @@ async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 13);
     let id: String = store
         .call(|c| {
             Ok(c.conn()
@@ -151,7 +151,7 @@ async fn an_online_backup_is_a_complete_database() {
         .await
         .unwrap();
     assert_eq!(value, "v");
-    assert_eq!(restored.schema_version().await.unwrap(), 11);
+    assert_eq!(restored.schema_version().await.unwrap(), 13);
 }
 
 #[tokio::test]

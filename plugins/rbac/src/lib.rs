@@ -155,6 +155,8 @@ pub const ACTIONS: &[(&str, Need)] = &[
     ("environments.create", Need::Deploy(Developer)),
     ("environments.clone", Need::Deploy(Developer)),
     ("environments.delete", Need::Deploy(Developer)),
+    ("environments.pause", Need::Deploy(Developer)),
+    ("environments.resume", Need::Deploy(Developer)),
     ("sets.list", Need::App(Viewer)),
     ("sets.get", Need::App(Viewer)),
     ("sets.create", Need::App(Developer)),

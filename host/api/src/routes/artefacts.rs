@@ -52,6 +52,41 @@ pub(crate) struct ArtefactView {
     last_pushed_at: i64,
     /// How many times it was pushed.
     pushes: i64,
+    /// What automation rules did with it (not in lists): deployed it, or why not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    outcomes: Vec<OutcomeView>,
+}
+
+/// What an automation rule did with a push.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OutcomeView {
+    app: String,
+    /// The environment deployed (a preview's own).
+    env: String,
+    /// The rule, as `ENV/RULE`.
+    rule: String,
+    /// `deployed`, `refused` (a policy or a paused environment said no) or `failed`.
+    outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployment: Option<i64>,
+    /// Why it was refused or failed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    reason: String,
+    at: i64,
+}
+
+impl From<wharf_store::rules::Outcome> for OutcomeView {
+    fn from(o: wharf_store::rules::Outcome) -> Self {
+        Self {
+            app: o.app,
+            env: o.env,
+            rule: o.rule,
+            outcome: o.outcome,
+            deployment: o.deployment,
+            reason: o.reason,
+            at: o.at,
+        }
+    }
 }
 
 impl From<Artefact> for ArtefactView {
@@ -68,6 +103,7 @@ impl From<Artefact> for ArtefactView {
             first_pushed_at: a.first_pushed_at,
             last_pushed_at: a.last_pushed_at,
             pushes: a.pushes,
+            outcomes: Vec::new(),
         }
     }
 }
@@ -168,23 +204,47 @@ async fn push(
                     at: now(),
                 },
             )?;
+            let detail = json!({ "artefact": pushed.0.id, "image": image.to_string(),
+                                 "ref": new.git_ref, "commit": new.commit, "new": pushed.1 });
             audit(
                 tx,
                 &by,
                 "artefacts.create",
                 format!("artefact:{}", pushed.0.id),
-                json!({ "image": image.to_string(), "ref": new.git_ref, "commit": new.commit,
-                        "new": pushed.1 }),
+                detail.clone(),
             )?;
+            let event = wharf_store::webhooks::OutEvent {
+                kind: "artefact.pushed".into(),
+                app: None,
+                env: None,
+                subject: format!("artefacts/{}", pushed.0.id),
+                data: detail,
+            };
+            wharf_store::webhooks::emit(tx, &event, wharf_core::clock::now_ms())?;
             Ok(pushed)
         })
         .await?;
+    // The rules run once the push is stored: a rule that fails does not undo the push.
+    crate::automation::on_push(&state, &artefact).await?;
+    let view = with_outcomes(&state, artefact).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(artefact.into())))
+    Ok((status, Json(view)))
+}
+
+/// The artefact's view with what rules did with it.
+async fn with_outcomes(state: &AppState, artefact: Artefact) -> Result<ArtefactView, ApiError> {
+    let id = artefact.id;
+    let outcomes = state
+        .store
+        .call(move |conn| wharf_store::rules::outcomes(conn, id))
+        .await?;
+    let mut view = ArtefactView::from(artefact);
+    view.outcomes = outcomes.into_iter().map(Into::into).collect();
+    Ok(view)
 }
 
 /// Which artefacts a listing shows.
@@ -263,12 +323,12 @@ async fn show(
     let n: i64 = artefact.parse().map_err(|_| {
         ApiError::NotFound(format!("artefact {artefact:?} (artefacts are numbered)"))
     })?;
-    state
+    let found = state
         .store
         .call(move |conn| stored::get(conn, n))
         .await?
-        .map(|a| Json(a.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("artefact {n}")))
+        .ok_or_else(|| ApiError::NotFound(format!("artefact {n}")))?;
+    Ok(Json(with_outcomes(&state, found).await?))
 }
 
 #[cfg(test)]

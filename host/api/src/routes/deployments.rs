@@ -8,6 +8,7 @@
 
 use crate::auth::Caller;
 use crate::authz::Target;
+use crate::routes::plan::{Chosen, choose};
 use crate::routes::sets::{invalid, parse};
 use crate::routes::{MAX_DOCUMENTS_BODY, Page, PageQuery, Unread, audit, blocking, id, page};
 use crate::{ApiError, AppState};
@@ -171,24 +172,32 @@ pub(crate) fn steps(kind: DeploymentKind, accept: Step, authorize: Step) -> Vec<
 pub(crate) struct NewDeployment {
     /// Deploy this stored set of the app.
     #[serde(default)]
-    set: Option<String>,
+    pub(crate) set: Option<String>,
     /// Deploy these Score documents (JSON objects or YAML text), stored as a set.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    workloads: Option<Vec<Value>>,
+    pub(crate) workloads: Option<Vec<Value>>,
     /// Deploy the environment's current set changed by this JSON Patch.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    delta: Option<json_patch::Patch>,
-    /// Deploy the set (and images) of this earlier deployment again.
+    pub(crate) delta: Option<json_patch::Patch>,
+    /// Deploy the set (and images) of this earlier deployment again; with
+    /// `promote_from`, the deployment of the source environment to promote.
     #[serde(default)]
-    rollback_to: Option<i64>,
-    /// Images for containers whose image is `.`, by container name (`*` for all).
+    pub(crate) rollback_to: Option<i64>,
+    /// Promote: deploy exactly the set and images that this environment of the app runs
+    /// (its current deployment, or `rollback_to` of it). Policies see it as the
+    /// `promotion` attribute (`from`, `from_env_type`, `deployment`, `set`).
     #[serde(default)]
-    images: BTreeMap<String, String>,
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
+    pub(crate) promote_from: Option<String>,
+    /// Images by container name: a container named here runs this image instead of its
+    /// own; `*` gives one to every container whose image is `.`.
+    #[serde(default)]
+    pub(crate) images: BTreeMap<String, String>,
     /// Why.
     #[serde(default)]
-    comment: String,
+    pub(crate) comment: String,
 }
 
 /// Lists an environment's deployments, newest first.
@@ -254,29 +263,29 @@ async fn create(
         )
         .await?;
     let new: NewDeployment = request.json(MAX_DOCUMENTS_BODY).await?;
-    let (set, images, source) = accept(&state, &app, &env, new.clone_source()).await?;
-    let mut images = images;
-    images.extend(new.images);
-    for (container, image) in &images {
-        if container.is_empty() || image.trim().is_empty() {
-            return Err(ApiError::BadRequest(format!(
-                "images: {container:?}={image:?}; give CONTAINER=IMAGE with both non-empty"
-            )));
-        }
-    }
+    let Chosen {
+        set,
+        images,
+        source,
+        promotion,
+    } = choose(&state, &caller, &app, &env, &new).await?;
     let accept = done_step(
         StepName::Accept,
         accept_started,
-        json!({ "set": set.id(), "source": source, "workloads": set.workloads.keys().collect::<Vec<_>>() }),
+        json!({ "set": set.id(), "source": source, "workloads": set.workloads.keys().collect::<Vec<_>>(),
+                "promotion": promotion }),
     );
     let authorize_started = now_ms();
+    let mut attributes = content_attributes(&set, &images);
+    attributes["promotion"] = promotion;
+    attributes["source"] = json!(source);
     state
         .policies
         .authorize(
             &caller,
             "deployments.create",
             Target {
-                attributes: content_attributes(&set, &images),
+                attributes,
                 ..env_target(&app, &env, Some(found.env_type.as_str()))
             },
         )
@@ -317,7 +326,7 @@ async fn create(
 }
 
 impl NewDeployment {
-    fn clone_source(&self) -> Source {
+    pub(crate) fn clone_source(&self) -> Source {
         Source {
             set: self.set.clone(),
             workloads: self.workloads.clone(),
@@ -462,6 +471,12 @@ pub(crate) async fn queue(
     let id = state
         .store
         .transaction(move |tx| {
+            if deployment.kind == DeploymentKind::Deploy {
+                if let Some(refused) = refuse_deploy(tx, &deployment.app, &deployment.env)? {
+                    return Ok(Err(refused));
+                }
+                envs::extend(tx, &deployment.app, &deployment.env, now())?;
+            }
             if let Some(set) = set {
                 let row = sets::StoredSet {
                     app: deployment.app.clone(),
@@ -492,9 +507,9 @@ pub(crate) async fn queue(
                 format!("deployment:{}/{}/{id}", deployment.app, deployment.env),
                 json!({ "set": deployment.set_id, "comment": deployment.comment }),
             )?;
-            Ok(id)
+            Ok(Ok(id))
         })
-        .await?;
+        .await??;
     state.engine.wake(&app, &env);
     let (a, e) = (app.clone(), env.clone());
     state
@@ -502,6 +517,32 @@ pub(crate) async fn queue(
         .call(move |conn| deployments::get(conn, &a, &e, id))
         .await?
         .ok_or_else(|| ApiError::internal("a deployment vanished after it was stored"))
+}
+
+/// Why environment `app/env` takes no deployment now, if it does not: it is being
+/// deleted, or it is paused. Read in the transaction that stores the deployment, so a
+/// pause or a deletion cannot slip in between.
+fn refuse_deploy(
+    tx: &wharf_store::Tx<'_>,
+    app: &str,
+    env: &str,
+) -> Result<Option<ApiError>, wharf_store::Error> {
+    let Some(found) = envs::get(tx, app, env)? else {
+        return Ok(Some(ApiError::NotFound(format!("environment {app}/{env}"))));
+    };
+    if found.deleting {
+        return Ok(Some(ApiError::Clash(format!(
+            "environment {app}/{env} is being deleted; it takes no more deployments"
+        ))));
+    }
+    if let (Some(at), Some(by)) = (found.lifecycle.paused_at, &found.lifecycle.paused_by) {
+        return Ok(Some(ApiError::Clash(format!(
+            "environment {app}/{env} is paused (by {by} at {}); it takes no deployment until \
+             it is resumed: wharf envs resume {app} {env}",
+            wharf_core::clock::rfc3339(at)
+        ))));
+    }
+    Ok(None)
 }
 
 /// 202 with the deployment and its `Location`.

@@ -33,7 +33,45 @@ pub(crate) struct EnvTypeView {
     /// Resources provisioned in every environment of this type.
     #[schema(value_type = Vec<Object>)]
     resources: Vec<wharf_core::graph::Implicit>,
+    /// What the type allows its preview environments (those with a time to live).
+    previews: PreviewLimits,
     created_at: i64,
+}
+
+/// What an environment type allows its preview environments.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreviewLimits {
+    /// The longest time to live a preview may have (`7d`); no limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_ttl: Option<String>,
+    /// How many previews of the type one app may have at once; no limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_per_app: Option<u32>,
+}
+
+impl From<envs::Previews> for PreviewLimits {
+    fn from(p: envs::Previews) -> Self {
+        Self {
+            max_ttl: p.max_ttl.map(wharf_core::duration::format_duration),
+            max_per_app: p.max_per_app,
+        }
+    }
+}
+
+/// The limits as stored, or a 400 naming what is wrong.
+fn previews(limits: PreviewLimits) -> Result<envs::Previews, ApiError> {
+    let max_ttl = match &limits.max_ttl {
+        Some(t) => Some(
+            wharf_core::duration::parse_duration(t)
+                .map_err(|e| ApiError::Invalid(vec![("/previews/max_ttl".into(), e)]))?,
+        ),
+        None => None,
+    };
+    Ok(envs::Previews {
+        max_ttl,
+        max_per_app: limits.max_per_app,
+    })
 }
 
 impl From<EnvType> for EnvTypeView {
@@ -44,6 +82,7 @@ impl From<EnvType> for EnvTypeView {
             target: t.target,
             transformers: t.transformers,
             resources: t.resources,
+            previews: t.previews.into(),
             created_at: t.created_at,
         }
     }
@@ -77,6 +116,10 @@ pub(crate) struct NewEnvType {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     resources: Vec<wharf_core::graph::Implicit>,
+    /// What the type allows its preview environments: `{"max_ttl": "7d",
+    /// "max_per_app": 5}`.
+    #[serde(default)]
+    previews: PreviewLimits,
 }
 
 /// The body of `PUT /env-types/{env_type}`: every setting but the id.
@@ -93,6 +136,10 @@ pub(crate) struct EnvTypeSettings {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     resources: Vec<wharf_core::graph::Implicit>,
+    /// What the type allows its preview environments: `{"max_ttl": "7d",
+    /// "max_per_app": 5}`.
+    #[serde(default)]
+    previews: PreviewLimits,
 }
 
 /// Checks a target (the local process target when absent): a 400 lists every problem,
@@ -233,6 +280,7 @@ async fn create(
         target: target(&state, new.target).await?,
         transformers: new.transformers,
         resources: new.resources,
+        previews: previews(new.previews)?,
         created_at: now(),
     };
     let stored = env_type.clone();
@@ -294,6 +342,7 @@ async fn replace(
     implicit(&new.resources)?;
     transformers(&state, &new.transformers).await?;
     let target = target(&state, new.target).await?;
+    let limits = previews(new.previews)?;
     let principal = caller.id.clone();
     let updated = state
         .store
@@ -306,6 +355,7 @@ async fn replace(
                 target,
                 transformers: new.transformers,
                 resources: new.resources,
+                previews: limits,
                 ..old
             };
             envs::update_type(tx, &t)?;

@@ -33,6 +33,23 @@ pub(crate) struct EnvView {
     /// The deployment that clones it, when it was created from another environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     deployment: Option<i64>,
+    /// `active`, `paused` or `deleting`.
+    state: String,
+    /// A preview's time to live (`48h`), renewed by each deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<String>,
+    /// When a preview expires and is deleted (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    /// Seconds until then (0 once it expired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<i64>,
+    /// When it was paused (Unix seconds), while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_at: Option<i64>,
+    /// Who paused it, while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_by: Option<String>,
 }
 
 impl From<envs::Environment> for EnvView {
@@ -43,8 +60,21 @@ impl From<envs::Environment> for EnvView {
             env_type: e.env_type.to_string(),
             created_at: e.created_at,
             created_by: e.created_by,
+            state: if e.deleting {
+                "deleting"
+            } else if e.lifecycle.paused_at.is_some() {
+                "paused"
+            } else {
+                "active"
+            }
+            .into(),
             deleting: e.deleting,
             deployment: None,
+            ttl: e.lifecycle.ttl.map(wharf_core::duration::format_duration),
+            expires_at: e.lifecycle.expires_at,
+            expires_in: e.lifecycle.expires_at.map(|at| (at - now()).max(0)),
+            paused_at: e.lifecycle.paused_at,
+            paused_by: e.lifecycle.paused_by,
         }
     }
 }
@@ -55,13 +85,19 @@ impl From<envs::Environment> for EnvView {
 pub(crate) struct NewEnv {
     #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     id: String,
+    /// Its type; with `from`, the source's type when absent.
+    #[serde(default)]
     #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
-    env_type: String,
+    env_type: Option<String>,
     /// Clone this environment of the app: the new one is deployed with its current set
     /// and images.
     #[serde(default)]
     #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     from: Option<String>,
+    /// A time to live (`48h`, `30m`): the environment is a preview, deleted when it runs
+    /// out; each deployment renews it. The environment type may cap it.
+    #[serde(default)]
+    ttl: Option<String>,
 }
 
 fn target(app: &str, env: Option<&str>, env_type: Option<&str>) -> Target {
@@ -119,7 +155,28 @@ async fn create(
 ) -> Result<(StatusCode, Json<EnvView>), ApiError> {
     let app_id = id(&app, "app")?;
     let env_id = id(&new.id, "id")?;
-    let type_id = id(&new.env_type, "env_type")?;
+    let ttl = match &new.ttl {
+        Some(t) => Some(
+            wharf_core::duration::parse_duration(t)
+                .map_err(|e| ApiError::BadRequest(format!("ttl: {e}")))?,
+        ),
+        None => None,
+    };
+    let type_id = match (&new.env_type, &new.from) {
+        (Some(t), _) => id(t, "env_type")?,
+        (None, Some(from)) => {
+            crate::routes::deployments::environment(&state, &caller, &app, from)
+                .await?
+                .env_type
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "env_type: give the environment's type (or `from`, to take the type of the \
+                 environment it clones)"
+                    .into(),
+            ));
+        }
+    };
     let decided = target(&app, Some(env_id.as_str()), Some(type_id.as_str()));
     state
         .policies
@@ -138,6 +195,11 @@ async fn create(
         created_at: now(),
         created_by: caller.id.clone(),
         deleting: false,
+        lifecycle: envs::Lifecycle {
+            ttl,
+            expires_at: ttl.map(|t| now() + t),
+            ..envs::Lifecycle::default()
+        },
     };
     store_new(&state, env.clone()).await?;
     let mut view = EnvView::from(env.clone());
@@ -197,8 +259,9 @@ async fn clone_source(
     })
 }
 
-/// Stores a new environment, if its app takes environments and its type exists.
-async fn store_new(state: &AppState, stored: envs::Environment) -> Result<(), ApiError> {
+/// Stores a new environment, if its app takes environments, its type exists and (for a
+/// preview) allows its time to live and one more preview of the app.
+pub(crate) async fn store_new(state: &AppState, stored: envs::Environment) -> Result<(), ApiError> {
     state
         .store
         .transaction(move |tx| {
@@ -212,23 +275,69 @@ async fn store_new(state: &AppState, stored: envs::Environment) -> Result<(), Ap
                 }
                 Some(_) => {}
             }
-            if envs::get_type(tx, stored.env_type.as_str())?.is_none() {
+            let Some(env_type) = envs::get_type(tx, stored.env_type.as_str())? else {
                 return Ok(Err(ApiError::BadRequest(format!(
                     "env_type: there is no environment type {}",
                     stored.env_type
                 ))));
+            };
+            if let Some(ttl) = stored.lifecycle.ttl
+                && let Some(refused) = preview_refused(tx, &stored, &env_type, ttl)?
+            {
+                return Ok(Err(refused));
             }
             envs::create(tx, &stored)?;
+            let detail = serde_json::json!({ "env_type": stored.env_type.as_str(),
+                                             "ttl": stored.lifecycle.ttl });
             audit(
                 tx,
                 &stored.created_by,
                 "environments.create",
                 format!("env:{}/{}", stored.app, stored.id),
-                serde_json::json!({ "env_type": stored.env_type.as_str() }),
+                detail.clone(),
+            )?;
+            crate::outbound::emit(
+                tx,
+                "environment.created",
+                stored.app.as_str(),
+                Some(stored.id.as_str()),
+                detail,
             )?;
             Ok(Ok(()))
         })
         .await?
+}
+
+/// Why the environment type refuses a new preview of `ttl` seconds, if it does.
+fn preview_refused(
+    tx: &wharf_store::Tx<'_>,
+    stored: &envs::Environment,
+    env_type: &envs::EnvType,
+    ttl: i64,
+) -> Result<Option<ApiError>, wharf_store::Error> {
+    use wharf_core::duration::format_duration;
+    let limits = &env_type.previews;
+    if let Some(max) = limits.max_ttl
+        && ttl > max
+    {
+        return Ok(Some(ApiError::BadRequest(format!(
+            "ttl: {} is longer than environment type {} allows its previews ({}); ask for less",
+            format_duration(ttl),
+            env_type.id,
+            format_duration(max)
+        ))));
+    }
+    if let Some(max) = limits.max_per_app {
+        let count = envs::count_previews(tx, stored.app.as_str(), env_type.id.as_str())?;
+        if count >= i64::from(max) {
+            return Ok(Some(ApiError::Clash(format!(
+                "app {} has {count} preview environments of type {}, the most the type allows; \
+                 delete one first",
+                stored.app, env_type.id
+            ))));
+        }
+    }
+    Ok(None)
 }
 
 /// Queues the deployment of a clone to the new environment `env`; gives its number.
@@ -271,7 +380,11 @@ async fn queue_clone(
 }
 
 /// Loads `app/env`, or a 404 that names which of the two is missing.
-async fn load(state: &AppState, app: &str, env: &str) -> Result<envs::Environment, ApiError> {
+pub(crate) async fn load(
+    state: &AppState,
+    app: &str,
+    env: &str,
+) -> Result<envs::Environment, ApiError> {
     let (app_id, env_id) = (id(app, "app")?, id(env, "env")?);
     let found = state
         .store
@@ -375,6 +488,13 @@ pub(crate) async fn delete_environment(
                     "environments.delete",
                     format!("env:{app_id}/{env_id}"),
                     serde_json::Value::Null,
+                )?;
+                crate::outbound::emit(
+                    tx,
+                    "environment.deleted",
+                    &app_id,
+                    Some(&env_id),
+                    serde_json::json!({ "by": principal }),
                 )?;
                 apps::delete_if_done(tx, &app_id)?;
             }

@@ -38,13 +38,13 @@ pub(crate) fn run(c: &Client, cmd: Artefacts) -> anyhow::Result<()> {
             image,
             git_ref,
             commit,
-        } => c.print(
-            &c.json(
+        } => show(
+            c,
+            c.json(
                 "POST",
                 &format!("{V1}/artefacts"),
                 Some(json!({ "image": image, "ref": git_ref, "commit": commit })),
             )?,
-            &[],
         ),
         Artefacts::List {
             repository,
@@ -61,8 +61,35 @@ pub(crate) fn run(c: &Client, cmd: Artefacts) -> anyhow::Result<()> {
                 &["id", "image", "tag", "ref", "commit", "pushes", "pushed_by"],
             )
         }
-        Artefacts::Get { id } => {
-            c.print(&c.json("GET", &format!("{V1}/artefacts/{id}"), None)?, &[])
+        Artefacts::Get { id } => show(c, c.json("GET", &format!("{V1}/artefacts/{id}"), None)?),
+    }
+}
+
+/// Prints an artefact; for a person, what each automation rule did with it follows, one
+/// line each.
+fn show(c: &Client, mut artefact: serde_json::Value) -> anyhow::Result<()> {
+    if c.output() != super::output::Output::Table {
+        return c.print(&artefact, &[]);
+    }
+    let outcomes = artefact
+        .as_object_mut()
+        .and_then(|a| a.remove("outcomes"))
+        .unwrap_or_default();
+    c.print(&artefact, &[])?;
+    for o in outcomes.as_array().into_iter().flatten() {
+        let (app, env) = (
+            o["app"].as_str().unwrap_or_default(),
+            o["env"].as_str().unwrap_or_default(),
+        );
+        let rule = o["rule"].as_str().unwrap_or_default();
+        match o["deployment"].as_i64() {
+            Some(n) => println!("rule {app}/{rule}: deployed to {app}/{env} (deployment {n})"),
+            None => println!(
+                "rule {app}/{rule}: {} for {app}/{env}: {}",
+                o["outcome"].as_str().unwrap_or_default(),
+                o["reason"].as_str().unwrap_or_default()
+            ),
         }
     }
+    Ok(())
 }

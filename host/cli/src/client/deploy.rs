@@ -108,3 +108,104 @@ fn queued(c: &Client, app: &str, env: &str, body: Value, follow_it: bool) -> any
     }
     Ok(())
 }
+
+/// `wharf promote`.
+#[derive(Debug, Args)]
+pub struct Promote {
+    /// The app.
+    app: String,
+    /// The environment whose set and images to deploy.
+    #[arg(long)]
+    from: String,
+    /// The environment to deploy them to.
+    #[arg(long)]
+    to: String,
+    /// Promote this deployment of the source (by default, what it runs now).
+    #[arg(long)]
+    deployment: Option<i64>,
+    /// Show what would change (the set's changes, images, resources) and deploy nothing.
+    #[arg(long)]
+    plan: bool,
+    /// Why.
+    #[arg(long, default_value = "")]
+    comment: String,
+    /// Show the deployment's progress until it is over; fail when it fails.
+    #[arg(long)]
+    follow: bool,
+}
+
+pub(crate) fn promote(c: &Client, args: Promote) -> anyhow::Result<()> {
+    let mut body = json!({ "promote_from": args.from, "comment": args.comment });
+    if let Some(n) = args.deployment {
+        body["rollback_to"] = json!(n);
+    }
+    if !args.plan {
+        return queued(c, &args.app, &args.to, body, args.follow);
+    }
+    let path = format!(
+        "{}/plan",
+        deployments_path(&args.app, &args.to).trim_end_matches("/deployments")
+    );
+    let plan = c.json("POST", &path, Some(body))?;
+    if c.output() != Output::Table {
+        return c.print(&plan, &[]);
+    }
+    print!("{}", plan_text(&plan, &args.app, &args.to));
+    Ok(())
+}
+
+/// A plan for a person: the source, the set's changes, the images, the resources.
+fn plan_text(plan: &Value, app: &str, env: &str) -> String {
+    let mut out = format!(
+        "Promoting to {app}/{env}: {}\nSet: {} -> {}\n",
+        plan["source"].as_str().unwrap_or_default(),
+        plan["current_set"].as_str().map_or("(none)", short),
+        short(plan["set"].as_str().unwrap_or_default()),
+    );
+    let diff = plan["set_diff"].as_array().cloned().unwrap_or_default();
+    if diff.is_empty() {
+        out.push_str("  the set is the same\n");
+    }
+    for op in &diff {
+        out.push_str(&format!(
+            "  {} {}\n",
+            op["op"].as_str().unwrap_or_default(),
+            op["path"].as_str().unwrap_or_default()
+        ));
+    }
+    let images = plan["images"].as_array().cloned().unwrap_or_default();
+    out.push_str(if images.is_empty() {
+        "Images: unchanged\n"
+    } else {
+        "Images:\n"
+    });
+    for i in &images {
+        out.push_str(&format!(
+            "  {}: {} -> {}\n",
+            i["container"].as_str().unwrap_or_default(),
+            i["from"].as_str().unwrap_or("(none)"),
+            i["to"].as_str().unwrap_or("(none)")
+        ));
+    }
+    out.push_str("Resources:\n");
+    for (key, word) in [("create", "create"), ("keep", "keep"), ("remove", "remove")] {
+        for r in plan["resources"][key].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  {word} {} (definition {})\n",
+                r["uid"].as_str().unwrap_or_default(),
+                r["definition"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    for u in plan["resources"]["unresolved"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!(
+            "  cannot resolve: {}\n",
+            u.as_str().unwrap_or_default()
+        ));
+    }
+    out
+}

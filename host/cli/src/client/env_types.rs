@@ -28,6 +28,12 @@ pub enum EnvTypes {
         /// `[{"type": "namespace", "id": "env"}]`.
         #[arg(long)]
         resources: Option<String>,
+        /// The longest time to live a preview environment of the type may have (`7d`).
+        #[arg(long = "max-preview-ttl")]
+        max_preview_ttl: Option<String>,
+        /// How many preview environments of the type one app may have at once.
+        #[arg(long = "max-previews")]
+        max_previews: Option<u32>,
     },
     /// Delete one no environment uses.
     Delete { id: String },
@@ -49,6 +55,8 @@ pub(crate) fn run(c: &Client, cmd: EnvTypes) -> anyhow::Result<()> {
             target,
             transformers,
             resources,
+            max_preview_ttl,
+            max_previews,
         } => {
             let mut body =
                 json!({ "id": id, "description": description, "transformers": transformers });
@@ -57,6 +65,12 @@ pub(crate) fn run(c: &Client, cmd: EnvTypes) -> anyhow::Result<()> {
             }
             if let Some(r) = resources {
                 body["resources"] = json_arg(&r).context("--resources")?;
+            }
+            if let Some(t) = max_preview_ttl {
+                body["previews"]["max_ttl"] = json!(t);
+            }
+            if let Some(n) = max_previews {
+                body["previews"]["max_per_app"] = json!(n);
             }
             c.print(
                 &c.json("POST", &format!("{V1}/env-types"), Some(body))?,

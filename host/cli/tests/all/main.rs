@@ -1,5 +1,6 @@
 //! End-to-end tests of the `wharf` binary (one test binary, to keep link time down).
 
+mod automation;
 mod client;
 mod clusters;
 mod deploy;

@@ -161,10 +161,19 @@ async fn remove(
         target: format!("env:{app}/{env}"),
         detail: json!({ "deployment": run.d.id, "deprovisioned": gone, "orphaned": orphaned }),
     };
+    let deleted = wharf_store::webhooks::OutEvent {
+        kind: "environment.deleted".into(),
+        app: Some(app.clone()),
+        env: Some(env.clone()),
+        subject: format!("deployments/{}", run.d.id),
+        data: json!({ "app": app, "env": env, "deployment": run.d.id, "by": run.d.created_by,
+                      "deprovisioned": event.detail["deprovisioned"] }),
+    };
     run.inner
         .store(move |tx| {
             envs::delete(tx, &app, &env)?;
             audit::record(tx, &event)?;
+            wharf_store::webhooks::emit(tx, &deleted, now_ms())?;
             if apps::delete_if_done(tx, &app)? {
                 let last = audit::Event {
                     action: "apps.deleted".into(),

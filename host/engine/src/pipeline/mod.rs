@@ -373,6 +373,31 @@ impl Engine {
         env: &str,
         query: LogQuery,
     ) -> Result<LogStream, EngineError> {
+        let target = self.target_of(app, env).await?;
+        let reference = EnvRef {
+            app: app.to_string(),
+            env: env.to_string(),
+            set: String::new(),
+            deployment: 0,
+        };
+        Ok(target.logs(&reference, query).await?)
+    }
+
+    /// Pauses `app/env`: its target stops the workloads and keeps the rest. The caller
+    /// makes sure no deployment of it runs.
+    pub async fn pause(&self, app: &str, env: &str) -> Result<(), EngineError> {
+        let target = self.target_of(app, env).await?;
+        let reference = EnvRef {
+            app: app.to_string(),
+            env: env.to_string(),
+            set: String::new(),
+            deployment: 0,
+        };
+        Ok(target.pause(&reference).await?)
+    }
+
+    /// The target of `app/env`'s type.
+    async fn target_of(&self, app: &str, env: &str) -> Result<Arc<dyn Target>, EngineError> {
         let (a, e) = (app.to_string(), env.to_string());
         let spec = self
             .inner
@@ -393,13 +418,7 @@ impl Engine {
             .inner
             .target(&TargetSpec::parse(&spec).map_err(InvalidTarget)?)
             .await?;
-        let reference = EnvRef {
-            app: app.to_string(),
-            env: env.to_string(),
-            set: String::new(),
-            deployment: 0,
-        };
-        Ok(target.logs(&reference, query).await?)
+        Ok(target)
     }
 
     /// The directory where the process target keeps `app/env`.

@@ -39,9 +39,12 @@ struct Steps {
 /// Carries out deployment `d` to its end, which it writes and announces.
 pub(super) async fn run(inner: &Inner, d: Deployment) {
     let (app, env, id) = (d.app.clone(), d.env.clone(), d.id);
+    // A deployment resumed after a restart was announced when it first started.
+    let started = (d.status == DeploymentStatus::Queued && d.kind == DeploymentKind::Deploy)
+        .then(|| outbound(&d, "deployment.started", None));
     if let Err(e) = inner
         .store
-        .call(move |conn| {
+        .transaction(move |conn| {
             deployments::set_status(
                 conn,
                 &app,
@@ -50,7 +53,11 @@ pub(super) async fn run(inner: &Inner, d: Deployment) {
                 DeploymentStatus::Running,
                 None,
                 now_ms(),
-            )
+            )?;
+            if let Some(event) = &started {
+                wharf_store::webhooks::emit(conn, event, now_ms())?;
+            }
+            Ok(())
         })
         .await
     {
@@ -97,6 +104,25 @@ pub(super) async fn run(inner: &Inner, d: Deployment) {
         // The rows are gone with the environment; listeners still hear the end.
         Ok(()) => run.announce(DeploymentStatus::Succeeded, None),
         Err((position, error)) => run.fail(position, error).await,
+    }
+}
+
+/// The outbound event `kind` (`deployment.started`, ...) about deployment `d`, for the
+/// webhooks that ask for it.
+fn outbound(d: &Deployment, kind: &str, error: Option<Value>) -> wharf_store::webhooks::OutEvent {
+    let mut data = json!({
+        "app": d.app, "env": d.env, "deployment": d.id, "kind": d.kind, "set": d.set_id,
+        "images": d.images, "comment": d.comment, "created_by": d.created_by,
+    });
+    if let Some(error) = error {
+        data["error"] = error;
+    }
+    wharf_store::webhooks::OutEvent {
+        kind: kind.to_string(),
+        app: Some(d.app.clone()),
+        env: Some(d.env.clone()),
+        subject: format!("deployments/{}", d.id),
+        data,
     }
 }
 
@@ -211,6 +237,13 @@ impl Run<'_> {
         };
         let (app, env, id) = (self.d.app.clone(), self.d.env.clone(), self.d.id);
         let written = steps.clone();
+        let ended = end.as_ref().map(|(status, error)| {
+            let kind = match status {
+                DeploymentStatus::Succeeded => "deployment.succeeded",
+                _ => "deployment.failed",
+            };
+            outbound(&self.d, kind, error.clone())
+        });
         self.inner
             .store(move |tx| {
                 for (p, step) in &written {
@@ -218,6 +251,9 @@ impl Run<'_> {
                 }
                 if let Some((status, error)) = end {
                     deployments::set_status(tx, &app, &env, id, status, error.as_ref(), now_ms())?;
+                }
+                if let Some(event) = &ended {
+                    wharf_store::webhooks::emit(tx, event, now_ms())?;
                 }
                 Ok(())
             })

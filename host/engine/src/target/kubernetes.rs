@@ -230,6 +230,42 @@ impl Target for Kubernetes {
         })
     }
 
+    /// Scales every Deployment and StatefulSet of the environment to zero replicas, as
+    /// field manager `wharf` (the next apply sets the replicas again).
+    fn pause<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            let namespace = self.namespace(env);
+            let selector = format!(
+                "{}={},{}={}",
+                ENV_LABELS[0], env.app, ENV_LABELS[1], env.env
+            );
+            let patch = kube::api::Patch::Merge(serde_json::json!({ "spec": { "replicas": 0 } }));
+            let params = kube::api::PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..kube::api::PatchParams::default()
+            };
+            for kind in ["Deployment", "StatefulSet"] {
+                let resource = self
+                    .resource("apps/v1", kind, &mut Default::default())
+                    .await
+                    .map_err(TargetError::Unsupported)?;
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.client.clone(), &namespace, &resource.api);
+                let list = api
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(|e| self.system(&format!("listing {kind}s in {namespace}"), &e))?;
+                for item in list.items {
+                    let name = item.metadata.name.unwrap_or_default();
+                    api.patch(&name, &params, &patch)
+                        .await
+                        .map_err(|e| self.system(&format!("scaling {kind}/{name} to 0"), &e))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move {
             self.delete_labelled(env, "").await?;

@@ -156,6 +156,9 @@ struct Running {
     containers: Vec<Supervised>,
 }
 
+/// The file that marks an environment paused, in its state directory.
+const PAUSED: &str = "paused";
+
 fn key(env: &EnvRef) -> String {
     format!("{}/{}", env.app, env.env)
 }
@@ -251,6 +254,9 @@ impl Process {
                 };
                 let dir = env.path();
                 kill_orphans(&dir.join("workloads")).await;
+                if dir.join(PAUSED).exists() {
+                    continue;
+                }
                 let reference = EnvRef {
                     app: app.clone(),
                     env: name.clone(),
@@ -327,6 +333,8 @@ impl Process {
         let (specs, ignored) = plan(objects, &dir, &run, options, &previous_ports, &in_use)?;
         std::fs::create_dir_all(&dir).map_err(system(format!("creating {}", dir.display())))?;
         restrict(&dir);
+        // An apply runs the environment again, paused or not.
+        let _ = std::fs::remove_file(dir.join(PAUSED));
         write_atomic(
             &dir.join("options.json"),
             &serde_json::to_vec(options).expect("options serialize"),
@@ -436,6 +444,21 @@ impl Process {
         }
     }
 
+    /// Stops every process of the environment and marks it paused (a restarted Wharf
+    /// leaves it stopped); its directories, volumes and desired state stay.
+    async fn pause_now(&self, env: &EnvRef) -> Result<(), TargetError> {
+        let shared = self.env(env);
+        let mut running = shared.lock().await;
+        let dir = self.dir(&env.app, &env.env);
+        if dir.exists() {
+            write_atomic(&dir.join(PAUSED), b"paused\n")?;
+        }
+        let workloads = std::mem::take(&mut running.workloads);
+        futures_util::future::join_all(workloads.into_values().map(stop_workload)).await;
+        kill_orphans(&dir.join("workloads")).await;
+        Ok(())
+    }
+
     async fn remove_now(&self, env: &EnvRef) -> Result<(), TargetError> {
         let shared = self.env(env);
         {
@@ -516,6 +539,10 @@ impl Target for ProcessTarget {
         query: LogQuery,
     ) -> BoxFuture<'a, Result<LogStream, TargetError>> {
         Box::pin(self.logs_now(env, query))
+    }
+
+    fn pause<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(self.pause_now(env))
     }
 
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {

@@ -27,6 +27,7 @@ pub(crate) fn env_type(tx: &Tx<'_>, id: &str, target: Value) -> Result<(), Error
             target,
             transformers: Vec::new(),
             resources: Vec::new(),
+            previews: Default::default(),
             created_at: 1,
         },
     )
@@ -53,6 +54,7 @@ pub(crate) fn environment(tx: &Tx<'_>, app: &str, id: &str, env_type: &str) -> R
             created_at: 1,
             created_by: "dev".into(),
             deleting: false,
+            lifecycle: Default::default(),
         },
     )
 }

@@ -36,6 +36,7 @@ fn env_type() -> EnvType {
         target: json!({"kind": "process"}),
         transformers: vec!["labels".into()],
         resources: serde_json::from_value(json!([{"type": "dns", "id": "site"}])).unwrap(),
+        previews: Default::default(),
         created_at: 2,
     }
 }
@@ -48,6 +49,7 @@ fn environment() -> Environment {
         created_at: 3,
         created_by: "alice".into(),
         deleting: false,
+        lifecycle: Default::default(),
     }
 }
 

@@ -368,6 +368,12 @@ impl Planner<'_> {
                 .collect();
             env.insert(format!("WHARF_PORT_{var}"), p.local.to_string());
         }
+        // The process target runs commands, not images: it tells the command which image
+        // it stands for, so that a workload can tell its version (the tag an automation
+        // rule deployed).
+        if let Some(image) = c["image"].as_str().filter(|i| !i.is_empty()) {
+            env.insert("WHARF_IMAGE".into(), image.to_string());
+        }
         env.insert("HOME".into(), root.display().to_string());
         env.insert("TMPDIR".into(), root.join("tmp").display().to_string());
         env.insert(

@@ -1,0 +1,457 @@
+//! What the server does on its own, as the principals who set it up: automation rules
+//! deploy the artefacts CI pushes ([`on_push`]), and the reaper warns about and deletes
+//! preview environments whose time to live ran out ([`spawn_reaper`]).
+//!
+//! A rule's deployment is decided by the policy chain as the rule's owner, with what it
+//! deploys and the rule and artefact in the attributes; what each rule did with a push
+//! (deployed, refused with the policy's reason, failed) is kept with the artefact.
+
+use crate::auth::{Caller, principal_caller};
+use crate::authz::Target;
+use crate::routes::deployments::{content_attributes, done_step, env_target, queue, steps};
+use crate::routes::{audit, blocking};
+use crate::{ApiError, AppState};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use wharf_core::clock::{now, now_ms};
+use wharf_core::glob;
+use wharf_core::image::ImageRef;
+use wharf_core::set::Set;
+use wharf_core::status::{DeploymentKind, DeploymentStatus, Step};
+use wharf_store::artefacts::Artefact;
+use wharf_store::deployments::{self, Deployment};
+use wharf_store::rules::{self, Outcome, Rule};
+use wharf_store::{envs, sets};
+
+/// The reference that names exactly the artefact's image, with its tag when it has one
+/// (`registry.example.com/shop/api:1.4@sha256:...`).
+pub(crate) fn image_of(a: &Artefact) -> String {
+    match &a.tag {
+        Some(tag) => format!("{}:{tag}@{}", a.repository, a.digest),
+        None => format!("{}@{}", a.repository, a.digest),
+    }
+}
+
+/// Runs every rule that is not paused and matches the pushed artefact (its repository
+/// and git ref), except those that deployed it already; records what each did.
+pub(crate) async fn on_push(state: &AppState, artefact: &Artefact) -> Result<(), ApiError> {
+    let id = artefact.id;
+    let (active, before) = state
+        .store
+        .call(move |conn| Ok((rules::active(conn)?, rules::outcomes(conn, id)?)))
+        .await?;
+    for rule in active {
+        if !glob::matches(&rule.image, &artefact.repository) {
+            continue;
+        }
+        let Some(captured) = glob::captures(&rule.git_ref, &artefact.git_ref) else {
+            continue;
+        };
+        let key = format!("{}/{}", rule.env, rule.id);
+        let done = before
+            .iter()
+            .any(|o| o.app == rule.app.as_str() && o.rule == key && o.outcome == "deployed");
+        if done {
+            continue;
+        }
+        let n = captured.first().copied().unwrap_or_default();
+        let (env, result) = run(state, &rule, artefact, n).await;
+        let (outcome, deployment, reason) = match result {
+            Ok(d) => ("deployed", Some(d), String::new()),
+            Err(e @ ApiError::Forbidden { .. }) | Err(e @ ApiError::Clash(_)) => {
+                ("refused", None, e.to_string())
+            }
+            Err(e) => ("failed", None, e.to_string()),
+        };
+        tracing::info!(app = %rule.app, rule = %key, artefact = id, outcome, reason = %reason, "automation rule ran");
+        let record = Outcome {
+            artefact: id,
+            app: rule.app.to_string(),
+            env,
+            rule: key,
+            outcome: outcome.into(),
+            deployment,
+            reason,
+            at: now(),
+        };
+        let owner = rule.owner.clone();
+        state
+            .store
+            .transaction(move |tx| {
+                rules::record(tx, &record)?;
+                if record.outcome != "deployed" {
+                    audit(
+                        tx,
+                        &owner,
+                        "automation-rules.run",
+                        format!("rule:{}/{}", record.app, record.rule),
+                        json!({ "artefact": record.artefact, "env": record.env,
+                                "outcome": record.outcome, "reason": record.reason }),
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// The preview environment's id for what the ref's `*` matched: lowercase, other
+/// characters as dashes.
+fn preview_id(pattern: &str, n: &str) -> Result<wharf_core::Id, ApiError> {
+    let n: String = n
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = pattern.replace("{n}", n.trim_matches('-'));
+    wharf_core::Id::new(&name).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the preview environment's name {name:?} is not an id: {e}"
+        ))
+    })
+}
+
+/// What an environment runs now: its set and images, from its current deployment.
+async fn running(
+    state: &AppState,
+    app: &str,
+    env: &str,
+) -> Result<Option<(Set, BTreeMap<String, String>)>, ApiError> {
+    let (a, e) = (app.to_string(), env.to_string());
+    let found = state
+        .store
+        .call(move |conn| {
+            Ok(match deployments::current(conn, &a, &e)? {
+                Some(d) => sets::get(conn, &a, &d.set_id)?.map(|s| (s.body, d.images)),
+                None => None,
+            })
+        })
+        .await?;
+    let Some((body, images)) = found else {
+        return Ok(None);
+    };
+    let set = blocking(move || {
+        Set::from_json(body)
+            .map_err(|p| ApiError::internal(format!("a stored set does not validate: {p:?}")))
+    })
+    .await?;
+    Ok(Some((
+        set,
+        serde_json::from_value(images).unwrap_or_default(),
+    )))
+}
+
+/// Carries out one rule for a push; gives the environment deployed and the deployment.
+async fn run(
+    state: &AppState,
+    rule: &Rule,
+    artefact: &Artefact,
+    n: &str,
+) -> (String, Result<i64, ApiError>) {
+    let mut env = rule.env.to_string();
+    let result = async {
+        let owner = principal_caller(state, &rule.owner).await?;
+        let app = rule.app.as_str();
+        let mut base = None;
+        if let Some(preview) = &rule.preview {
+            let id = preview_id(&preview.name, n)?;
+            env = id.to_string();
+            let existing = load_env(state, app, &env).await?;
+            if existing.is_none() {
+                let env_type = match &preview.env_type {
+                    Some(t) => t.clone(),
+                    None => load_env(state, app, rule.env.as_str())
+                        .await?
+                        .map(|e| e.env_type.to_string())
+                        .ok_or_else(|| {
+                            ApiError::NotFound(format!("environment {app}/{}", rule.env))
+                        })?,
+                };
+                state
+                    .policies
+                    .authorize(
+                        &owner,
+                        "environments.create",
+                        env_target(app, &env, Some(&env_type)),
+                    )
+                    .await?;
+                base = running(state, app, rule.env.as_str()).await?;
+                if base.is_none() {
+                    return Err(nothing_running(app, rule.env.as_str()));
+                }
+                let created = envs::Environment {
+                    app: rule.app.clone(),
+                    id: id.clone(),
+                    env_type: wharf_core::Id::new(&env_type)
+                        .map_err(|e| ApiError::BadRequest(format!("env_type: {e}")))?,
+                    created_at: now(),
+                    created_by: owner.id.clone(),
+                    deleting: false,
+                    lifecycle: envs::Lifecycle {
+                        ttl: Some(preview.ttl),
+                        expires_at: Some(now() + preview.ttl),
+                        ..envs::Lifecycle::default()
+                    },
+                };
+                crate::routes::envs::store_new(state, created).await?;
+            }
+        }
+        let base = match base {
+            Some(b) => b,
+            None => match running(state, app, &env).await? {
+                Some(b) => b,
+                // A preview that never ran starts from the rule's environment.
+                None => running(state, app, rule.env.as_str())
+                    .await?
+                    .ok_or_else(|| nothing_running(app, &env))?,
+            },
+        };
+        let (set, mut images) = base;
+        let image = image_of(artefact);
+        for container in containers(rule, &set, &images, &artefact.repository)? {
+            images.insert(container, image.clone());
+        }
+        let d = deploy_as(state, &owner, app, &env, set, images, rule, artefact).await?;
+        Ok(d.id)
+    }
+    .await;
+    (env, result)
+}
+
+fn nothing_running(app: &str, env: &str) -> ApiError {
+    ApiError::Clash(format!(
+        "environment {app}/{env} runs nothing yet, so there is no set for the rule to update; \
+         deploy one first"
+    ))
+}
+
+async fn load_env(
+    state: &AppState,
+    app: &str,
+    env: &str,
+) -> Result<Option<envs::Environment>, ApiError> {
+    let (a, e) = (app.to_string(), env.to_string());
+    Ok(state
+        .store
+        .call(move |conn| envs::get(conn, &a, &e))
+        .await?)
+}
+
+/// The containers the rule updates: those it names (each must be in the set), else those
+/// whose image (as deployed now) names the artefact's repository.
+fn containers(
+    rule: &Rule,
+    set: &Set,
+    images: &BTreeMap<String, String>,
+    repository: &str,
+) -> Result<Vec<String>, ApiError> {
+    let all: BTreeMap<&String, &String> = set
+        .workloads
+        .values()
+        .flat_map(|w| w.containers.iter().map(|(n, c)| (n, &c.image)))
+        .collect();
+    if !rule.containers.is_empty() {
+        if let Some(missing) = rule.containers.iter().find(|c| !all.contains_key(c)) {
+            return Err(ApiError::BadRequest(format!(
+                "the rule names container {missing}, which the set does not have (it has {})",
+                all.keys()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        return Ok(rule.containers.clone());
+    }
+    let same: Vec<String> = all
+        .iter()
+        .filter(|(name, own)| {
+            let image = images.get(name.as_str()).unwrap_or(own);
+            ImageRef::parse(image).is_ok_and(|i| i.repository == repository)
+        })
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if same.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "no container of the set runs an image of {repository}; name the containers to \
+             update in the rule (containers)"
+        )));
+    }
+    Ok(same)
+}
+
+/// Queues a rule's deployment of `set` with `images`, decided by the policy chain as the
+/// rule's owner.
+#[allow(clippy::too_many_arguments)]
+async fn deploy_as(
+    state: &AppState,
+    owner: &Caller,
+    app: &str,
+    env: &str,
+    set: Set,
+    images: BTreeMap<String, String>,
+    rule: &Rule,
+    artefact: &Artefact,
+) -> Result<Deployment, ApiError> {
+    let started = now_ms();
+    let found = load_env(state, app, env)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("environment {app}/{env}")))?;
+    let by = json!({ "rule": format!("{}/{}", rule.env, rule.id), "artefact": artefact.id,
+                     "image": image_of(artefact), "ref": artefact.git_ref });
+    let source = format!(
+        "automation rule {}/{} for artefact {} ({})",
+        rule.env,
+        rule.id,
+        artefact.id,
+        image_of(artefact)
+    );
+    let mut attributes = content_attributes(&set, &images);
+    attributes["automation"] = by.clone();
+    attributes["source"] = json!(source);
+    state
+        .policies
+        .authorize(
+            owner,
+            "deployments.create",
+            Target {
+                attributes,
+                ..env_target(app, env, Some(found.env_type.as_str()))
+            },
+        )
+        .await?;
+    let accept = done_step(
+        Step::Accept,
+        started,
+        json!({ "set": set.id(), "source": source, "automation": by }),
+    );
+    let authorize = done_step(
+        Step::Authorize,
+        started,
+        json!({ "action": "deployments.create", "as": owner.id }),
+    );
+    let deployment = Deployment {
+        app: app.to_string(),
+        env: env.to_string(),
+        id: 0,
+        kind: DeploymentKind::Deploy,
+        set_id: set.id(),
+        images: json!(images),
+        comment: source,
+        status: DeploymentStatus::Queued,
+        error: None,
+        created_at_ms: now_ms(),
+        created_by: owner.id.clone(),
+        started_at_ms: None,
+        finished_at_ms: None,
+        steps: steps(DeploymentKind::Deploy, accept, authorize),
+    };
+    queue(state, owner, deployment, Some(set)).await
+}
+
+/// How the reaper works.
+#[derive(Debug, Clone)]
+pub struct ReaperSettings {
+    /// How often it looks.
+    pub interval: Duration,
+    /// How long before an environment expires it warns.
+    pub warn_before: Duration,
+}
+
+impl Default for ReaperSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            warn_before: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Who the reaper is in the audit log and on the deletions it makes.
+pub const REAPER: &str = "system:reaper";
+
+/// Starts the reaper: every `interval`, it warns about environments that expire within
+/// `warn_before` (an audit entry and an `environment.expiring` event) and deletes those
+/// that expired, by the normal deletion (workloads stopped, resources deprovisioned).
+pub fn spawn_reaper(state: AppState, settings: ReaperSettings) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = reap(&state, &settings).await {
+                tracing::warn!(error = %e, "the reaper failed; it tries again");
+            }
+            tokio::time::sleep(settings.interval).await;
+        }
+    })
+}
+
+/// One round of the reaper.
+pub async fn reap(state: &AppState, settings: &ReaperSettings) -> Result<(), ApiError> {
+    let now = now();
+    let warn_at = now + settings.warn_before.as_secs() as i64;
+    let warned = state
+        .store
+        .transaction(move |tx| {
+            let soon = envs::expiring(tx, warn_at, true)?;
+            for e in &soon {
+                let expires_at = e.lifecycle.expires_at.unwrap_or(now);
+                envs::mark_warned(tx, e.app.as_str(), e.id.as_str(), now)?;
+                let detail = json!({ "expires_at": expires_at,
+                                     "expires_in_seconds": (expires_at - now).max(0) });
+                audit(
+                    tx,
+                    REAPER,
+                    "environments.expiring",
+                    format!("env:{}/{}", e.app, e.id),
+                    detail.clone(),
+                )?;
+                crate::outbound::emit(
+                    tx,
+                    "environment.expiring",
+                    e.app.as_str(),
+                    Some(e.id.as_str()),
+                    detail,
+                )?;
+            }
+            Ok(soon.len())
+        })
+        .await?;
+    if warned > 0 {
+        tracing::info!(environments = warned, "warned that environments expire");
+    }
+    let expired = state
+        .store
+        .call(move |conn| envs::expiring(conn, now, false))
+        .await?;
+    let reaper = Caller {
+        id: REAPER.into(),
+        kind: "service-account".into(),
+        bindings: Vec::new(),
+        token_expires_at: None,
+    };
+    for e in expired {
+        tracing::info!(app = %e.app, env = %e.id, "the environment expired; deleting it");
+        crate::routes::envs::delete_environment(state, &reaper, &e, now_ms()).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_named_from_the_ref() {
+        assert_eq!(preview_id("pr-{n}", "7").unwrap().as_str(), "pr-7");
+        assert_eq!(
+            preview_id("pr-{n}", "Feature/X_1").unwrap().as_str(),
+            "pr-feature-x-1"
+        );
+        assert!(preview_id("pr-{n}", "").is_err());
+    }
+}
