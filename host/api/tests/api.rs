@@ -18,6 +18,8 @@ mod access;
 mod apps;
 #[path = "api/artefacts.rs"]
 mod artefacts;
+#[path = "api/automation.rs"]
+mod automation;
 #[path = "api/bounds.rs"]
 mod bounds;
 #[path = "api/deployments.rs"]

@@ -14,6 +14,8 @@
 use super::*;
 use std::collections::{BTreeSet, HashMap};
 
+#[path = "matrix/automation.rs"]
+mod automation;
 #[path = "matrix/routes.rs"]
 mod routes;
 

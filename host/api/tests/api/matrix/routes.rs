@@ -31,6 +31,46 @@ pub(super) const ROUTES: &[(&str, &str, Option<&str>)] = &[
         "/api/v1/apps/{app}/envs/{env}",
         Some("environments.delete"),
     ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}/rules",
+        Some("automation-rules.list"),
+    ),
+    (
+        "POST",
+        "/api/v1/apps/{app}/envs/{env}/rules",
+        Some("automation-rules.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/envs/{env}/rules/{rule}",
+        Some("automation-rules.get"),
+    ),
+    (
+        "PATCH",
+        "/api/v1/apps/{app}/envs/{env}/rules/{rule}",
+        Some("automation-rules.update"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/apps/{app}/envs/{env}/rules/{rule}",
+        Some("automation-rules.delete"),
+    ),
+    (
+        "POST",
+        "/api/v1/apps/{app}/envs/{env}/plan",
+        Some("deployments.list"),
+    ),
+    (
+        "POST",
+        "/api/v1/apps/{app}/envs/{env}/pause",
+        Some("environments.pause"),
+    ),
+    (
+        "POST",
+        "/api/v1/apps/{app}/envs/{env}/resume",
+        Some("environments.resume"),
+    ),
     ("GET", "/api/v1/artefacts", Some("artefacts.list")),
     ("POST", "/api/v1/artefacts", Some("artefacts.create")),
     ("GET", "/api/v1/artefacts/{artefact}", Some("artefacts.get")),
@@ -247,7 +287,7 @@ pub(super) struct Target<'a> {
 
 impl Target<'_> {
     /// Creates `body` at `/api/v1/{path}` as the admin, for the case to act on.
-    async fn prepare(&self, path: &str, body: Value) {
+    pub(super) async fn prepare(&self, path: &str, body: Value) {
         let (status, body) = self
             .api
             .send(
@@ -260,7 +300,7 @@ impl Target<'_> {
         assert!(status.is_success(), "setup failed: {status} {body}");
     }
 
-    fn unknown(&self) -> ! {
+    pub(super) fn unknown(&self) -> ! {
         panic!(
             "no request for route {:?}: add it to the matrix",
             (self.method, self.route)
@@ -275,7 +315,11 @@ pub(super) async fn request(t: &Target<'_>) -> (String, Payload) {
         .route
         .strip_prefix("/api/v1/")
         .and_then(|rest| rest.split('/').next());
+    let automation = ["/rules", "/plan", "/pause", "/resume"];
     match group {
+        Some("apps") if automation.iter().any(|a| t.route.contains(a)) => {
+            super::automation::request(t).await
+        }
         Some("apps") if t.route.contains("/sets") => sets(t).await,
         Some("apps") => apps_and_environments(t).await,
         Some("env-types") => env_types(t).await,
