@@ -34,8 +34,14 @@ pub(crate) fn image_of(a: &Artefact) -> String {
 }
 
 /// Runs every rule that is not paused and matches the pushed artefact (its repository
-/// and git ref), except those that deployed it already; records what each did.
-pub(crate) async fn on_push(state: &AppState, artefact: &Artefact) -> Result<(), ApiError> {
+/// and git ref), except those that deployed it already; records what each did. A rule
+/// runs only for a push by one of its pushers (when it names some) or by a principal
+/// with a role on its app: a principal of another app cannot make an app deploy.
+pub(crate) async fn on_push(
+    state: &AppState,
+    pusher: &Caller,
+    artefact: &Artefact,
+) -> Result<(), ApiError> {
     let id = artefact.id;
     let (active, before) = state
         .store
@@ -56,9 +62,13 @@ pub(crate) async fn on_push(state: &AppState, artefact: &Artefact) -> Result<(),
             continue;
         }
         let n = captured.first().copied().unwrap_or_default();
-        let (env, result) = run(state, &rule, artefact, n).await;
+        let (env, result) = match may_trigger(state, pusher, &rule).await? {
+            Ok(()) => run(state, &rule, artefact, n).await,
+            Err(ignored) => (rule.env.to_string(), Err(ignored)),
+        };
         let (outcome, deployment, reason) = match result {
             Ok(d) => ("deployed", Some(d), String::new()),
+            Err(ApiError::Clash(why)) if why.starts_with(IGNORED) => ("ignored", None, why),
             Err(e @ ApiError::Forbidden { .. }) | Err(e @ ApiError::Clash(_)) => {
                 ("refused", None, e.to_string())
             }
@@ -71,6 +81,7 @@ pub(crate) async fn on_push(state: &AppState, artefact: &Artefact) -> Result<(),
             env,
             rule: key,
             outcome: outcome.into(),
+            pushed_by: pusher.id.clone(),
             deployment,
             reason,
             at: now(),
@@ -95,6 +106,45 @@ pub(crate) async fn on_push(state: &AppState, artefact: &Artefact) -> Result<(),
             .await?;
     }
     Ok(())
+}
+
+/// How the reason of a push that may not trigger a rule begins.
+const IGNORED: &str = "pushed by";
+
+/// Whether `pusher`'s push may trigger `rule`: it is one of the rule's pushers, or (when
+/// the rule names none) it may see the rule's app.
+async fn may_trigger(
+    state: &AppState,
+    pusher: &Caller,
+    rule: &Rule,
+) -> Result<Result<(), ApiError>, ApiError> {
+    let refused = |why: String| Ok(Err(ApiError::Clash(why)));
+    if !rule.pushers.is_empty() {
+        if rule.pushers.contains(&pusher.id) {
+            return Ok(Ok(()));
+        }
+        return refused(format!(
+            "{IGNORED} {}, who is not one of the rule's pushers ({})",
+            pusher.id,
+            rule.pushers.join(", ")
+        ));
+    }
+    let target = Target {
+        app: Some(rule.app.to_string()),
+        ..Target::default()
+    };
+    let verdict = state
+        .policies
+        .decide(pusher, &[("apps.get", target)])
+        .await?;
+    if verdict.first() == Some(&crate::authz::Verdict::Allow) {
+        return Ok(Ok(()));
+    }
+    refused(format!(
+        "{IGNORED} {}, who holds no role on app {}; name it in the rule's pushers or give \
+         it a role on the app",
+        pusher.id, rule.app
+    ))
 }
 
 /// The preview environment's id for what the ref's `*` matched: lowercase, other

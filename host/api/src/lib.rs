@@ -18,6 +18,7 @@ mod outbound;
 pub mod registry;
 pub(crate) mod routes;
 mod streams;
+pub mod webhooks;
 
 pub use authz::PolicyChain;
 pub use error::ApiError;

@@ -20,6 +20,7 @@ mod resources;
 mod rules;
 mod sets;
 mod status;
+mod webhooks;
 
 use crate::{ApiError, AppState};
 use axum::Router;
@@ -50,6 +51,7 @@ pub(crate) fn documented() -> (Router<AppState>, serde_json::Value) {
         .merge(rules::router())
         .merge(events::router())
         .merge(status::router())
+        .merge(webhooks::router())
         .merge(audit::router());
     let (router, openapi) = OpenApiRouter::with_openapi(base_document())
         .routes(routes!(healthz))

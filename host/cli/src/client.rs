@@ -35,6 +35,7 @@ mod sets;
 mod status;
 mod tokens;
 pub(crate) mod transport;
+mod webhooks;
 
 pub use login::{Login, login};
 pub use transport::{Client, Connection};
@@ -107,6 +108,9 @@ pub enum Command {
     /// An environment's deployments.
     #[command(subcommand)]
     Deployments(deployments::Deployments),
+    /// Webhooks: where the platform posts its events (org-wide, or an app's with --app).
+    #[command(subcommand)]
+    Webhooks(webhooks::Webhooks),
 }
 
 /// Runs a client subcommand.
@@ -135,5 +139,6 @@ pub fn run(command: Command, c: &Client) -> anyhow::Result<()> {
         Command::Status { app, env } => status::run(c, &app, &env),
         Command::Logs(args) => logs::run(c, args),
         Command::Deployments(cmd) => deployments::run(c, cmd),
+        Command::Webhooks(cmd) => webhooks::run(c, cmd),
     }
 }

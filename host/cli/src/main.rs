@@ -44,6 +44,16 @@ enum Command {
         /// flags and environment variables take precedence over it.
         #[arg(long, env = "WHARF_CONFIG")]
         config: Option<PathBuf>,
+        /// A private or local network webhooks may be delivered to (CIDR: 10.0.0.0/8,
+        /// 127.0.0.1/32); repeat it, or separate with commas. Without it, a webhook's
+        /// host must resolve to a public address.
+        #[arg(
+            long = "webhook-allow-network",
+            value_name = "CIDR",
+            env = "WHARF_WEBHOOK_ALLOW_NETWORKS",
+            value_delimiter = ','
+        )]
+        webhook_allow_network: Vec<wharf_api::webhooks::Network>,
     },
     /// Run Wharf with its embedded defaults and deploy an app's directory to it (by
     /// default the example app), then serve until Ctrl-C.
@@ -107,8 +117,9 @@ fn main() -> ExitCode {
             listen,
             bootstrap_token_file,
             config,
+            webhook_allow_network,
         } => {
-            let settings = match serve::Settings::resolve(
+            let mut settings = match serve::Settings::resolve(
                 config.as_deref(),
                 listen,
                 cli.data_dir.clone(),
@@ -117,6 +128,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return report(Err(e)),
             };
+            settings.allow_webhook_networks(webhook_allow_network);
             Local::Serve(settings)
         }
         Command::Up { up, listen } => {

@@ -17,6 +17,7 @@ pub struct Settings {
     workload_user: String,
     workloads_dir: Option<PathBuf>,
     reaper: wharf_api::automation::ReaperSettings,
+    webhooks: wharf_api::webhooks::DeliverySettings,
 }
 
 /// The config file: `listen`, `data_dir`, `bootstrap_token_file`, and the limits.
@@ -41,6 +42,12 @@ struct ConfigFile {
     expiry_warning: Option<String>,
     /// How often expired preview environments are looked for (`30s`).
     reaper_interval: Option<String>,
+    /// Private or local networks webhooks may be delivered to (`["10.20.0.0/16"]`).
+    webhook_allow_networks: Option<Vec<String>>,
+    /// Attempts at a webhook delivery before it fails and the webhook is disabled (8).
+    webhook_attempts: Option<u32>,
+    /// The wait before a delivery's first retry, doubled after each (`1s`).
+    webhook_backoff: Option<String>,
 }
 
 /// A duration setting: the environment variable `var`, else the config file's `file`, else
@@ -77,6 +84,7 @@ impl Settings {
             }
             None => ConfigFile::default(),
         };
+        let webhooks = webhook_settings(&file)?;
         Ok(Self {
             listen: listen
                 .or(file.listen)
@@ -107,15 +115,50 @@ impl Settings {
                     3600,
                 )?,
             },
+            webhooks,
             workload_user: file.workload_user.unwrap_or_else(|| "nobody".into()),
             workloads_dir: file.workloads_dir,
         })
     }
+
+    /// Lets webhooks be delivered to these private or local networks too
+    /// (`--webhook-allow-network`).
+    pub fn allow_webhook_networks(&mut self, networks: Vec<wharf_api::webhooks::Network>) {
+        self.webhooks.allowed_networks.extend(networks);
+    }
+}
+
+/// How webhooks are delivered: the config file, with `WHARF_WEBHOOK_ATTEMPTS` and
+/// `WHARF_WEBHOOK_BACKOFF` taking precedence.
+fn webhook_settings(file: &ConfigFile) -> anyhow::Result<wharf_api::webhooks::DeliverySettings> {
+    let mut settings = wharf_api::webhooks::DeliverySettings::default();
+    for network in file.webhook_allow_networks.iter().flatten() {
+        settings.allowed_networks.push(
+            network
+                .parse()
+                .map_err(|e| anyhow::anyhow!("webhook_allow_networks: {e}"))?,
+        );
+    }
+    let attempts = std::env::var("WHARF_WEBHOOK_ATTEMPTS").ok();
+    if let Some(n) = attempts.as_deref() {
+        settings.attempts = n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            anyhow::anyhow!("WHARF_WEBHOOK_ATTEMPTS: {n:?} is not a count (1, 2, ...)")
+        })?;
+    } else if let Some(n) = file.webhook_attempts {
+        settings.attempts = n.max(1);
+    }
+    settings.backoff = duration_setting(
+        "WHARF_WEBHOOK_BACKOFF",
+        file.webhook_backoff.as_deref(),
+        settings.backoff.as_secs(),
+    )?;
+    Ok(settings)
 }
 
 /// A Wharf ready to serve: its state loaded, its listener bound.
 pub struct Prepared {
     pub(crate) reaper: wharf_api::automation::ReaperSettings,
+    pub(crate) webhooks: wharf_api::webhooks::DeliverySettings,
     pub(crate) store: Store,
     pub(crate) state: wharf_api::AppState,
     pub(crate) listener: tokio::net::TcpListener,
@@ -140,6 +183,7 @@ pub async fn serve(
         state,
         listener,
         reaper,
+        webhooks,
         ..
     } = prepared;
     let engine = state.engine.clone();
@@ -148,9 +192,11 @@ pub async fn serve(
         .await
         .context("failed to resume the deployments in flight")?;
     let reaper = wharf_api::automation::spawn_reaper(state.clone(), reaper);
+    let deliverer = wharf_api::webhooks::spawn(state.clone(), webhooks);
     let app = wharf_ui::router(state, wharf_ui::SessionSettings::default());
     let served = serve_until_stopped(listener, app, stop).await;
     reaper.abort();
+    deliverer.abort();
     engine.shutdown().await;
     store.close().await;
     served
@@ -167,6 +213,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         workload_user,
         workloads_dir,
         reaper,
+        webhooks,
     } = settings;
     let data_dir = data_dir.as_path();
     let bootstrap_token_file = bootstrap_token_file.as_deref();
@@ -240,6 +287,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     tracing::info!(address = %local, "serving");
     Ok(Prepared {
         reaper,
+        webhooks,
         store,
         state,
         listener,

@@ -259,6 +259,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         image TEXT NOT NULL,
         git_ref TEXT NOT NULL,
         containers TEXT NOT NULL DEFAULT '[]',
+        pushers TEXT NOT NULL DEFAULT '[]',
         preview TEXT,
         paused INTEGER NOT NULL DEFAULT 0,
         owner TEXT NOT NULL,
@@ -271,7 +272,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         app TEXT NOT NULL,
         env TEXT NOT NULL,
         rule TEXT NOT NULL,
-        outcome TEXT NOT NULL CHECK (outcome IN ('deployed', 'refused', 'failed')),
+        outcome TEXT NOT NULL CHECK (outcome IN ('deployed', 'refused', 'failed', 'ignored')),
+        pushed_by TEXT NOT NULL,
         deployment INTEGER,
         reason TEXT NOT NULL DEFAULT '',
         at INTEGER NOT NULL

@@ -23,6 +23,9 @@ pub struct Rule {
     pub git_ref: String,
     /// The containers to update; empty: those whose image names the artefact's repository.
     pub containers: Vec<String>,
+    /// The principals whose pushes trigger it; empty: any principal with a role on the
+    /// app.
+    pub pushers: Vec<String>,
     /// When set, the rule creates (or updates) a preview environment instead.
     pub preview: Option<Preview>,
     /// A paused rule does nothing.
@@ -46,7 +49,7 @@ pub struct Preview {
 }
 
 const COLUMNS: &str =
-    "app, env, id, image, git_ref, containers, preview, paused, owner, created_at";
+    "app, env, id, image, git_ref, containers, pushers, preview, paused, owner, created_at";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rule> {
     Ok(Rule {
@@ -56,6 +59,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rule> {
         image: r.get("image")?,
         git_ref: r.get("git_ref")?,
         containers: json(r, "containers")?,
+        pushers: json(r, "pushers")?,
         preview: optional_json(r, "preview")?,
         paused: r.get("paused")?,
         owner: r.get("owner")?,
@@ -67,7 +71,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rule> {
 pub fn create(tx: &Tx<'_>, rule: &Rule) -> Result<(), Error> {
     tx.conn()
         .execute(
-            &format!("INSERT INTO automation_rules ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!("INSERT INTO automation_rules ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
                 rule.app.as_str(),
                 rule.env.as_str(),
@@ -75,6 +79,7 @@ pub fn create(tx: &Tx<'_>, rule: &Rule) -> Result<(), Error> {
                 rule.image,
                 rule.git_ref,
                 serde_json::to_string(&rule.containers).expect("strings serialize"),
+                serde_json::to_string(&rule.pushers).expect("strings serialize"),
                 rule.preview.as_ref().map(|p| serde_json::to_string(p).expect("a preview serializes")),
                 rule.paused,
                 rule.owner,
@@ -96,7 +101,7 @@ pub fn create(tx: &Tx<'_>, rule: &Rule) -> Result<(), Error> {
 pub fn update(tx: &Tx<'_>, rule: &Rule) -> Result<bool, Error> {
     Ok(tx.conn().execute(
         "UPDATE automation_rules SET image = ?4, git_ref = ?5, containers = ?6, preview = ?7,
-                                     paused = ?8, owner = ?9
+                                     paused = ?8, owner = ?9, pushers = ?10
           WHERE app = ?1 AND env = ?2 AND id = ?3",
         params![
             rule.app.as_str(),
@@ -110,6 +115,7 @@ pub fn update(tx: &Tx<'_>, rule: &Rule) -> Result<bool, Error> {
                 .map(|p| serde_json::to_string(p).expect("a preview serializes")),
             rule.paused,
             rule.owner,
+            serde_json::to_string(&rule.pushers).expect("strings serialize"),
         ],
     )? == 1)
 }
@@ -142,8 +148,8 @@ pub fn list(tx: &Tx<'_>, app: &str, env: &str) -> Result<Vec<Rule>, Error> {
 pub fn active(tx: &Tx<'_>) -> Result<Vec<Rule>, Error> {
     let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
-        "SELECT r.app, r.env, r.id, r.image, r.git_ref, r.containers, r.preview, r.paused,
-                r.owner, r.created_at
+        "SELECT r.app, r.env, r.id, r.image, r.git_ref, r.containers, r.pushers, r.preview,
+                r.paused, r.owner, r.created_at
            FROM automation_rules r JOIN environments e ON e.app = r.app AND e.id = r.env
           WHERE r.paused = 0 AND e.status = 'active'
           ORDER BY r.app, r.env, r.id",
@@ -180,8 +186,11 @@ pub struct Outcome {
     pub env: String,
     /// The rule, as `ENV/RULE`.
     pub rule: String,
-    /// `deployed`, `refused` (a policy said no: the reason says why) or `failed`.
+    /// `deployed`, `refused` (a policy said no: the reason says why), `failed`, or
+    /// `ignored` (the pusher may not trigger the rule).
     pub outcome: String,
+    /// Who pushed.
+    pub pushed_by: String,
     /// The deployment queued, when one was.
     pub deployment: Option<i64>,
     /// Why it was refused or failed.
@@ -193,14 +202,16 @@ pub struct Outcome {
 /// Records what a push made a rule do.
 pub fn record(tx: &Tx<'_>, o: &Outcome) -> Result<(), Error> {
     tx.conn().execute(
-        "INSERT INTO artefact_outcomes (artefact, app, env, rule, outcome, deployment, reason, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO artefact_outcomes (artefact, app, env, rule, outcome, pushed_by, deployment,
+                                        reason, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             o.artefact,
             o.app,
             o.env,
             o.rule,
             o.outcome,
+            o.pushed_by,
             o.deployment,
             o.reason,
             o.at
@@ -213,7 +224,8 @@ pub fn record(tx: &Tx<'_>, o: &Outcome) -> Result<(), Error> {
 pub fn outcomes(tx: &Tx<'_>, artefact: i64) -> Result<Vec<Outcome>, Error> {
     let conn = tx.conn();
     let mut stmt = conn.prepare_cached(
-        "SELECT * FROM (SELECT rowid, artefact, app, env, rule, outcome, deployment, reason, at
+        "SELECT * FROM (SELECT rowid, artefact, app, env, rule, outcome, pushed_by, deployment,
+                               reason, at
                           FROM artefact_outcomes WHERE artefact = ?1
                          ORDER BY rowid DESC LIMIT 100)
           ORDER BY rowid",
@@ -225,6 +237,7 @@ pub fn outcomes(tx: &Tx<'_>, artefact: i64) -> Result<Vec<Outcome>, Error> {
             env: r.get("env")?,
             rule: r.get("rule")?,
             outcome: r.get("outcome")?,
+            pushed_by: r.get("pushed_by")?,
             deployment: r.get("deployment")?,
             reason: r.get("reason")?,
             at: r.get("at")?,

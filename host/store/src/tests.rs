@@ -3,6 +3,7 @@
 use crate::{Error, Store};
 
 mod rows;
+mod webhooks;
 
 #[tokio::test]
 async fn a_new_database_is_migrated_and_a_reopen_keeps_its_data() {
@@ -59,14 +60,14 @@ async fn a_database_from_a_newer_wharf_is_refused() {
             err,
             Error::TooNew {
                 found: 99,
-                known: 11,
+                known: 13,
                 ..
             }
         ),
         "{err}"
     );
     assert!(
-        err.to_string().contains("newer than this Wharf knows (11)"),
+        err.to_string().contains("newer than this Wharf knows (13)"),
         "{err}"
     );
 }

@@ -16,6 +16,9 @@ pub enum Need {
     App(AppRole),
     /// An app role at least this high, and `deployer` on the target's environment type.
     Deploy(AppRole),
+    /// An app role at least this high on the target's app; for a target without an app
+    /// (an org-wide object, such as an org-wide webhook), an org role at least this high.
+    AppOrOrg(AppRole, OrgRole),
     /// Org manager, or org admin when the binding concerns the `admin` role.
     RoleBinding,
     /// The principal's own tokens; else org manager, or org admin for an admin's tokens.
@@ -179,6 +182,11 @@ pub const ACTIONS: &[(&str, Need)] = &[
     ("automation-rules.create", Need::App(Developer)),
     ("automation-rules.update", Need::App(Developer)),
     ("automation-rules.delete", Need::App(Developer)),
+    ("webhooks.list", Need::AppOrOrg(Owner, Admin)),
+    ("webhooks.get", Need::AppOrOrg(Owner, Admin)),
+    ("webhooks.create", Need::AppOrOrg(Owner, Admin)),
+    ("webhooks.update", Need::AppOrOrg(Owner, Admin)),
+    ("webhooks.delete", Need::AppOrOrg(Owner, Admin)),
 ];
 
 /// What an action needs, or `None` for an unknown action.
@@ -285,6 +293,15 @@ pub fn decide(request: &Request) -> Decision {
                 deny_org(Admin)
             }
         }
+        Need::AppOrOrg(role, org_needed) => match request.target.app.as_deref() {
+            None if org >= Some(org_needed) => Decision::Allow,
+            None => deny_org(org_needed),
+            Some(app) if app_role(principal, app) >= Some(role) => Decision::Allow,
+            Some(app) => Decision::Deny(format!(
+                "{action} needs the role {} (or higher) on app {app}",
+                role.name()
+            )),
+        },
         Need::App(role) | Need::Deploy(role) => {
             let Some(app) = request.target.app.as_deref() else {
                 return Decision::Deny(format!("{action} needs an app in its target"));

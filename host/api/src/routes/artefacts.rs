@@ -65,7 +65,8 @@ pub(crate) struct OutcomeView {
     env: String,
     /// The rule, as `ENV/RULE`.
     rule: String,
-    /// `deployed`, `refused` (a policy or a paused environment said no) or `failed`.
+    /// `deployed`, `refused` (a policy or a paused environment said no), `failed`, or
+    /// `ignored` (the pusher may not trigger the rule).
     outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     deployment: Option<i64>,
@@ -225,8 +226,8 @@ async fn push(
         })
         .await?;
     // The rules run once the push is stored: a rule that fails does not undo the push.
-    crate::automation::on_push(&state, &artefact).await?;
-    let view = with_outcomes(&state, artefact).await?;
+    crate::automation::on_push(&state, &caller, &artefact).await?;
+    let view = with_outcomes(&state, &caller, artefact).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -235,15 +236,51 @@ async fn push(
     Ok((status, Json(view)))
 }
 
-/// The artefact's view with what rules did with it.
-async fn with_outcomes(state: &AppState, artefact: Artefact) -> Result<ArtefactView, ApiError> {
+/// The artefact's view with what rules did with it, of the apps the caller may see: what
+/// an app's rules do is the app's business.
+async fn with_outcomes(
+    state: &AppState,
+    caller: &Caller,
+    artefact: Artefact,
+) -> Result<ArtefactView, ApiError> {
     let id = artefact.id;
     let outcomes = state
         .store
         .call(move |conn| wharf_store::rules::outcomes(conn, id))
         .await?;
+    let apps: Vec<String> = outcomes
+        .iter()
+        .map(|o| o.app.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let asks: Vec<(&str, Target)> = apps
+        .iter()
+        .map(|a| {
+            let target = Target {
+                app: Some(a.clone()),
+                ..Target::default()
+            };
+            ("automation-rules.list", target)
+        })
+        .collect();
+    let verdicts = state.policies.decide(caller, &asks).await?;
+    let visible: Vec<&String> = apps
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| *v == crate::authz::Verdict::Allow)
+        .map(|(a, _)| a)
+        .collect();
     let mut view = ArtefactView::from(artefact);
-    view.outcomes = outcomes.into_iter().map(Into::into).collect();
+    // The app's members see every outcome; a pusher sees what its own pushes made the
+    // rules that take them do (a rule names it, or it has a role on the app).
+    view.outcomes = outcomes
+        .into_iter()
+        .filter(|o| {
+            visible.contains(&&o.app) || (o.pushed_by == caller.id && o.outcome != "ignored")
+        })
+        .map(Into::into)
+        .collect();
     Ok(view)
 }
 
@@ -328,7 +365,7 @@ async fn show(
         .call(move |conn| stored::get(conn, n))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("artefact {n}")))?;
-    Ok(Json(with_outcomes(&state, found).await?))
+    Ok(Json(with_outcomes(&state, &caller, found).await?))
 }
 
 #[cfg(test)]

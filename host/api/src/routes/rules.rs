@@ -57,6 +57,9 @@ pub(crate) struct RuleView {
     /// The containers it updates; empty: those whose image names the artefact's
     /// repository.
     containers: Vec<String>,
+    /// The principals whose pushes trigger it (CI's service account); empty: any
+    /// principal with a role on the app.
+    pushers: Vec<String>,
     /// The preview environment it creates, if it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     preview: Option<PreviewSpec>,
@@ -76,6 +79,7 @@ impl From<Rule> for RuleView {
             image: r.image,
             git_ref: r.git_ref,
             containers: r.containers,
+            pushers: r.pushers,
             preview: r.preview.map(|p| PreviewSpec {
                 name: p.name,
                 ttl: format_duration(p.ttl),
@@ -103,6 +107,10 @@ pub(crate) struct NewRule {
     /// artefact's repository.
     #[serde(default)]
     containers: Vec<String>,
+    /// The principals whose pushes trigger it (CI's service account, `ci`); when empty,
+    /// any principal with a role on the app. A push by anyone else does nothing here.
+    #[serde(default)]
+    pushers: Vec<String>,
     /// Create (or update) a preview environment for each matching ref instead.
     #[serde(default)]
     preview: Option<PreviewSpec>,
@@ -124,6 +132,8 @@ pub(crate) struct RuleChange {
     git_ref: Option<String>,
     #[serde(default)]
     containers: Option<Vec<String>>,
+    #[serde(default)]
+    pushers: Option<Vec<String>>,
     /// A new preview; `null` makes the rule deploy to its own environment again.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<PreviewSpec>)]
@@ -150,6 +160,20 @@ fn check(rule: &Rule, preview: Option<&PreviewSpec>) -> Result<Option<Preview>, 
     }
     if rule.containers.len() > 32 {
         problems.push(("/containers".into(), "at most 32 containers".into()));
+    }
+    if rule.pushers.len() > 32 {
+        problems.push(("/pushers".into(), "at most 32 principals".into()));
+    }
+    for (i, p) in rule.pushers.iter().enumerate() {
+        if p.is_empty()
+            || p.len() > 255
+            || p.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            problems.push((
+                format!("/pushers/{i}"),
+                format!("{p:?} is not a principal id"),
+            ));
+        }
     }
     for (i, c) in rule.containers.iter().enumerate() {
         if c.is_empty() || c.len() > 63 || c.chars().any(|ch| ch.is_whitespace()) {
@@ -264,6 +288,7 @@ async fn create(
         image: new.image,
         git_ref: new.git_ref,
         containers: new.containers,
+        pushers: new.pushers,
         preview: None,
         paused: new.paused,
         owner: caller.id.clone(),
@@ -370,6 +395,9 @@ async fn update(
     }
     if let Some(containers) = change.containers {
         found.containers = containers;
+    }
+    if let Some(pushers) = change.pushers {
+        found.pushers = pushers;
     }
     if let Some(p) = change.preview {
         preview = p;

@@ -47,6 +47,16 @@ async fn status(
     body["env"] = json!(env);
     body["env_type"] = json!(found.env_type.as_str());
     body["deleting"] = json!(found.deleting);
+    let life = &found.lifecycle;
+    body["state"] = json!(if found.deleting {
+        "deleting"
+    } else if life.paused_at.is_some() {
+        "paused"
+    } else {
+        "active"
+    });
+    body["paused_by"] = json!(life.paused_by);
+    body["expires_at"] = json!(life.expires_at);
     body["latest"] = latest.map(|d| json!(view(d))).unwrap_or(Value::Null);
     Ok(Json(body))
 }

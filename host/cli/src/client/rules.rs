@@ -33,6 +33,10 @@ pub enum Rules {
         /// artefact's repository.
         #[arg(long = "container")]
         containers: Vec<String>,
+        /// A principal whose pushes trigger it (repeat); by default any principal with a
+        /// role on the app.
+        #[arg(long = "pusher")]
+        pushers: Vec<String>,
         /// Create a preview environment of this name for each matching ref, `{n}`
         /// standing for what the ref's `*` matched: `pr-{n}`.
         #[arg(long, requires = "ttl")]
@@ -96,12 +100,13 @@ pub(crate) fn run(c: &Client, cmd: Rules) -> anyhow::Result<()> {
             image,
             git_ref,
             containers,
+            pushers,
             preview,
             ttl,
             preview_type,
         } => {
             let mut body = json!({ "id": rule, "image": image, "ref": git_ref,
-                                   "containers": containers });
+                                   "containers": containers, "pushers": pushers });
             if let Some(name) = preview {
                 body["preview"] = json!({ "name": name, "ttl": ttl.unwrap_or_default() });
                 if let Some(t) = preview_type {

@@ -124,12 +124,34 @@ fn a_rule_deploys_what_ci_pushes_and_a_freeze_stops_it() {
         "registry.example/hello*",
         "--ref",
         "refs/heads/main",
+        "--pusher",
+        "ci",
     ]);
     assert!(
         admin
             .ok(&["rules", "list", "hello", "dev"])
             .contains("refs/heads/main")
     );
+
+    // A principal of another app pushing a matching image makes hello deploy nothing,
+    // and learns nothing of hello's rules; hello's members see why.
+    admin.ok(&["apps", "create", "other"]);
+    admin.ok(&["service-accounts", "create", "intruder"]);
+    for (role, scope) in [("member", "org"), ("developer", "app:other")] {
+        admin.ok(&["role-bindings", "grant", "intruder", role, "--scope", scope]);
+    }
+    let token = admin.json(&["tokens", "create", "intruder", "--expires-in-days", "1"]);
+    let intruder = Client::with_token(&server, token["token"].as_str().unwrap());
+    let sneaked = push(&intruder, "6", "refs/heads/main");
+    assert!(sneaked.get("outcomes").is_none(), "{sneaked}");
+    let seen = admin.json(&["artefacts", "get", &sneaked["id"].to_string()]);
+    assert_eq!(seen["outcomes"][0]["outcome"], "ignored", "{seen}");
+    let reason = seen["outcomes"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("pushed by intruder, who is not one of the rule's pushers (ci)"),
+        "{seen}"
+    );
+    assert_eq!(deployments(&admin, "dev").len(), 1);
 
     // A matching push: deployment 2, by the rule's owner, saying which rule and artefact.
     let pushed = push(&ci, "2", "refs/heads/main");
@@ -218,6 +240,15 @@ fn a_preview_made_by_a_rule_serves_expires_and_is_deleted() {
         "pr-{n}",
         "--ttl",
         "12s",
+    ]);
+    // No pushers named: a principal with a role on the app triggers it.
+    admin.ok(&[
+        "role-bindings",
+        "grant",
+        "ci",
+        "viewer",
+        "--scope",
+        "app:hello",
     ]);
     let pushed = push(&ci, "7", "refs/pull/7/head");
     assert_eq!(pushed["outcomes"][0]["env"], "pr-7", "{pushed}");

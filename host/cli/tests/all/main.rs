@@ -15,3 +15,4 @@ mod serve;
 mod support;
 mod tenancy;
 mod ui;
+mod webhooks;

@@ -64,7 +64,13 @@ fn env_rows(app: &str, envs: &[(Value, Value)]) -> Markup {
                         @let id = text(env, "id");
                         @let latest = &status["latest"];
                         tr {
-                            th scope="row" { a href={ "/ui/apps/" (enc(app)) "/envs/" (enc(id)) } { (id) } }
+                            th scope="row" {
+                                a href={ "/ui/apps/" (enc(app)) "/envs/" (enc(id)) } { (id) }
+                                @if env["state"] == "paused" { " " (badge("paused")) }
+                                @if let Some(left) = env["expires_in"].as_i64() {
+                                    " " span class="quiet" { "expires in " (wharf_core::duration::format_duration(left)) }
+                                }
+                            }
                             td { (text(env, "env_type")) }
                             td { @match status["set"].as_str() { Some(s) => code { (short(s)) }, None => span class="quiet" { "none" } } }
                             td { (health(status)) }

@@ -211,6 +211,13 @@ pub(crate) async fn show(
             @if let Some(set) = status["set"].as_str() { ", set " code { (short(set)) } }
             @if let Some(c) = current { ", serving deployment " a href={ (base(&app, &env)) "/deployments/" (c) } { "#" (c) } }
             @if status["deleting"] == true { " " (badge("deleting")) }
+            @if status["state"] == "paused" {
+                " " (badge("paused")) " by " (text(&status, "paused_by"))
+                ": its workloads are stopped, its resources kept (" code { "wharf envs resume " (app) " " (env) } ")"
+            }
+            @if let Some(at) = status["expires_at"].as_i64() {
+                ", a preview that expires " time datetime=(crate::layout::time_s(at)) { (crate::layout::time_s(at)) }
+            }
         }
         @if may[0] && current.is_some() {
             p { a class="button" href={ (base(&app, &env)) "/confirm?redeploy=1" } { "Redeploy the current set" } }

@@ -1,10 +1,14 @@
 //! The matrix's requests for delivery automation: an environment's rules, a plan, pause
-//! and resume.
+//! and resume, webhooks.
 
 use super::routes::{Payload, Target, V1, score_set};
+use axum::http::StatusCode;
 use serde_json::json;
 
 pub(super) async fn request(t: &Target<'_>) -> (String, Payload) {
+    if t.route.contains("/webhooks") {
+        return webhooks(t).await;
+    }
     let app = t.app;
     let env = format!("{V1}/apps/{app}/envs/e");
     let rule = json!({ "id": "r", "image": "registry.example.com/shop-*",
@@ -34,6 +38,39 @@ pub(super) async fn request(t: &Target<'_>) -> (String, Payload) {
             t.prepare(&format!("apps/{app}/envs/e/pause"), json!({}))
                 .await;
             (format!("{env}/resume"), Payload::None)
+        }
+        _ => t.unknown(),
+    }
+}
+
+/// Webhooks, org-wide and of the case's app: a case that acts on one creates its own (the
+/// server makes its id). No event happens to them, so nothing is delivered.
+async fn webhooks(t: &Target<'_>) -> (String, Payload) {
+    let collection = if t.route.starts_with("/api/v1/apps/") {
+        format!("{V1}/apps/{}/webhooks", t.app)
+    } else {
+        format!("{V1}/webhooks")
+    };
+    let hook = json!({ "url": format!("https://hooks.example.com/{}", t.n), "events": ["*"] });
+    let rest = t
+        .route
+        .rsplit_once("/webhooks")
+        .map_or("", |(_, rest)| rest);
+    match (t.method, rest) {
+        ("GET", "") => (collection, Payload::None),
+        ("POST", "") => (collection, Payload::Json(hook)),
+        ("GET" | "PATCH" | "DELETE", "/{webhook}") | ("GET", "/{webhook}/deliveries") => {
+            let (status, created) = t
+                .api
+                .send("POST", &collection, Some(&t.api.admin), Some(hook))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            let path = format!("{collection}/{}", created["id"].as_str().unwrap());
+            match (t.method, rest) {
+                ("PATCH", _) => (path, Payload::Json(json!({ "active": false }))),
+                (_, "/{webhook}/deliveries") => (format!("{path}/deliveries"), Payload::None),
+                _ => (path, Payload::None),
+            }
         }
         _ => t.unknown(),
     }

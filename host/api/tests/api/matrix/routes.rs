@@ -71,6 +71,50 @@ pub(super) const ROUTES: &[(&str, &str, Option<&str>)] = &[
         "/api/v1/apps/{app}/envs/{env}/resume",
         Some("environments.resume"),
     ),
+    ("GET", "/api/v1/webhooks", Some("webhooks.list")),
+    ("POST", "/api/v1/webhooks", Some("webhooks.create")),
+    ("GET", "/api/v1/webhooks/{webhook}", Some("webhooks.get")),
+    (
+        "PATCH",
+        "/api/v1/webhooks/{webhook}",
+        Some("webhooks.update"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/webhooks/{webhook}",
+        Some("webhooks.delete"),
+    ),
+    (
+        "GET",
+        "/api/v1/webhooks/{webhook}/deliveries",
+        Some("webhooks.get"),
+    ),
+    ("GET", "/api/v1/apps/{app}/webhooks", Some("webhooks.list")),
+    (
+        "POST",
+        "/api/v1/apps/{app}/webhooks",
+        Some("webhooks.create"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/webhooks/{webhook}",
+        Some("webhooks.get"),
+    ),
+    (
+        "PATCH",
+        "/api/v1/apps/{app}/webhooks/{webhook}",
+        Some("webhooks.update"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/apps/{app}/webhooks/{webhook}",
+        Some("webhooks.delete"),
+    ),
+    (
+        "GET",
+        "/api/v1/apps/{app}/webhooks/{webhook}/deliveries",
+        Some("webhooks.get"),
+    ),
     ("GET", "/api/v1/artefacts", Some("artefacts.list")),
     ("POST", "/api/v1/artefacts", Some("artefacts.create")),
     ("GET", "/api/v1/artefacts/{artefact}", Some("artefacts.get")),
@@ -315,8 +359,9 @@ pub(super) async fn request(t: &Target<'_>) -> (String, Payload) {
         .route
         .strip_prefix("/api/v1/")
         .and_then(|rest| rest.split('/').next());
-    let automation = ["/rules", "/plan", "/pause", "/resume"];
+    let automation = ["/rules", "/plan", "/pause", "/resume", "/webhooks"];
     match group {
+        Some("webhooks") => super::automation::request(t).await,
         Some("apps") if automation.iter().any(|a| t.route.contains(a)) => {
             super::automation::request(t).await
         }
