@@ -188,7 +188,7 @@ fn check(rule: &Rule, preview: Option<&PreviewSpec>) -> Result<Option<Preview>, 
         if p.name.matches("{n}").count() > 1 {
             problems.push(("/preview/name".into(), "use {n} at most once".into()));
         }
-        if wharf_core::Id::new(&p.name.replace("{n}", "1")).is_err() {
+        if wharf_core::Id::new(p.name.replace("{n}", "1")).is_err() {
             problems.push((
                 "/preview/name".into(),
                 format!(

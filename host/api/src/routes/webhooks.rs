@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wharf_core::clock::{now, now_ms};
 use wharf_store::apps;
-use wharf_store::webhooks::{self as stored, ANY_EVENT, Delivery, DeliveryStatus, EventType};
+use wharf_store::webhooks::{self as stored, Delivery, DeliveryStatus};
 use wharf_store::webhooks::{State as HookState, Webhook};
 
 mod check;

@@ -171,14 +171,26 @@ fn webhooks_get_each_event_once_signed_in_order_and_wait_for_a_receiver_that_is_
     );
     assert_eq!(deployed["headers"]["webhook-id"], deployed["id"]);
 
-    // Down: the events wait, and arrive in order once it is back.
+    let receiver = down_then_back(&wharf, receiver, dir.path(), &hook, expected.len());
+    never_back(&wharf, &receiver);
+}
+
+/// While the receiver is down, the events wait; they arrive in order once it is back, each
+/// once. Gives the receiver, back.
+fn down_then_back(
+    wharf: &Client,
+    receiver: Receiver,
+    dir: &Path,
+    hook: &str,
+    before: usize,
+) -> Receiver {
     let port = receiver.stop();
     wharf.ok(&["envs", "resume", "hello", "dev"]);
     std::thread::sleep(Duration::from_millis(1500));
-    let pending = wharf.json(&["webhooks", "deliveries", &hook, "--app", "hello"]);
+    let pending = wharf.json(&["webhooks", "deliveries", hook, "--app", "hello"]);
     assert!(pending.to_string().contains("\"pending\""), "{pending}");
-    let receiver = Receiver::start(dir.path(), Some(port));
-    let all = expected.len() + 3;
+    let receiver = Receiver::start(dir, Some(port));
+    let all = before + 3;
     wait_for(
         "the events sent while it was down",
         Duration::from_secs(20),
@@ -187,7 +199,7 @@ fn webhooks_get_each_event_once_signed_in_order_and_wait_for_a_receiver_that_is_
     std::thread::sleep(Duration::from_millis(1000));
     let received = receiver.received();
     assert_eq!(
-        of_env(&received, "dev")[expected.len()..],
+        of_env(&received, "dev")[before..],
         [
             "environment.resumed",
             "deployment.started",
@@ -199,7 +211,7 @@ fn webhooks_get_each_event_once_signed_in_order_and_wait_for_a_receiver_that_is_
         received.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), received.len(), "each event once: {received:#?}");
     assert!(received.iter().all(|e| e["valid"] == true));
-    let history = wharf.json(&["webhooks", "deliveries", &hook, "--app", "hello"]);
+    let history = wharf.json(&["webhooks", "deliveries", hook, "--app", "hello"]);
     let retried = history
         .as_array()
         .unwrap()
@@ -216,9 +228,14 @@ fn webhooks_get_each_event_once_signed_in_order_and_wait_for_a_receiver_that_is_
         "{history}"
     );
 
-    // Never back: a failed delivery, the webhook disabled, no queue growing behind it. An
-    // address the egress rules do not allow (127.0.0.2 is not 127.0.0.1/32) is never
-    // reached.
+    receiver
+}
+
+/// A receiver that never comes back: a failed delivery, the webhook disabled, no queue
+/// growing behind it. An address the egress rules do not allow (127.0.0.2 is not
+/// 127.0.0.1/32) is never reached.
+fn never_back(wharf: &Client, receiver: &Receiver) {
+    let port = receiver.port;
     let gone = wharf.json(&[
         "webhooks",
         "create",

@@ -5,6 +5,31 @@ use super::routes::{Payload, Target, V1, score_set};
 use axum::http::StatusCode;
 use serde_json::json;
 
+/// The routes of delivery automation: method, path as registered, the action.
+#[rustfmt::skip]
+pub(super) const ROUTES: &[(&str, &str, Option<&str>)] = &[
+    ("GET", "/api/v1/apps/{app}/envs/{env}/rules", Some("automation-rules.list")),
+    ("POST", "/api/v1/apps/{app}/envs/{env}/rules", Some("automation-rules.create")),
+    ("GET", "/api/v1/apps/{app}/envs/{env}/rules/{rule}", Some("automation-rules.get")),
+    ("PATCH", "/api/v1/apps/{app}/envs/{env}/rules/{rule}", Some("automation-rules.update")),
+    ("DELETE", "/api/v1/apps/{app}/envs/{env}/rules/{rule}", Some("automation-rules.delete")),
+    ("POST", "/api/v1/apps/{app}/envs/{env}/plan", Some("deployments.list")),
+    ("POST", "/api/v1/apps/{app}/envs/{env}/pause", Some("environments.pause")),
+    ("POST", "/api/v1/apps/{app}/envs/{env}/resume", Some("environments.resume")),
+    ("GET", "/api/v1/webhooks", Some("webhooks.list")),
+    ("POST", "/api/v1/webhooks", Some("webhooks.create")),
+    ("GET", "/api/v1/webhooks/{webhook}", Some("webhooks.get")),
+    ("PATCH", "/api/v1/webhooks/{webhook}", Some("webhooks.update")),
+    ("DELETE", "/api/v1/webhooks/{webhook}", Some("webhooks.delete")),
+    ("GET", "/api/v1/webhooks/{webhook}/deliveries", Some("webhooks.get")),
+    ("GET", "/api/v1/apps/{app}/webhooks", Some("webhooks.list")),
+    ("POST", "/api/v1/apps/{app}/webhooks", Some("webhooks.create")),
+    ("GET", "/api/v1/apps/{app}/webhooks/{webhook}", Some("webhooks.get")),
+    ("PATCH", "/api/v1/apps/{app}/webhooks/{webhook}", Some("webhooks.update")),
+    ("DELETE", "/api/v1/apps/{app}/webhooks/{webhook}", Some("webhooks.delete")),
+    ("GET", "/api/v1/apps/{app}/webhooks/{webhook}/deliveries", Some("webhooks.get")),
+];
+
 pub(super) async fn request(t: &Target<'_>) -> (String, Payload) {
     if t.route.contains("/webhooks") {
         return webhooks(t).await;

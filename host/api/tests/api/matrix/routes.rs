@@ -7,7 +7,7 @@ pub(super) const V1: &str = "/api/v1";
 
 /// Every route: method, path as registered, the action the rbac table must allow (None:
 /// public).
-pub(super) const ROUTES: &[(&str, &str, Option<&str>)] = &[
+pub(super) const BASE_ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
     ("GET", "/api/v1/openapi.json", None),
@@ -30,90 +30,6 @@ pub(super) const ROUTES: &[(&str, &str, Option<&str>)] = &[
         "DELETE",
         "/api/v1/apps/{app}/envs/{env}",
         Some("environments.delete"),
-    ),
-    (
-        "GET",
-        "/api/v1/apps/{app}/envs/{env}/rules",
-        Some("automation-rules.list"),
-    ),
-    (
-        "POST",
-        "/api/v1/apps/{app}/envs/{env}/rules",
-        Some("automation-rules.create"),
-    ),
-    (
-        "GET",
-        "/api/v1/apps/{app}/envs/{env}/rules/{rule}",
-        Some("automation-rules.get"),
-    ),
-    (
-        "PATCH",
-        "/api/v1/apps/{app}/envs/{env}/rules/{rule}",
-        Some("automation-rules.update"),
-    ),
-    (
-        "DELETE",
-        "/api/v1/apps/{app}/envs/{env}/rules/{rule}",
-        Some("automation-rules.delete"),
-    ),
-    (
-        "POST",
-        "/api/v1/apps/{app}/envs/{env}/plan",
-        Some("deployments.list"),
-    ),
-    (
-        "POST",
-        "/api/v1/apps/{app}/envs/{env}/pause",
-        Some("environments.pause"),
-    ),
-    (
-        "POST",
-        "/api/v1/apps/{app}/envs/{env}/resume",
-        Some("environments.resume"),
-    ),
-    ("GET", "/api/v1/webhooks", Some("webhooks.list")),
-    ("POST", "/api/v1/webhooks", Some("webhooks.create")),
-    ("GET", "/api/v1/webhooks/{webhook}", Some("webhooks.get")),
-    (
-        "PATCH",
-        "/api/v1/webhooks/{webhook}",
-        Some("webhooks.update"),
-    ),
-    (
-        "DELETE",
-        "/api/v1/webhooks/{webhook}",
-        Some("webhooks.delete"),
-    ),
-    (
-        "GET",
-        "/api/v1/webhooks/{webhook}/deliveries",
-        Some("webhooks.get"),
-    ),
-    ("GET", "/api/v1/apps/{app}/webhooks", Some("webhooks.list")),
-    (
-        "POST",
-        "/api/v1/apps/{app}/webhooks",
-        Some("webhooks.create"),
-    ),
-    (
-        "GET",
-        "/api/v1/apps/{app}/webhooks/{webhook}",
-        Some("webhooks.get"),
-    ),
-    (
-        "PATCH",
-        "/api/v1/apps/{app}/webhooks/{webhook}",
-        Some("webhooks.update"),
-    ),
-    (
-        "DELETE",
-        "/api/v1/apps/{app}/webhooks/{webhook}",
-        Some("webhooks.delete"),
-    ),
-    (
-        "GET",
-        "/api/v1/apps/{app}/webhooks/{webhook}/deliveries",
-        Some("webhooks.get"),
     ),
     ("GET", "/api/v1/artefacts", Some("artefacts.list")),
     ("POST", "/api/v1/artefacts", Some("artefacts.create")),
