@@ -30,6 +30,18 @@ pub struct EnvRef {
     pub deployment: i64,
 }
 
+impl EnvRef {
+    /// The environment `app/env` itself, outside any deployment.
+    pub fn of(app: &str, env: &str) -> Self {
+        Self {
+            app: app.to_string(),
+            env: env.to_string(),
+            set: String::new(),
+            deployment: 0,
+        }
+    }
+}
+
 /// What applying did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {

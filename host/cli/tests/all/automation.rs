@@ -4,7 +4,7 @@
 //! promoted under a policy.
 
 use crate::serve::{Server, start_with};
-use crate::support::{Client, get, install};
+use crate::support::{Client, get, install, wait_for};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -90,14 +90,6 @@ fn push(ci: &Client, tag: &str, git_ref: &str) -> Value {
         "--commit",
         "0a1b2c3d",
     ])
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn deployments(wharf: &Client, env: &str) -> Vec<Value> {

@@ -144,3 +144,15 @@ pub(crate) fn post(server: &Server, path: &str, body: Value) -> Value {
     assert!((200..300).contains(&status), "POST {path}: {status} {text}");
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
+
+/// Waits until `done`, at most `timeout`; fails the test naming `what` after that.
+pub(crate) fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

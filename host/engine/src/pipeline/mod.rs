@@ -374,26 +374,14 @@ impl Engine {
         query: LogQuery,
     ) -> Result<LogStream, EngineError> {
         let target = self.target_of(app, env).await?;
-        let reference = EnvRef {
-            app: app.to_string(),
-            env: env.to_string(),
-            set: String::new(),
-            deployment: 0,
-        };
-        Ok(target.logs(&reference, query).await?)
+        Ok(target.logs(&EnvRef::of(app, env), query).await?)
     }
 
     /// Pauses `app/env`: its target stops the workloads and keeps the rest. The caller
     /// makes sure no deployment of it runs.
     pub async fn pause(&self, app: &str, env: &str) -> Result<(), EngineError> {
         let target = self.target_of(app, env).await?;
-        let reference = EnvRef {
-            app: app.to_string(),
-            env: env.to_string(),
-            set: String::new(),
-            deployment: 0,
-        };
-        Ok(target.pause(&reference).await?)
+        Ok(target.pause(&EnvRef::of(app, env)).await?)
     }
 
     /// The target of `app/env`'s type.
