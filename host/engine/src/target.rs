@@ -179,7 +179,8 @@ pub trait Target: Send + Sync {
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>>;
 
     /// Stops the environment's workloads and keeps everything else (their configuration,
-    /// volumes and resources), until the next apply starts them again.
+    /// volumes and resources), until [`Target::resume`] and the next apply start them
+    /// again.
     fn pause<'a>(&'a self, _env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
         let kind = self.kind();
         Box::pin(async move {
@@ -187,6 +188,12 @@ pub trait Target: Send + Sync {
                 "the {kind} target cannot pause an environment"
             )))
         })
+    }
+
+    /// Undoes what [`Target::pause`] holds, before the apply that runs the environment
+    /// again. Targets whose apply alone starts the workloads do nothing here.
+    fn resume<'a>(&'a self, _env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async { Ok(()) })
     }
 
     /// Whether a successful [`Target::verify`] means the new objects serve and the old

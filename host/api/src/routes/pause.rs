@@ -123,6 +123,13 @@ async fn resume(
     if found.lifecycle.paused_at.is_none() {
         return Ok(Json(EnvView::from(found)).into_response());
     }
+    // The target lets go first: the environment stays paused when it cannot.
+    state.engine.resume(&app, &env).await.map_err(|e| {
+        ApiError::Clash(format!(
+            "environment {app}/{env} could not be resumed: {}",
+            wharf_core::error_chain(&e)
+        ))
+    })?;
     let (a, e, by) = (app.clone(), env.clone(), caller.id.clone());
     let current = state
         .store

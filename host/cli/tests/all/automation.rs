@@ -7,7 +7,7 @@ use crate::serve::{Server, start_with};
 use crate::support::{Client, get, install, wait_for};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The reaper looks every second and warns four seconds before an environment expires.
 const FAST_REAPER: [(&str, &str); 2] = [

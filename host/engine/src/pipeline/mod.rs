@@ -384,6 +384,13 @@ impl Engine {
         Ok(target.pause(&EnvRef::of(app, env)).await?)
     }
 
+    /// Resumes `app/env` on its target: undoes what the pause holds there (the next apply
+    /// starts the workloads).
+    pub async fn resume(&self, app: &str, env: &str) -> Result<(), EngineError> {
+        let target = self.target_of(app, env).await?;
+        Ok(target.resume(&EnvRef::of(app, env)).await?)
+    }
+
     /// The target of `app/env`'s type.
     async fn target_of(&self, app: &str, env: &str) -> Result<Arc<dyn Target>, EngineError> {
         let (a, e) = (app.to_string(), env.to_string());

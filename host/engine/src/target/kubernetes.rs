@@ -28,6 +28,9 @@ use wharf_core::target::KubernetesSpec;
 
 pub use apply::FIELD_MANAGER;
 
+/// The field manager that holds a paused environment's workloads at zero replicas.
+pub const PAUSE_MANAGER: &str = "wharf-pause";
+
 /// The labels that say which app and environment an object belongs to.
 pub const ENV_LABELS: [&str; 2] = ["wharf.dev/app", "wharf.dev/env"];
 
@@ -76,6 +79,45 @@ impl Kubernetes {
             what: format!("cluster {}: {what}", self.cluster),
             source: std::io::Error::other(describe(e)),
         }
+    }
+
+    /// Claims (`pause`) or releases the replicas of every Deployment and StatefulSet of
+    /// the environment, as field manager [`PAUSE_MANAGER`].
+    async fn hold_replicas(&self, env: &EnvRef, pause: bool) -> Result<(), TargetError> {
+        let namespace = self.namespace(env);
+        let selector = format!(
+            "{}={},{}={}",
+            ENV_LABELS[0], env.app, ENV_LABELS[1], env.env
+        );
+        let params = kube::api::PatchParams {
+            force: true,
+            ..kube::api::PatchParams::apply(PAUSE_MANAGER)
+        };
+        for kind in ["Deployment", "StatefulSet"] {
+            let resource = self
+                .resource("apps/v1", kind, &mut Default::default())
+                .await
+                .map_err(TargetError::Unsupported)?;
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &namespace, &resource.api);
+            let list = api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| self.system(&format!("listing {kind}s in {namespace}"), &e))?;
+            for item in list.items {
+                let name = item.metadata.name.unwrap_or_default();
+                let mut claim = serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": kind, "metadata": { "name": name },
+                });
+                if pause {
+                    claim["spec"] = serde_json::json!({ "replicas": 0 });
+                }
+                api.patch(&name, &params, &kube::api::Patch::Apply(&claim))
+                    .await
+                    .map_err(|e| self.system(&format!("scaling {kind}/{name}"), &e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes the objects of the environment that carry the environment's labels and
@@ -230,40 +272,19 @@ impl Target for Kubernetes {
         })
     }
 
-    /// Scales every Deployment and StatefulSet of the environment to zero replicas, as
-    /// field manager `wharf` (the next apply sets the replicas again).
+    /// Scales every Deployment and StatefulSet of the environment to zero replicas: a
+    /// server-side apply of `spec.replicas: 0` alone, as field manager `wharf-pause`
+    /// (forced: an autoscaler's claim on the field gives way), so that Wharf's own
+    /// applies, which leave the replicas to their default or to an autoscaler, do not
+    /// undo it.
     fn pause<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
-        Box::pin(async move {
-            let namespace = self.namespace(env);
-            let selector = format!(
-                "{}={},{}={}",
-                ENV_LABELS[0], env.app, ENV_LABELS[1], env.env
-            );
-            let patch = kube::api::Patch::Merge(serde_json::json!({ "spec": { "replicas": 0 } }));
-            let params = kube::api::PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..kube::api::PatchParams::default()
-            };
-            for kind in ["Deployment", "StatefulSet"] {
-                let resource = self
-                    .resource("apps/v1", kind, &mut Default::default())
-                    .await
-                    .map_err(TargetError::Unsupported)?;
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(self.client.clone(), &namespace, &resource.api);
-                let list = api
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .map_err(|e| self.system(&format!("listing {kind}s in {namespace}"), &e))?;
-                for item in list.items {
-                    let name = item.metadata.name.unwrap_or_default();
-                    api.patch(&name, &params, &patch)
-                        .await
-                        .map_err(|e| self.system(&format!("scaling {kind}/{name} to 0"), &e))?;
-                }
-            }
-            Ok(())
-        })
+        Box::pin(self.hold_replicas(env, true))
+    }
+
+    /// Releases `wharf-pause`'s claim on the replicas (an apply without them), so they go
+    /// back to their default, or to what an autoscaler sets.
+    fn resume<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(self.hold_replicas(env, false))
     }
 
     fn remove<'a>(&'a self, env: &'a EnvRef) -> BoxFuture<'a, Result<(), TargetError>> {

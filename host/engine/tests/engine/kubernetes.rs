@@ -583,3 +583,58 @@ async fn logs_interleave_every_pod_and_container_with_its_name() {
     let err = target.logs(&env(0), none).await.err().unwrap().to_string();
     assert_eq!(err, "no pods of workload api in namespace shop-dev");
 }
+
+#[tokio::test]
+async fn pause_holds_the_replicas_at_zero_under_a_manager_of_its_own_and_resume_lets_go() {
+    let (target, server) = target(false);
+    target.apply(&env(1), &objects()).await.unwrap();
+    let before = patches(&server).len();
+    target.pause(&env(0)).await.unwrap();
+    let claims: Vec<Seen> = patches(&server).split_off(before);
+    assert_eq!(claims.len(), 1, "{claims:?}");
+    let claim = &claims[0];
+    assert_eq!(
+        claim.path,
+        "/apis/apps/v1/namespaces/shop-dev/deployments/web"
+    );
+    assert_eq!(claim.content_type, "application/apply-patch+yaml");
+    assert_eq!(
+        query_param(&claim.query, "fieldManager").as_deref(),
+        Some("wharf-pause")
+    );
+    assert_eq!(query_param(&claim.query, "force").as_deref(), Some("true"));
+    // Only the replicas: the manager claims nothing else, so Wharf's fields stay Wharf's.
+    assert_eq!(
+        claim.body,
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "web" },
+                "spec": { "replicas": 0 } })
+    );
+    let lists: Vec<String> = server
+        .lock()
+        .unwrap()
+        .seen
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/deployments"))
+        .filter_map(|r| query_param(&r.query, "labelSelector"))
+        .collect();
+    assert!(
+        lists.contains(&"wharf.dev/app=shop,wharf.dev/env=dev".to_string()),
+        "{lists:?}"
+    );
+
+    // Resuming: the same manager applies the workload without replicas, releasing them.
+    server.lock().unwrap().objects.insert(
+        "/apis/apps/v1/namespaces/shop-dev/deployments/web".into(),
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "web", "labels": { "wharf.dev/app": "shop", "wharf.dev/env": "dev" } } }),
+    );
+    let before = patches(&server).len();
+    target.resume(&env(0)).await.unwrap();
+    let released: Vec<Seen> = patches(&server).split_off(before);
+    assert_eq!(released.len(), 1, "{released:?}");
+    assert_eq!(
+        query_param(&released[0].query, "fieldManager").as_deref(),
+        Some("wharf-pause")
+    );
+    assert!(released[0].body["spec"].is_null(), "{:?}", released[0].body);
+}
