@@ -35,18 +35,15 @@ pub(crate) fn image_of(a: &Artefact) -> String {
 
 /// Runs every rule that is not paused and matches the pushed artefact (its repository
 /// and git ref), except those that deployed it already; records what each did. A rule
-/// runs only for a push by one of its pushers (when it names some) or by a principal
-/// with a role on its app: a principal of another app cannot make an app deploy.
+/// runs only for a push by one of its pushers (when it names some) or by a developer of
+/// its app: a principal of another app, or a viewer, cannot make an app deploy.
 pub(crate) async fn on_push(
     state: &AppState,
     pusher: &Caller,
     artefact: &Artefact,
 ) -> Result<(), ApiError> {
     let id = artefact.id;
-    let (active, before) = state
-        .store
-        .call(move |conn| Ok((rules::active(conn)?, rules::outcomes(conn, id)?)))
-        .await?;
+    let active = state.store.call(rules::active).await?;
     for rule in active {
         if !glob::matches(&rule.image, &artefact.repository) {
             continue;
@@ -55,9 +52,11 @@ pub(crate) async fn on_push(
             continue;
         };
         let key = format!("{}/{}", rule.env, rule.id);
-        let done = before
-            .iter()
-            .any(|o| o.app == rule.app.as_str() && o.rule == key && o.outcome == "deployed");
+        let (app, rule_key) = (rule.app.to_string(), key.clone());
+        let done = state
+            .store
+            .call(move |conn| rules::deployed(conn, id, &app, &rule_key))
+            .await?;
         if done {
             continue;
         }
@@ -86,7 +85,11 @@ pub(crate) async fn on_push(
             reason,
             at: now(),
         };
-        let owner = rule.owner.clone();
+        // Who acted: the rule's owner, or the pusher whose push it ignored.
+        let actor = match outcome {
+            "ignored" => pusher.id.clone(),
+            _ => rule.owner.clone(),
+        };
         state
             .store
             .transaction(move |tx| {
@@ -94,7 +97,7 @@ pub(crate) async fn on_push(
                 if record.outcome != "deployed" {
                     audit(
                         tx,
-                        &owner,
+                        &actor,
                         "automation-rules.run",
                         format!("rule:{}/{}", record.app, record.rule),
                         json!({ "artefact": record.artefact, "env": record.env,
@@ -133,16 +136,17 @@ async fn may_trigger(
         app: Some(rule.app.to_string()),
         ..Target::default()
     };
+    // Choosing what an app deploys is a developer's part: the right to set up its rules.
     let verdict = state
         .policies
-        .decide(pusher, &[("apps.get", target)])
+        .decide(pusher, &[("automation-rules.create", target)])
         .await?;
     if verdict.first() == Some(&crate::authz::Verdict::Allow) {
         return Ok(Ok(()));
     }
     refused(format!(
-        "{IGNORED} {}, who holds no role on app {}; name it in the rule's pushers or give \
-         it a role on the app",
+        "{IGNORED} {}, who may not set up automation on app {} (a developer's right); name \
+         it in the rule's pushers or make it a developer of the app",
         pusher.id, rule.app
     ))
 }
@@ -214,6 +218,12 @@ async fn run(
             let id = preview_id(&preview.name, n)?;
             env = id.to_string();
             let existing = load_env(state, app, &env).await?;
+            if existing.as_ref().is_some_and(|e| e.lifecycle.ttl.is_none()) {
+                return Err(ApiError::Clash(format!(
+                    "environment {app}/{env} exists and is not a preview: a preview rule \
+                     deploys only to the previews it makes"
+                )));
+            }
             if existing.is_none() {
                 let env_type = match &preview.env_type {
                     Some(t) => t.clone(),
@@ -294,38 +304,37 @@ async fn load_env(
         .await?)
 }
 
-/// The containers the rule updates: those it names (each must be in the set), else those
-/// whose image (as deployed now) names the artefact's repository.
+/// The containers the rule updates, as `WORKLOAD/CONTAINER`: those it names (`CONTAINER`
+/// in every workload that has one, or `WORKLOAD/CONTAINER`; each must be in the set),
+/// else those whose image (as deployed now) names the artefact's repository.
 fn containers(
     rule: &Rule,
     set: &Set,
     images: &BTreeMap<String, String>,
     repository: &str,
 ) -> Result<Vec<String>, ApiError> {
-    let all: BTreeMap<&String, &String> = set
-        .workloads
-        .values()
-        .flat_map(|w| w.containers.iter().map(|(n, c)| (n, &c.image)))
-        .collect();
+    let running = crate::routes::deployments::images_of(set, images);
     if !rule.containers.is_empty() {
-        if let Some(missing) = rule.containers.iter().find(|c| !all.contains_key(c)) {
-            return Err(ApiError::BadRequest(format!(
-                "the rule names container {missing}, which the set does not have (it has {})",
-                all.keys()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+        let mut chosen = Vec::new();
+        for named in &rule.containers {
+            let found: Vec<&String> = running
+                .keys()
+                .filter(|key| *key == named || key.split_once('/').is_some_and(|(_, c)| c == named))
+                .collect();
+            if found.is_empty() {
+                return Err(ApiError::BadRequest(format!(
+                    "the rule names container {named}, which the set does not have (it has {})",
+                    running.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            chosen.extend(found.into_iter().cloned());
         }
-        return Ok(rule.containers.clone());
+        return Ok(chosen);
     }
-    let same: Vec<String> = all
+    let same: Vec<String> = running
         .iter()
-        .filter(|(name, own)| {
-            let image = images.get(name.as_str()).unwrap_or(own);
-            ImageRef::parse(image).is_ok_and(|i| i.repository == repository)
-        })
-        .map(|(name, _)| name.to_string())
+        .filter(|(_, image)| ImageRef::parse(image).is_ok_and(|i| i.repository == repository))
+        .map(|(key, _)| key.clone())
         .collect();
     if same.is_empty() {
         return Err(ApiError::BadRequest(format!(
@@ -485,8 +494,24 @@ pub async fn reap(state: &AppState, settings: &ReaperSettings) -> Result<(), Api
         token_expires_at: None,
     };
     for e in expired {
+        // A deployment may have renewed it since it was listed.
+        let (a, en) = (e.app.to_string(), e.id.to_string());
+        let now_found = state
+            .store
+            .call(move |conn| envs::get(conn, &a, &en))
+            .await?;
+        let Some(still) =
+            now_found.filter(|f| !f.deleting && f.lifecycle.expires_at.is_some_and(|at| at <= now))
+        else {
+            continue;
+        };
         tracing::info!(app = %e.app, env = %e.id, "the environment expired; deleting it");
-        crate::routes::envs::delete_environment(state, &reaper, &e, now_ms()).await?;
+        if let Err(err) =
+            crate::routes::envs::delete_environment(state, &reaper, &still, now_ms()).await
+        {
+            // One that cannot be deleted now does not hold up the others.
+            tracing::warn!(app = %e.app, env = %e.id, error = %err, "deleting an expired environment failed");
+        }
     }
     Ok(())
 }
@@ -494,6 +519,67 @@ pub async fn reap(state: &AppState, settings: &ReaperSettings) -> Result<(), Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rule(containers: &[&str]) -> Rule {
+        Rule {
+            app: wharf_core::Id::new("shop").unwrap(),
+            env: wharf_core::Id::new("dev").unwrap(),
+            id: wharf_core::Id::new("main").unwrap(),
+            image: "*".into(),
+            git_ref: "*".into(),
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+            pushers: Vec::new(),
+            preview: None,
+            paused: false,
+            owner: "admin".into(),
+            created_at: 0,
+        }
+    }
+
+    /// Two workloads whose containers share a name, each with its own repository.
+    fn set() -> Set {
+        let workload = |name: &str, image: &str| {
+            serde_json::from_value(json!({
+                "apiVersion": "score.dev/v1b1", "metadata": { "name": name },
+                "containers": { "main": { "image": image } }
+            }))
+            .unwrap()
+        };
+        Set::new(vec![
+            workload("api", "reg/shop/api:1"),
+            workload("worker", "reg/shop/worker:1"),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rule_updates_the_containers_of_the_repository_in_their_own_workload() {
+        let none = BTreeMap::new();
+        let found = containers(&rule(&[]), &set(), &none, "reg/shop/worker").unwrap();
+        assert_eq!(found, ["worker/main"]);
+        // What runs now counts: an image given earlier to api/main.
+        let given = BTreeMap::from([("api/main".to_string(), "reg/shop/worker:2".to_string())]);
+        let found = containers(&rule(&[]), &set(), &given, "reg/shop/worker").unwrap();
+        assert_eq!(found, ["api/main", "worker/main"]);
+        let named = containers(&rule(&["api/main"]), &set(), &none, "x").unwrap();
+        assert_eq!(named, ["api/main"]);
+        let by_name = containers(&rule(&["main"]), &set(), &none, "x").unwrap();
+        assert_eq!(by_name, ["api/main", "worker/main"]);
+        let err = containers(&rule(&["db"]), &set(), &none, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("container db, which the set does not have"),
+            "{err}"
+        );
+        let err = containers(&rule(&[]), &set(), &none, "reg/other")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no container of the set runs an image of reg/other"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn previews_are_named_from_the_ref() {

@@ -40,6 +40,9 @@ use wharf_store::webhooks::{self, Attempt, Delivery};
 /// The most deliveries sent at once (each holds a blocking thread while it waits).
 const IN_FLIGHT: usize = 32;
 
+/// The most deliveries of one app's webhooks (or of the org-wide ones) sent at once.
+const IN_FLIGHT_PER_APP: usize = 8;
+
 const BATCH: usize = 64;
 
 /// The longest wait between two attempts.
@@ -219,7 +222,8 @@ pub fn spawn(state: AppState, settings: DeliverySettings) -> tokio::task::JoinHa
 async fn run(d: Arc<Deliverer>) {
     let mut sending: JoinSet<()> = JoinSet::new();
     // The webhook each task in flight sends to.
-    let mut busy: HashMap<Id, String> = HashMap::new();
+    // The webhook (and its app) each task in flight sends to.
+    let mut busy: HashMap<Id, (String, Option<String>)> = HashMap::new();
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -230,7 +234,12 @@ async fn run(d: Arc<Deliverer>) {
         match d.store.call(move |tx| webhooks::due(tx, now, BATCH)).await {
             Ok(due) => {
                 for delivery in due {
-                    if busy.values().any(|w| *w == delivery.webhook) {
+                    if busy.values().any(|(w, _)| *w == delivery.webhook) {
+                        continue;
+                    }
+                    // One app's slow receivers do not hold every slot.
+                    let same_app = busy.values().filter(|(_, a)| *a == delivery.app).count();
+                    if same_app >= IN_FLIGHT_PER_APP {
                         continue;
                     }
                     // At most this many deliveries at once: the rest wait for the next
@@ -244,7 +253,7 @@ async fn run(d: Arc<Deliverer>) {
                         delivery = delivery.id,
                         event = %delivery.event_type
                     );
-                    let webhook = delivery.webhook.clone();
+                    let webhook = (delivery.webhook.clone(), delivery.app.clone());
                     let task = sending.spawn(deliver(d.clone(), delivery).instrument(span));
                     busy.insert(task.id(), webhook);
                 }
@@ -265,7 +274,7 @@ async fn run(d: Arc<Deliverer>) {
 }
 
 /// Frees the webhook of a task that ended.
-fn finished(busy: &mut HashMap<Id, String>, done: Result<(Id, ()), JoinError>) {
+fn finished(busy: &mut HashMap<Id, (String, Option<String>)>, done: Result<(Id, ()), JoinError>) {
     let id = match done {
         Ok((id, ())) => id,
         Err(e) => {
@@ -513,11 +522,18 @@ mod tests {
     fn private_and_local_addresses_are_refused_unless_their_network_is_allowed() {
         let refused = "127.0.0.1 10.1.2.3 172.16.0.1 192.168.0.1 169.254.169.254 100.64.0.1 \
                        0.0.0.0 224.0.0.1 255.255.255.255 ::1 :: fd12::1 fe80::1 \
-                       ::ffff:127.0.0.1 ::ffff:169.254.169.254";
+                       ::ffff:127.0.0.1 ::ffff:169.254.169.254 192.0.0.8 198.18.0.1 \
+                       240.0.0.1 64:ff9b::a9fe:a9fe 2002:a9fe:a9fe::1 ::a9fe:a9fe";
         for refused in refused.split_whitespace() {
             assert!(!permitted(ip(refused), &[]), "{refused}");
         }
-        for public in ["8.8.8.8", "100.128.0.1", "172.32.0.1", "2001:db8::1"] {
+        for public in [
+            "8.8.8.8",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2001:db8::1",
+            "64:ff9b::808:808",
+        ] {
             assert!(permitted(ip(public), &[]), "{public}");
         }
         let loopback: Network = "127.0.0.0/8".parse().unwrap();
@@ -540,7 +556,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("127.0.0.1 resolves only to 127.0.0.1"),
+            err.contains("host 127.0.0.1 resolves only to private or local addresses"),
             "{err}"
         );
         assert!(err.contains("--webhook-allow-network CIDR"), "{err}");

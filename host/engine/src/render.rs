@@ -62,6 +62,7 @@ pub fn kubernetes(
 ) -> Result<Vec<Value>, Vec<Problem>> {
     let name = workload.name();
     let mut pod = Pod {
+        workload: name,
         scope: Scope {
             metadata: &workload.metadata,
             resources: outputs.iter().map(|(k, v)| (k.clone(), v)).collect(),
@@ -90,6 +91,8 @@ pub fn kubernetes(
 /// A workload's pod as it is rendered: what its containers need besides themselves (the
 /// ConfigMap's and the Secret's data, the pod's volumes), and the problems found.
 struct Pod<'a> {
+    /// The workload's name.
+    workload: &'a str,
     scope: Scope<'a>,
     outputs: &'a BTreeMap<String, Outputs>,
     ctx: &'a Context<'a>,
@@ -216,12 +219,16 @@ impl Pod<'_> {
         out
     }
 
-    /// The image of container `c`: the one given at deploy time for it by name (an
-    /// automation rule updating it to an artefact, or `--image c=REF`), else its own, else
-    /// (for `.`) the one given for every container.
+    /// The image of container `c`: the one given at deploy time for it (as
+    /// `WORKLOAD/CONTAINER`, as an automation rule gives it, or by its name alone, as
+    /// `--image c=REF` does), else its own, else (for `.`) the one given for every
+    /// container.
     fn image(&mut self, c: &str, container: &Container, base: &str) -> String {
         let images = self.ctx.images;
-        if let Some(given) = images.get(c) {
+        let given = images
+            .get(&format!("{}/{c}", self.workload))
+            .or_else(|| images.get(c));
+        if let Some(given) = given {
             return given.clone();
         }
         if container.image != "." {

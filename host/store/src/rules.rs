@@ -245,3 +245,13 @@ pub fn outcomes(tx: &Tx<'_>, artefact: i64) -> Result<Vec<Outcome>, Error> {
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Whether rule `rule` (`ENV/RULE`) of `app` deployed `artefact` already.
+pub fn deployed(tx: &Tx<'_>, artefact: i64, app: &str, rule: &str) -> Result<bool, Error> {
+    Ok(tx.conn().query_row(
+        "SELECT EXISTS (SELECT 1 FROM artefact_outcomes
+                         WHERE artefact = ?1 AND app = ?2 AND rule = ?3 AND outcome = 'deployed')",
+        params![artefact, app, rule],
+        |r| r.get(0),
+    )?)
+}

@@ -191,8 +191,10 @@ pub(crate) struct NewDeployment {
     #[serde(default)]
     #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 50)]
     pub(crate) promote_from: Option<String>,
-    /// Images by container name: a container named here runs this image instead of its
-    /// own; `*` gives one to every container whose image is `.`.
+    /// Images by container (`CONTAINER`, or `WORKLOAD/CONTAINER` for one workload's): a
+    /// container named here runs this image instead of its own; `*` gives one to every
+    /// container whose image is `.`. Not with `rollback_to` or `promote_from`, which
+    /// deploy the images that ran.
     #[serde(default)]
     pub(crate) images: BTreeMap<String, String>,
     /// Why.
@@ -421,9 +423,24 @@ pub(crate) async fn accept(
                 "environment {app}/{env} has no deployed set for a delta to change; deploy a set first"
             ))
         })?;
-    let images = serde_json::from_value(current.images.clone()).unwrap_or_default();
+    let mut images: BTreeMap<String, String> =
+        serde_json::from_value(current.images.clone()).unwrap_or_default();
     let base = stored(current.set_id.clone()).await?;
-    let next = blocking(move || base.apply(&patch).map_err(invalid)).await?;
+    let (base, next) = blocking(move || {
+        let next = base.apply(&patch).map_err(invalid)?;
+        Ok((base, next))
+    })
+    .await?;
+    // A container whose image the delta changes runs that image, not one given earlier.
+    for (w, workload) in &next.workloads {
+        for (c, container) in &workload.containers {
+            let before = base.workloads.get(w).and_then(|b| b.containers.get(c));
+            if before.is_some_and(|b| b.image != container.image) {
+                images.remove(&format!("{w}/{c}"));
+                images.remove(c);
+            }
+        }
+    }
     Ok((next, images, format!("delta on set {}", current.set_id)))
 }
 
@@ -431,11 +448,7 @@ pub(crate) async fn accept(
 /// every image, the images given at deploy time, and each workload's annotations (so that
 /// ops can forbid some, like `container.apparmor.security.beta.kubernetes.io/*`).
 pub(crate) fn content_attributes(set: &Set, images: &BTreeMap<String, String>) -> Value {
-    let all_images: Vec<&str> = set
-        .workloads
-        .values()
-        .flat_map(|w| w.containers.values().map(|c| c.image.as_str()))
-        .collect();
+    let all_images: Vec<String> = images_of(set, images).into_values().collect();
     let annotations: serde_json::Map<String, Value> = set
         .workloads
         .iter()
@@ -456,6 +469,25 @@ pub(crate) fn content_attributes(set: &Set, images: &BTreeMap<String, String>) -
         "deploy_images": images,
         "annotations": annotations,
     })
+}
+
+/// The image every container of `set` runs with the images given at deploy time, by
+/// `WORKLOAD/CONTAINER` (as the renderer chooses: by workload and container, by
+/// container, its own, `*` for `.`).
+pub(crate) fn images_of(set: &Set, images: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (w, workload) in &set.workloads {
+        for (c, container) in &workload.containers {
+            let key = format!("{w}/{c}");
+            let image = match images.get(&key).or_else(|| images.get(c)) {
+                Some(given) => given.clone(),
+                None if container.image == "." => images.get("*").cloned().unwrap_or_default(),
+                None => container.image.clone(),
+            };
+            out.insert(key, image);
+        }
+    }
+    out
 }
 
 /// Stores the deployment (and its set, when new) in one transaction, with the audit

@@ -53,7 +53,7 @@ async fn pause(
         return Ok(Json(found.into()));
     }
     let (a, e, by) = (app.clone(), env.clone(), caller.id.clone());
-    state
+    let paused = state
         .store
         .transaction(move |tx| {
             let Some(current) = envs::get(tx, &a, &e)? else {
@@ -70,6 +70,10 @@ async fn pause(
                     d.id, d.status
                 ))));
             }
+            // Paused by a request that came in meanwhile: nothing more to do.
+            if current.lifecycle.paused_at.is_some() {
+                return Ok(Ok(false));
+            }
             envs::set_paused(tx, &a, &e, Some((now(), &by)))?;
             audit(
                 tx,
@@ -78,10 +82,12 @@ async fn pause(
                 format!("env:{a}/{e}"),
                 json!({}),
             )?;
-            crate::outbound::emit(tx, "environment.paused", &a, Some(&e), json!({ "by": by }))?;
-            Ok(Ok(()))
+            Ok(Ok(true))
         })
         .await??;
+    if !paused {
+        return Ok(Json(load(&state, &app, &env).await?.into()));
+    }
     if let Err(e) = state.engine.pause(&app, &env).await {
         // The workloads may still run: the environment is not paused.
         let (a, en) = (app.clone(), env.clone());
@@ -94,6 +100,14 @@ async fn pause(
             wharf_core::error_chain(&e)
         )));
     }
+    // Told once the workloads are stopped.
+    let (a, e, by) = (app.clone(), env.clone(), caller.id.clone());
+    state
+        .store
+        .transaction(move |tx| {
+            crate::outbound::emit(tx, "environment.paused", &a, Some(&e), json!({ "by": by }))
+        })
+        .await?;
     Ok(Json(load(&state, &app, &env).await?.into()))
 }
 
@@ -131,9 +145,13 @@ async fn resume(
         ))
     })?;
     let (a, e, by) = (app.clone(), env.clone(), caller.id.clone());
-    let current = state
+    let resumed = state
         .store
         .transaction(move |tx| {
+            // Resumed by a request that came in meanwhile: that one deploys.
+            if envs::get(tx, &a, &e)?.is_none_or(|f| f.lifecycle.paused_at.is_none()) {
+                return Ok(None);
+            }
             envs::set_paused(tx, &a, &e, None)?;
             audit(
                 tx,
@@ -143,10 +161,10 @@ async fn resume(
                 json!({}),
             )?;
             crate::outbound::emit(tx, "environment.resumed", &a, Some(&e), json!({ "by": by }))?;
-            deployments::current(tx, &a, &e)
+            Ok(Some(deployments::current(tx, &a, &e)?))
         })
         .await?;
-    let Some(current) = current else {
+    let Some(current) = resumed.flatten() else {
         return Ok(Json(EnvView::from(load(&state, &app, &env).await?)).into_response());
     };
     let source = json!({ "set": current.set_id, "source": format!("resume: deployment {} again", current.id) });

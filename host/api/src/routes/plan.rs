@@ -3,7 +3,7 @@
 //! deployment request deploys, a promotion's included.
 
 use crate::auth::Caller;
-use crate::routes::deployments::{NewDeployment, accept, env_target, environment};
+use crate::routes::deployments::{NewDeployment, accept, env_target, environment, images_of};
 use crate::routes::{MAX_DOCUMENTS_BODY, Unread, blocking};
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -54,6 +54,13 @@ pub(crate) async fn choose(
             ));
         }
         return promotion(state, caller, app, env, from, new.rollback_to).await;
+    }
+    if new.rollback_to.is_some() && !new.images.is_empty() {
+        return Err(ApiError::BadRequest(
+            "rollback_to deploys the earlier deployment's images exactly: give no images with \
+             it"
+            .into(),
+        ));
     }
     let (set, mut images, source) = accept(state, app, env, new.clone_source()).await?;
     images.extend(new.images.clone());
@@ -270,22 +277,6 @@ async fn plan(
         source: chosen.source,
         promotion: chosen.promotion,
     }))
-}
-
-/// The image of every container of `set`, by `WORKLOAD/CONTAINER`.
-fn images_of(set: &Set, images: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (w, workload) in &set.workloads {
-        for (c, container) in &workload.containers {
-            let image = match images.get(c) {
-                Some(given) => given.clone(),
-                None if container.image == "." => images.get("*").cloned().unwrap_or_default(),
-                None => container.image.clone(),
-            };
-            out.insert(format!("{w}/{c}"), image);
-        }
-    }
-    out
 }
 
 fn image_changes(

@@ -5,7 +5,7 @@
 
 use crate::auth::Caller;
 use crate::routes::deployments::{env_target, environment};
-use crate::routes::{Body, Page, PageQuery, audit, id, page};
+use crate::routes::{MAX_JSON_BODY, Page, PageQuery, Unread, audit, id, page};
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -270,7 +270,7 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, env)): Path<(String, String)>,
-    Body(new): Body<NewRule>,
+    request: Unread,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     let found = environment(&state, &caller, &app, &env).await?;
     state
@@ -281,6 +281,7 @@ async fn create(
             env_target(&app, &env, Some(found.env_type.as_str())),
         )
         .await?;
+    let new: NewRule = request.json(MAX_JSON_BODY).await?;
     let mut rule = Rule {
         app: found.app.clone(),
         env: found.id.clone(),
@@ -373,7 +374,7 @@ async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, env, rule)): Path<(String, String, String)>,
-    Body(change): Body<RuleChange>,
+    request: Unread,
 ) -> Result<Json<RuleView>, ApiError> {
     let mut found = load(
         &state,
@@ -382,6 +383,7 @@ async fn update(
         "automation-rules.update",
     )
     .await?;
+    let change: RuleChange = request.json(MAX_JSON_BODY).await?;
     let mut preview = found.preview.as_ref().map(|p| PreviewSpec {
         name: p.name.clone(),
         ttl: p.ttl.to_string() + "s",

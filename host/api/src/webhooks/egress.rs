@@ -93,10 +93,12 @@ impl std::fmt::Display for Network {
 /// unique-local, link-local and multicast. [`Network::contains`] also finds the IPv4-mapped
 /// forms of the IPv4 ones.
 const LOCAL: &str = "0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 \
-                     172.16.0.0/12 192.168.0.0/16 224.0.0.0/4 255.255.255.255/32 ::/128 \
-                     ::1/128 fc00::/7 fe80::/10 ff00::/8";
+                     172.16.0.0/12 192.0.0.0/24 192.168.0.0/16 198.18.0.0/15 224.0.0.0/4 \
+                     240.0.0.0/4 ::/128 ::1/128 fc00::/7 fe80::/10 ff00::/8";
 
-/// Whether `ip` is in one of the [`LOCAL`] networks.
+/// Whether `ip` is in one of the [`LOCAL`] networks, or is an IPv6 address that carries
+/// an IPv4 address in one (NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, IPv4-compatible
+/// `::a.b.c.d`), which a gateway on the way would turn into that address.
 fn is_local(ip: IpAddr) -> bool {
     static NETWORKS: LazyLock<Vec<Network>> = LazyLock::new(|| {
         LOCAL
@@ -104,7 +106,26 @@ fn is_local(ip: IpAddr) -> bool {
             .map(|n| n.parse().expect("a valid network"))
             .collect()
     });
-    NETWORKS.iter().any(|n| n.contains(ip))
+    NETWORKS.iter().any(|n| n.contains(ip)) || embedded_v4(ip).is_some_and(|v4| is_local(v4.into()))
+}
+
+/// The IPv4 address an IPv6 address carries for a translator or a tunnel, if it does.
+fn embedded_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let s = v6.segments();
+    let o = v6.octets();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    match s {
+        // NAT64's well-known prefix.
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(last),
+        // 6to4: the IPv4 address follows the prefix.
+        [0x2002, _, _, _, _, _, _, _] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        // IPv4-compatible (deprecated, but some stacks still route it); not :: or ::1.
+        [0, 0, 0, 0, 0, 0, _, _] if u32::from(last) > 1 => Some(last),
+        _ => None,
+    }
 }
 
 /// Whether a webhook may be sent to `ip`.
@@ -124,12 +145,11 @@ pub(super) struct Egress {
 /// A webhook's host resolves only to addresses the egress rules refuse.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the webhook's address {host} resolves only to {ip}, a private or local address that \
-     the server's egress rules refuse; ops can allow it with --webhook-allow-network CIDR"
+    "the webhook's host {host} resolves only to private or local addresses, which the \
+     server's egress rules refuse; ops can allow a network with --webhook-allow-network CIDR"
 )]
 struct Refused {
     host: String,
-    ip: IpAddr,
 }
 
 impl Resolver for Egress {
@@ -141,20 +161,21 @@ impl Resolver for Egress {
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let found = self.inner.resolve(uri, config, timeout)?;
         let mut kept = self.empty();
-        let mut refused = None;
+        let mut refused = false;
         for addr in found.iter() {
             if permitted(addr.ip(), &self.allowed) {
                 kept.push(*addr);
             } else {
-                refused = refused.or(Some(addr.ip()));
+                refused = true;
             }
         }
-        match refused {
-            Some(ip) if kept.is_empty() => Err(ureq::Error::Other(Box::new(Refused {
+        // Which addresses were refused is not said: the delivery history is an app
+        // owner's, and must not map the platform's internal names.
+        if refused && kept.is_empty() {
+            return Err(ureq::Error::Other(Box::new(Refused {
                 host: uri.host().unwrap_or_default().to_string(),
-                ip,
-            }))),
-            _ => Ok(kept),
+            })));
         }
+        Ok(kept)
     }
 }

@@ -172,14 +172,30 @@ async fn environment_types_cap_previews_and_the_reaper_deletes_expired_ones() {
         actions.contains(&by_reaper("environments.delete")),
         "{actions:?}"
     );
-    assert_eq!(
-        actions
-            .iter()
-            .filter(|(a, _)| a == "environments.expiring")
-            .count(),
-        1,
-        "warned once: {actions:?}"
-    );
+
+    // Expiring within the warning time, not yet expired: warned once, however many rounds.
+    let soon = json!({ "id": "pr-w", "env_type": "development", "ttl": "1h" });
+    let (status, body) = api.send("POST", envs, admin, Some(soon)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let early = ReaperSettings {
+        warn_before: std::time::Duration::from_secs(7200),
+        ..settings
+    };
+    for _ in 0..3 {
+        reap(&api.state, &early).await.unwrap();
+    }
+    let (status, _) = api.send("GET", &format!("{envs}/pr-w"), admin, None).await;
+    assert_eq!(status, StatusCode::OK, "not expired: not deleted");
+    let (_, audit) = api
+        .send("GET", "/api/v1/audit?target=env:shop/pr-w", admin, None)
+        .await;
+    let warnings = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "environments.expiring")
+        .count();
+    assert_eq!(warnings, 1, "warned once: {audit}");
 }
 
 #[tokio::test]
@@ -211,6 +227,11 @@ async fn promotions_are_checked_before_anything_is_stored() {
             json!({ "promote_from": "nope" }),
             StatusCode::NOT_FOUND,
             "environment shop/nope",
+        ),
+        (
+            json!({ "rollback_to": 1, "images": { "web": "x:1" } }),
+            StatusCode::BAD_REQUEST,
+            "earlier deployment's images exactly",
         ),
     ] {
         let (got, answer) = api

@@ -29,7 +29,8 @@ pub struct Deploy {
     /// Deploy the environment's current set changed by this JSON Patch (inline or @FILE).
     #[arg(long, conflicts_with = "files")]
     delta: Option<String>,
-    /// The image of a container whose Score image is `.`: CONTAINER=REF (`*=REF` for all).
+    /// An image for a container: CONTAINER=REF or WORKLOAD/CONTAINER=REF runs REF instead
+    /// of its Score image; `*=REF` fills every container whose image is `.`.
     #[arg(long = "image", value_name = "CONTAINER=REF")]
     images: Vec<String>,
     /// Why (kept with the deployment).

@@ -164,7 +164,7 @@ fn a_rule_deploys_what_ci_pushes_and_a_freeze_stops_it() {
         "{comment}"
     );
     assert_eq!(
-        d["images"]["web"],
+        d["images"]["hello/web"],
         pushed["image"]
             .as_str()
             .unwrap()
@@ -233,15 +233,44 @@ fn a_preview_made_by_a_rule_serves_expires_and_is_deleted() {
         "--ttl",
         "12s",
     ]);
-    // No pushers named: a principal with a role on the app triggers it.
+    // No pushers named: a developer of the app triggers it.
     admin.ok(&[
         "role-bindings",
         "grant",
         "ci",
-        "viewer",
+        "developer",
         "--scope",
         "app:hello",
     ]);
+    // A preview rule whose name a ref turns into an environment that is not a preview
+    // (a branch named dev) deploys nothing there.
+    admin.ok(&[
+        "rules",
+        "create",
+        "hello",
+        "dev",
+        "branches",
+        "--image",
+        "registry.example/hello*",
+        "--ref",
+        "refs/heads/*",
+        "--preview",
+        "{n}",
+        "--ttl",
+        "1h",
+    ]);
+    let branch = push(&ci, "5", "refs/heads/dev");
+    assert_eq!(branch["outcomes"][0]["outcome"], "refused", "{branch}");
+    assert!(
+        branch["outcomes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not a preview"),
+        "{branch}"
+    );
+    assert_eq!(deployments(&admin, "dev").len(), 1);
+    admin.ok(&["rules", "delete", "hello", "dev", "branches"]);
+
     let pushed = push(&ci, "7", "refs/pull/7/head");
     assert_eq!(pushed["outcomes"][0]["env"], "pr-7", "{pushed}");
     assert_eq!(pushed["outcomes"][0]["deployment"], 1, "{pushed}");
