@@ -337,3 +337,13 @@ pub fn count_previews(tx: &Tx<'_>, app: &str, env_type: &str) -> Result<i64, Err
         |r| r.get(0),
     )?)
 }
+
+/// The environments marked paused, as `(app, env)`.
+pub fn paused(tx: &Tx<'_>) -> Result<Vec<(String, String)>, Error> {
+    let conn = tx.conn();
+    let mut stmt = conn.prepare_cached(
+        "SELECT app, id FROM environments WHERE paused_at IS NOT NULL AND status = 'active'",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -399,6 +399,22 @@ fn a_paused_environment_stops_its_workloads_keeps_its_resources_and_resumes() {
         "{refused}"
     );
 
+    // A restarted Wharf leaves it stopped.
+    let token = server.token.clone().unwrap();
+    server.stop();
+    let server = start_with(data.path(), &[]);
+    let admin = Client::with_token(&server, &token);
+    assert_eq!(
+        admin.json(&["envs", "get", "hello", "dev"])["state"],
+        "paused"
+    );
+    let status = admin.json(&["status", "hello", "dev"]);
+    assert!(
+        status["workloads"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
+    assert!(get(&url).is_none(), "the restarted Wharf started it");
+
     admin.ok(&["envs", "resume", "hello", "dev"]);
     assert!(body(&url).contains("(version 1)"), "{}", body(&url));
     let again = workload_pid(&admin, "dev");

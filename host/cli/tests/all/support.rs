@@ -25,8 +25,9 @@ impl Client {
     /// A client of `server` that presents `token`.
     pub(crate) fn with_token(server: &Server, token: &str) -> Self {
         Self {
+            url: format!("http://{}", server.addr),
             token: token.to_string(),
-            ..Self::new(server)
+            config: tempfile::tempdir().unwrap(),
         }
     }
 

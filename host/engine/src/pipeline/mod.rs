@@ -266,12 +266,20 @@ impl Engine {
         }
     }
 
-    /// Starts again what a previous run left: the process target's environments, then
-    /// every deployment that was queued or running.
+    /// Starts again what a previous run left: the process target's environments (paused
+    /// ones stay stopped), then every deployment that was queued or running.
     pub async fn start(&self) -> Result<(), EngineError> {
         let restored = self.inner.process.restore().await;
         if !restored.is_empty() {
             tracing::info!(environments = restored.len(), "local processes restarted");
+        }
+        // Paused ones stay stopped, also when Wharf stopped between marking one paused and
+        // its target stopping it.
+        let paused = self.inner.store.call(envs::paused).await?;
+        for (app, env) in paused {
+            if let Err(e) = self.pause(&app, &env).await {
+                tracing::warn!(app = %app, env = %env, error = %e, "keeping a paused environment stopped failed");
+            }
         }
         let pending = self.inner.store.call(deployments::pending).await?;
         for (app, env) in pending {
