@@ -146,6 +146,21 @@ pub(crate) async fn environment(
         .ok_or_else(|| ApiError::NotFound(format!("environment {app}/{env}")))
 }
 
+/// Loads environment `app/env` (see [`environment`]) once the caller is allowed
+/// `action` on it, decided with its type.
+pub(crate) async fn authorized(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    env: &str,
+    action: &str,
+) -> Result<envs::Environment, ApiError> {
+    let found = environment(state, caller, app, env).await?;
+    let target = env_target(app, env, Some(found.env_type.as_str()));
+    state.policies.authorize(caller, action, target).await?;
+    Ok(found)
+}
+
 /// A step that is done, with its times.
 pub(crate) fn done_step(name: StepName, started_at_ms: i64, detail: Value) -> Step {
     Step {
@@ -213,15 +228,7 @@ async fn list(
     Path((app, env)): Path<(String, String)>,
     Query(query): Query<PageQuery>,
 ) -> Result<Page<DeploymentView>, ApiError> {
-    let found = environment(&state, &caller, &app, &env).await?;
-    state
-        .policies
-        .authorize(
-            &caller,
-            "deployments.list",
-            env_target(&app, &env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    authorized(&state, &caller, &app, &env, "deployments.list").await?;
     let (a, e) = (app.clone(), env.clone());
     let all = state
         .store
@@ -594,15 +601,7 @@ pub(crate) async fn load(
     env: &str,
     n: i64,
 ) -> Result<Deployment, ApiError> {
-    let found = environment(state, caller, app, env).await?;
-    state
-        .policies
-        .authorize(
-            caller,
-            "deployments.get",
-            env_target(app, env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    authorized(state, caller, app, env, "deployments.get").await?;
     let (a, e) = (app.to_string(), env.to_string());
     state
         .store

@@ -7,7 +7,7 @@
 
 use crate::auth::Caller;
 use crate::routes::audit;
-use crate::routes::deployments::{accepted, done_step, env_target, environment, queue, steps};
+use crate::routes::deployments::{accepted, authorized, done_step, queue, steps};
 use crate::routes::envs::{EnvView, load};
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -40,15 +40,7 @@ async fn pause(
     caller: Caller,
     Path((app, env)): Path<(String, String)>,
 ) -> Result<Json<EnvView>, ApiError> {
-    let found = environment(&state, &caller, &app, &env).await?;
-    state
-        .policies
-        .authorize(
-            &caller,
-            "environments.pause",
-            env_target(&app, &env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    let found = authorized(&state, &caller, &app, &env, "environments.pause").await?;
     if found.lifecycle.paused_at.is_some() {
         return Ok(Json(found.into()));
     }
@@ -125,15 +117,7 @@ async fn resume(
     Path((app, env)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let started = now_ms();
-    let found = environment(&state, &caller, &app, &env).await?;
-    state
-        .policies
-        .authorize(
-            &caller,
-            "environments.resume",
-            env_target(&app, &env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    let found = authorized(&state, &caller, &app, &env, "environments.resume").await?;
     if found.lifecycle.paused_at.is_none() {
         return Ok(Json(EnvView::from(found)).into_response());
     }

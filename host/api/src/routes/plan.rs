@@ -3,7 +3,9 @@
 //! deployment request deploys, a promotion's included.
 
 use crate::auth::Caller;
-use crate::routes::deployments::{NewDeployment, accept, env_target, environment, images_of};
+use crate::routes::deployments::{
+    NewDeployment, accept, authorized, env_target, environment, images_of,
+};
 use crate::routes::{MAX_DOCUMENTS_BODY, Unread, blocking};
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -217,15 +219,7 @@ async fn plan(
     Path((app, env)): Path<(String, String)>,
     request: Unread,
 ) -> Result<Json<PlanView>, ApiError> {
-    let found = environment(&state, &caller, &app, &env).await?;
-    state
-        .policies
-        .authorize(
-            &caller,
-            "deployments.list",
-            env_target(&app, &env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    let found = authorized(&state, &caller, &app, &env, "deployments.list").await?;
     let new: NewDeployment = request.json(MAX_DOCUMENTS_BODY).await?;
     let chosen = choose(&state, &caller, &app, &env, &new).await?;
     let (a, e, t) = (app.clone(), env.clone(), found.env_type.to_string());

@@ -4,7 +4,7 @@
 //! whoever created or last changed it.
 
 use crate::auth::Caller;
-use crate::routes::deployments::{env_target, environment};
+use crate::routes::deployments::authorized;
 use crate::routes::{MAX_JSON_BODY, Page, PageQuery, Unread, audit, id, page};
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -238,15 +238,7 @@ async fn list(
     Path((app, env)): Path<(String, String)>,
     Query(query): Query<PageQuery>,
 ) -> Result<Page<RuleView>, ApiError> {
-    let found = environment(&state, &caller, &app, &env).await?;
-    state
-        .policies
-        .authorize(
-            &caller,
-            "automation-rules.list",
-            env_target(&app, &env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    authorized(&state, &caller, &app, &env, "automation-rules.list").await?;
     let (a, e) = (app.clone(), env.clone());
     let rules = state
         .store
@@ -272,15 +264,7 @@ async fn create(
     Path((app, env)): Path<(String, String)>,
     request: Unread,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
-    let found = environment(&state, &caller, &app, &env).await?;
-    state
-        .policies
-        .authorize(
-            &caller,
-            "automation-rules.create",
-            env_target(&app, &env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    let found = authorized(&state, &caller, &app, &env, "automation-rules.create").await?;
     let new: NewRule = request.json(MAX_JSON_BODY).await?;
     let mut rule = Rule {
         app: found.app.clone(),
@@ -329,15 +313,7 @@ async fn load(
     (app, env, rule): (&str, &str, &str),
     action: &str,
 ) -> Result<Rule, ApiError> {
-    let found = environment(state, caller, app, env).await?;
-    state
-        .policies
-        .authorize(
-            caller,
-            action,
-            env_target(app, env, Some(found.env_type.as_str())),
-        )
-        .await?;
+    authorized(state, caller, app, env, action).await?;
     let (a, e, r) = (app.to_string(), env.to_string(), rule.to_string());
     state
         .store

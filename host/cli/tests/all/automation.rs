@@ -3,6 +3,7 @@
 //! preview environment that expires), environments pause and resume, releases are
 //! promoted under a policy.
 
+use crate::deploy::{answers_at, deploy_file};
 use crate::serve::{Server, start_with};
 use crate::support::{Client, get, install, wait_for};
 use serde_json::{Value, json};
@@ -37,28 +38,9 @@ fn hello_running(server: &Server, dir: &Path) -> (Client, String) {
     wharf.ok(&["apps", "create", "hello"]);
     wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
     let score = hello_score(dir);
-    let out = wharf.ok(&[
-        "deploy",
-        "-f",
-        score.to_str().unwrap(),
-        "--app",
-        "hello",
-        "--env",
-        "dev",
-        "--follow",
-    ]);
-    let url = url_in(&out);
+    let url = answers_at(&deploy_file(&wharf, &score, "dev"));
     assert!(body(&url).contains("(version 1)"));
     (wharf, url)
-}
-
-fn url_in(output: &str) -> String {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("hello answers at "))
-        .unwrap_or_else(|| panic!("no URL in:\n{output}"))
-        .trim()
-        .to_string()
 }
 
 /// What the workload at `url` answers.
@@ -474,7 +456,7 @@ fn promotion_deploys_exactly_what_ran_and_a_policy_can_require_staging() {
     let out = admin.ok(&[
         "promote", "hello", "--from", "dev", "--to", "staging", "--follow",
     ]);
-    let url = url_in(&out);
+    let url = answers_at(&out);
     assert!(body(&url).contains("(version 2)"), "{}", body(&url));
     let (source, promoted) = (
         &deployments(&admin, "dev")[0],
@@ -526,5 +508,5 @@ fn promotion_deploys_exactly_what_ran_and_a_policy_can_require_staging() {
         "production",
         "--follow",
     ]);
-    assert!(body(&url_in(&out)).contains("(version 2)"));
+    assert!(body(&answers_at(&out)).contains("(version 2)"));
 }

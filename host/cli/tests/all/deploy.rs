@@ -20,7 +20,7 @@ fn example() -> PathBuf {
 }
 
 /// The URL `wharf deploy --follow` says the workload answers at.
-fn answers_at(output: &str) -> String {
+pub(crate) fn answers_at(output: &str) -> String {
     output
         .lines()
         .find_map(|l| l.strip_prefix("hello answers at "))
@@ -40,12 +40,12 @@ fn hello_platform(server: &Server) -> Client {
 }
 
 /// `wharf deploy -f examples/hello/score.yaml --app hello --env ENV --follow`: its output.
-fn deploy_hello(wharf: &Client, env: &str) -> String {
+pub(crate) fn deploy_hello(wharf: &Client, env: &str) -> String {
     deploy_file(wharf, &example().join("score.yaml"), env)
 }
 
 /// `wharf deploy -f SCORE --app hello --env ENV --follow`: its output.
-fn deploy_file(wharf: &Client, score: &Path, env: &str) -> String {
+pub(crate) fn deploy_file(wharf: &Client, score: &Path, env: &str) -> String {
     wharf.ok(&[
         "deploy",
         "-f",

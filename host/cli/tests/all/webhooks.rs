@@ -131,17 +131,7 @@ fn webhooks_get_each_event_once_signed_in_order_and_wait_for_a_receiver_that_is_
     );
 
     wharf.ok(&["envs", "create", "hello", "dev", "--type", "development"]);
-    let score = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello/score.yaml");
-    wharf.ok(&[
-        "deploy",
-        "-f",
-        score.to_str().unwrap(),
-        "--app",
-        "hello",
-        "--env",
-        "dev",
-        "--follow",
-    ]);
+    crate::deploy::deploy_hello(&wharf, "dev");
     wharf.ok(&["envs", "pause", "hello", "dev"]);
     let expected = [
         "environment.created",
